@@ -1,0 +1,39 @@
+"""The limit model: pure, elementwise JAX functions of a ``Params`` pytree.
+
+``evaluate(params)`` returns every output of ``limits.outputs.OUTPUTS``; numeric fields of the
+parameters may be arrays that broadcast against each other (a grid).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..outputs import BOUND_LABELS
+from ..params import Params
+from .capacity import capacity
+from .decode import decode_step, expected_tokens_per_step, no_cache_step
+from .economics import economics
+from .prefill import prefill
+
+__all__ = ["evaluate", "bound_of", "decode_step", "prefill", "capacity", "economics",
+           "no_cache_step", "expected_tokens_per_step"]
+
+
+def bound_of(t_mem, t_compute, t_sync, feasible):
+    """Index into ``BOUND_LABELS``: capacity if infeasible, else the largest of the three
+    walls (ties go to memory, then compute; sync binds only when strictly largest)."""
+    roof = jnp.maximum(t_mem, t_compute)
+    wall = jnp.where(t_sync > roof, 2, jnp.where(t_compute > t_mem, 1, 0))
+    return jnp.where(feasible, wall, BOUND_LABELS.index("capacity")).astype(jnp.int8)
+
+
+def evaluate(p: Params) -> dict:
+    """Every model output for ``p`` (see ``limits.outputs.OUTPUTS`` for names and units)."""
+    out = decode_step(p)
+    out.update(no_cache_step(p))
+    out.update(prefill(p))
+    out["request_latency"] = out["ttft"] + (p.deployment.output_len - 1.0) * out["tbt"]
+    out.update(capacity(p))
+    out.update(economics(p, out["stps"]))
+    out["bound"] = bound_of(out["t_mem"], out["t_compute"], out["t_sync"], out["feasible"])
+    return out

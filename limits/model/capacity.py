@@ -1,0 +1,32 @@
+"""Memory capacity: weights + KV of every in-flight user + workspace, against what the chips
+of one replica hold; the largest batch that fits."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..params import Params
+from . import architecture as arch
+
+
+def capacity(p: Params) -> dict:
+    """``memory_required``, ``memory_available``, ``feasible`` and ``max_batch`` per replica."""
+    m, d, c, hw = p.model, p.deployment, p.calibration, p.hardware
+    chips = d.tp * d.pp
+    weights = arch.weight_bytes_stored(m, d) + d.draft_params * d.weight_bytes
+    kv_per_user = arch.effective_context(m, d.context + d.draft_len) * \
+        arch.kv_bytes_per_token(m, d)
+    kv = d.pp * d.batch * kv_per_user  # pp microbatches in flight
+    workspace = chips * c.workspace_bytes
+    required = weights + kv + workspace
+    available = chips * hw.mem_capacity
+    room = available - weights - workspace
+    max_batch = jnp.where(room > 0, jnp.floor(room / (d.pp * kv_per_user)), 0.0)
+    return {
+        "memory_weights": weights,
+        "memory_kv": kv,
+        "memory_required": required,
+        "memory_available": available,
+        "feasible": required <= available,
+        "max_batch": max_batch,
+    }

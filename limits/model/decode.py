@@ -1,0 +1,99 @@
+"""One decode step: bytes, FLOPs, the three walls, speculative decoding, throughput.
+
+With ``pp`` pipeline stages of ``tp`` chips, a token passes every stage in turn, so the step
+(the per-token latency) sums the stages: weights and one microbatch's KV are read over the
+bandwidth of ``tp`` chips. ``pp`` microbatches are in flight, so ``stps`` counts ``pp x batch``
+users. With ``pp = 1`` this is exactly the LIMINAL model (docs/model.md).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..params import Params
+from . import architecture as arch
+from .sync import sync_time
+
+
+def expected_tokens_per_step(p: Params):
+    """Tokens a user gains per step with ``draft_len`` drafted tokens accepted i.i.d. with
+    probability ``a``: ``1 + a + ... + a^k`` (the verified token always counts)."""
+    d = p.deployment
+    a, k = d.acceptance_rate, d.draft_len
+    safe_a = jnp.where(a < 1.0, a, 0.5)
+    geometric = (1.0 - jnp.power(safe_a, k + 1.0)) / (1.0 - safe_a)
+    return jnp.where(a < 1.0, geometric, k + 1.0)
+
+
+def _bandwidth(p: Params):
+    return p.deployment.tp * p.hardware.mem_bw * p.calibration.mem_efficiency
+
+
+def _flop_rate(p: Params):
+    return p.deployment.tp * p.hardware.peak_flops * p.calibration.flops_efficiency
+
+
+def draft_time(p: Params):
+    """Time the draft model spends producing ``draft_len`` tokens for the microbatch [s]."""
+    d = p.deployment
+    draft_mem = d.draft_params * d.weight_bytes / _bandwidth(p)
+    draft_compute = 2.0 * d.draft_params * d.batch / _flop_rate(p)
+    one_step = jnp.maximum(draft_mem, draft_compute) + sync_time(p, d.batch, d.draft_layers)
+    return jnp.where(d.draft_len > 0, d.draft_len * one_step, 0.0)
+
+
+def decode_step(p: Params) -> dict:
+    """All decode-step quantities for the parameters (elementwise over any grid)."""
+    m, d, c, hw = p.model, p.deployment, p.calibration, p.hardware
+    verify_tokens = d.draft_len + 1.0  # tokens per user processed by the target model
+    tokens = d.batch * verify_tokens
+    ctx = arch.effective_context(m, d.context)
+
+    weight_read = arch.weight_bytes_read(m, d, tokens)
+    kv_read = d.batch * ctx * arch.kv_bytes_per_token(m, d)
+    bytes_per_step = weight_read + kv_read
+    flops_per_step = tokens * (2.0 * arch.active_params(m)
+                               + m.n_layers * ctx * arch.attention_flops_per_pair(m))
+
+    t_mem = bytes_per_step / _bandwidth(p)
+    t_compute = flops_per_step / _flop_rate(p)
+    t_sync = sync_time(p, tokens)
+    t_overhead = m.n_layers * c.layer_overhead
+    t_draft = draft_time(p)
+    step_time = jnp.maximum(t_mem, t_compute) + t_sync + t_overhead + t_draft
+
+    tokens_per_step = expected_tokens_per_step(p)
+    utps = tokens_per_step / step_time
+    stps = d.replicas * d.pp * d.batch * utps
+    return {
+        "weight_bytes_read": weight_read,
+        "kv_bytes_read": kv_read,
+        "bytes_per_step": bytes_per_step,
+        "flops_per_step": flops_per_step,
+        "t_mem": t_mem,
+        "t_compute": t_compute,
+        "t_sync": t_sync,
+        "t_overhead": t_overhead,
+        "t_draft": t_draft,
+        "step_time": step_time,
+        "tokens_per_step": tokens_per_step,
+        "tbt": step_time / tokens_per_step,
+        "utps": utps,
+        "stps": stps,
+        "arithmetic_intensity": flops_per_step / bytes_per_step,
+        "ridge_point": (hw.peak_flops * c.flops_efficiency) / (hw.mem_bw * c.mem_efficiency),
+        "compute_utilization": flops_per_step / (step_time * d.tp * hw.peak_flops),
+    }
+
+
+def no_cache_step(p: Params) -> dict:
+    """Naive decoding without a KV cache: every step re-runs the whole context (causal)."""
+    m, d = p.model, p.deployment
+    n = d.context + 1.0
+    flops = d.batch * (2.0 * arch.active_params(m) * n
+                       + m.n_layers * arch.attended_pairs(m, n, "causal")
+                       * arch.prefill_attention_flops_per_pair(m))
+    weight_read = arch.weight_bytes_read(m, d, d.batch * n)
+    t = jnp.maximum(flops / _flop_rate(p), weight_read / _bandwidth(p)) + \
+        sync_time(p, d.batch * n) + m.n_layers * p.calibration.layer_overhead
+    return {"flops_per_token_no_cache": flops / d.batch, "step_time_no_cache": t}

@@ -1,0 +1,33 @@
+"""Prefill of one prompt: time to first token (compute-bound GEMMs + attention, weight and KV
+traffic, sync), with the whole replica working on that one request."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..params import Params
+from . import architecture as arch
+from .decode import _bandwidth, _flop_rate
+from .sync import sync_time
+
+
+def prefill(p: Params) -> dict:
+    """TTFT and the prefill's FLOPs and bytes for a prompt of ``prompt_len`` tokens."""
+    m, d, c = p.model, p.deployment, p.calibration
+    n = d.prompt_len
+    linear = 2.0 * arch.active_params(m) * n
+    attention = m.n_layers * arch.attended_pairs(m, n, c.prefill_attention_mask) * \
+        arch.prefill_attention_flops_per_pair(m)
+    flops = linear + attention
+    kv_written = arch.effective_context(m, n) * arch.kv_bytes_per_token(m, d)
+    bytes_moved = arch.weight_bytes_read(m, d, n) + kv_written
+    t_compute = flops / _flop_rate(p)
+    t_mem = bytes_moved / _bandwidth(p)
+    ttft = jnp.maximum(t_compute, t_mem) + sync_time(p, n) + m.n_layers * c.layer_overhead
+    return {
+        "prefill_flops": flops,
+        "prefill_attention_flops": attention,
+        "prefill_bytes": bytes_moved,
+        "prefill_intensity": flops / bytes_moved,
+        "ttft": ttft,
+    }

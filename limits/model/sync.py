@@ -1,0 +1,59 @@
+"""Exposed synchronisation: collectives per layer, each a latency plus bytes over link bandwidth.
+
+Explicit model (it is where peer tools disagree most):
+- a collective among ``g`` chips costs ``alpha(g) + beta(g) * message / link_bw`` where
+  ``alpha`` is ``sync_latency_intra_node`` if ``g <= node_size`` else ``sync_latency``;
+- all-reduce (ring): ``beta = 2 (g-1)/g``, message = tokens x d_model x act_bytes;
+- all-to-all (expert dispatch or combine): ``beta = (g-1)/g``, message = tokens x top_k x
+  d_model x act_bytes;
+- tensor parallelism: ``collectives_per_layer`` all-reduces in every layer when ``tp > 1``;
+- expert parallelism: ``alltoall_per_moe_layer`` all-to-alls in every MoE layer when ``ep > 1``;
+- pipeline parallelism: ``pp`` stage hops of ``pipeline_latency`` per step when ``pp > 1``.
+With ``link_bw = inf`` (the paper presets) only latencies remain.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..params import Params
+from .architecture import n_moe_layers
+
+
+def collective_latency(p: Params, group):
+    """Latency of one collective among ``group`` chips [s]."""
+    hw = p.hardware
+    return jnp.where(group <= hw.node_size, hw.sync_latency_intra_node, hw.sync_latency)
+
+
+def allreduce_time(p: Params, group, message_bytes):
+    """One ring all-reduce of ``message_bytes`` among ``group`` chips [s]; 0 for one chip."""
+    t = collective_latency(p, group) + 2.0 * (group - 1.0) / group * message_bytes / \
+        p.hardware.link_bw
+    return jnp.where(group > 1, t, 0.0)
+
+
+def alltoall_time(p: Params, group, message_bytes):
+    """One all-to-all of ``message_bytes`` per chip among ``group`` chips [s]; 0 for one."""
+    t = collective_latency(p, group) + (group - 1.0) / group * message_bytes / p.hardware.link_bw
+    return jnp.where(group > 1, t, 0.0)
+
+
+def sync_time(p: Params, tokens, n_layers=None):
+    """Exposed sync of one forward pass over ``tokens`` tokens of a microbatch [s].
+
+    ``n_layers`` overrides the model's layer count (used for the draft model, which is dense
+    and has no pipeline hops of its own).
+    """
+    m, d, c = p.model, p.deployment, p.calibration
+    act_message = tokens * m.d_model * d.act_bytes
+    if n_layers is not None:
+        return n_layers * c.collectives_per_layer * allreduce_time(p, d.tp, act_message)
+    tp_sync = m.n_layers * c.collectives_per_layer * allreduce_time(p, d.tp, act_message)
+    if m.ffn == "moe":
+        ep_sync = n_moe_layers(m) * c.alltoall_per_moe_layer * alltoall_time(
+            p, d.ep, act_message * m.top_k)
+    else:
+        ep_sync = 0.0
+    pp_sync = jnp.where(d.pp > 1, d.pp * p.hardware.pipeline_latency, 0.0)
+    return tp_sync + ep_sync + pp_sync

@@ -1,0 +1,65 @@
+"""Names, units and descriptions of everything the limit model returns.
+
+The sweep engine writes these as dataset variables (``units`` and ``long_name`` attrs); the
+docs table in docs/model.md is generated from the same place.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OUTPUTS", "BOUND_LABELS", "DEFAULT_OUTPUTS"]
+
+#: index -> label of the ``bound`` variable (which wall binds).
+BOUND_LABELS = ("memory", "compute", "sync", "capacity")
+
+#: name -> (units, long_name)
+OUTPUTS: dict[str, tuple[str, str]] = {
+    # decode step
+    "step_time": ("s", "decode step time (per-token latency of one step)"),
+    "utps": ("tok/s/user", "tokens per second per user"),
+    "stps": ("tok/s", "system tokens per second (all replicas)"),
+    "tbt": ("s", "mean time between tokens (step_time / tokens_per_step)"),
+    "tokens_per_step": ("tok", "expected tokens per user per step (speculative decoding)"),
+    "t_mem": ("s", "memory time: bytes read / bandwidth"),
+    "t_compute": ("s", "compute time: FLOPs / peak FLOP/s"),
+    "t_sync": ("s", "exposed synchronisation time"),
+    "t_overhead": ("s", "per-layer software overhead"),
+    "t_draft": ("s", "draft-model time per step"),
+    "weight_bytes_read": ("B", "weight bytes read per step"),
+    "kv_bytes_read": ("B", "KV-cache bytes read per step"),
+    "bytes_per_step": ("B", "bytes read per step"),
+    "flops_per_step": ("FLOP", "FLOPs per step"),
+    "arithmetic_intensity": ("FLOP/B", "decode arithmetic intensity"),
+    "ridge_point": ("FLOP/B", "ridge point: peak FLOP/s / bandwidth"),
+    "compute_utilization": ("1", "achieved / peak FLOP/s during a step"),
+    "bound": ("1", "binding wall"),
+    # no KV cache
+    "flops_per_token_no_cache": ("FLOP", "FLOPs per token without a KV cache"),
+    "step_time_no_cache": ("s", "decode step time without a KV cache"),
+    # prefill
+    "ttft": ("s", "time to first token (prefill of one prompt)"),
+    "prefill_flops": ("FLOP", "prefill FLOPs of one prompt"),
+    "prefill_attention_flops": ("FLOP", "attention FLOPs of one prompt's prefill"),
+    "prefill_bytes": ("B", "bytes moved by one prompt's prefill"),
+    "prefill_intensity": ("FLOP/B", "prefill arithmetic intensity"),
+    "request_latency": ("s", "end-to-end latency: ttft + (output_len - 1) x tbt"),
+    # capacity
+    "memory_weights": ("B", "memory for weights per replica"),
+    "memory_kv": ("B", "memory for the KV cache of in-flight users per replica"),
+    "memory_required": ("B", "memory required per replica"),
+    "memory_available": ("B", "memory available per replica"),
+    "feasible": ("1", "memory_required <= memory_available"),
+    "max_batch": ("1", "largest batch per microbatch that fits in memory"),
+    # power and cost
+    "chips": ("1", "chips in all replicas"),
+    "power": ("W", "provisioned power"),
+    "energy_per_token": ("J/tok", "energy per generated token"),
+    "stps_per_watt": ("tok/s/W", "system tokens per second per watt (= tokens per joule)"),
+    "cost_per_hour": ("USD/h", "cost of the deployment per hour"),
+    "cost_per_mtok": ("USD/Mtok", "cost per million generated tokens"),
+    "tokens_per_usd": ("tok/USD", "generated tokens per dollar"),
+}
+
+#: variables a sweep stores unless told otherwise
+DEFAULT_OUTPUTS = ("step_time", "utps", "stps", "ttft", "memory_required", "memory_available",
+                   "feasible", "bound", "t_mem", "t_compute", "t_sync", "max_batch",
+                   "stps_per_watt", "cost_per_mtok")
