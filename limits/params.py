@@ -287,7 +287,8 @@ class Calibration(_Group):
 class Economics(_Group):
     """Energy price and amortisation for cost metrics."""
 
-    electricity_price: float = _num(0.0, "USD/kWh", "price of energy")
+    electricity_price: float = _num(0.08, "USD/kWh", "price of energy (default: ~US industrial "
+                                   "average, EIA 2024; an assumption)")
     amortization_years: float = _num(4.0, "1", "years over which chip_capex is spread",
                                      lo_open=True)
 
