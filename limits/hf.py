@@ -216,9 +216,10 @@ def hf_model_fields(config: str | Path | Mapping[str, Any], name: str | None = N
     fields.update(_attention_fields(c))
     fields.update(_ffn_fields(c, n_layers))
     tied = bool(c.get("tie_word_embeddings", False))
+    tied_source = "HF config: tie_word_embeddings" if c.has("tie_word_embeddings") else \
+        "tie_word_embeddings absent: untied"
     fields.update({
-        "tied_embeddings": ("true" if tied else "false", "HF config: tie_word_embeddings"
-                            if c.has("tie_word_embeddings") else "tie_word_embeddings absent: untied"),
+        "tied_embeddings": ("true" if tied else "false", tied_source),
         "n_layers": (n_layers, "HF config: num_hidden_layers"),
         "d_model": (int(c.required("hidden_size")), "HF config: hidden_size"),
         "vocab": (int(c.required("vocab_size")), "HF config: vocab_size"),
