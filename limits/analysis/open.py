@@ -83,23 +83,28 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
     """Stack job datasets along new leading dims `hardware` and `model` (outer join: points no
     job computed are NaN, `feasible` False, `bound` -1 = ``MISSING_BOUND``)."""
     names = names or [f"job {i}" for i in range(len(datasets))]
-    expanded, seen = [], {}
+    labels, seen = [], {}
     for ds, name in zip(datasets, names):
         hw, mdl = job_labels(ds, name)
         if (hw, mdl) in seen:
             raise ValueError(f"{name} and {seen[hw, mdl]} both hold hardware={hw}, model={mdl}")
         seen[hw, mdl] = name
-        expanded.append(ds.expand_dims(hardware=np.array([hw], dtype=object),
-                                       model=np.array([mdl], dtype=object)))
+        labels.append((hw, mdl))
     fill = {"feasible": False, "bound": np.int8(-1)}
-    combined = xr.merge(expanded, join="outer", compat="no_conflicts",
-                        combine_attrs="drop_conflicts",
-                        fill_value={k: v for k, v in fill.items()
-                                    if any(k in d for d in expanded)})
+    aligned = xr.align(*datasets, join="outer", fill_value=fill)
+    jobs = xr.concat(aligned, dim="job", data_vars="all", coords="minimal",
+                     compat="override", join="outer", fill_value=fill,
+                     combine_attrs="drop_conflicts")
+    jobs = jobs.assign_coords(hardware=("job", np.array([h for h, _ in labels], dtype=object)),
+                              model=("job", np.array([m for _, m in labels], dtype=object)))
+    combined = jobs.set_index(job=["hardware", "model"]).unstack("job", fill_value=fill)
+    combined = combined.transpose("hardware", "model", ...)
+    for coord in ("hardware", "model"):
+        combined[coord] = combined[coord].astype(object)
     combined["hardware"].attrs.update(long_name="hardware preset", units="")
     combined["model"].attrs.update(long_name="model preset", units="")
-    for name in combined.data_vars:  # merge keeps the first job's attrs
-        for ds in expanded:
+    for name in combined.data_vars:  # keep each variable's attrs (units, long_name, flags)
+        for ds in datasets:
             if name in ds:
                 combined[name].attrs = dict(ds[name].attrs)
                 break
