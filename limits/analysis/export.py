@@ -32,9 +32,15 @@ def _split_wrt(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def to_table(data: xr.Dataset | xr.DataArray) -> tuple[pd.DataFrame, dict[str, dict]]:
+def to_table(data: xr.Dataset | xr.DataArray | pd.DataFrame
+             ) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Flatten to a DataFrame (dims and coordinates become columns) and a mapping
-    column -> {"units", "long_name"}."""
+    column -> {"units", "long_name"}. A DataFrame (e.g. a Pareto frontier table) passes
+    through with units from ``df.attrs["units"]``."""
+    if isinstance(data, pd.DataFrame):
+        units = data.attrs.get("units", {})
+        return data, {str(c): {"units": str(units.get(c, "")), "long_name": ""}
+                      for c in data.columns}
     ds = data.to_dataset(name=data.name or "value") if isinstance(data, xr.DataArray) else data
     ds = _split_wrt(ds)
     if ds.dims:
@@ -49,9 +55,9 @@ def to_table(data: xr.Dataset | xr.DataArray) -> tuple[pd.DataFrame, dict[str, d
     return df, meta
 
 
-def export(data: xr.Dataset | xr.DataArray, path: str | Path, *,
+def export(data: xr.Dataset | xr.DataArray | pd.DataFrame, path: str | Path, *,
            units: str = "columns") -> Path:
-    """Write `data` (any slice, any dims) as CSV or Parquet, chosen by the extension
+    """Write `data` (any slice, any dims, or a table such as a Pareto frontier) as CSV or Parquet, chosen by the extension
     (``.csv``, ``.parquet``/``.pq``).
 
     **Arguments:**
