@@ -14,7 +14,8 @@ from ..params import parameter_index
 from ..units import parse_quantity
 
 __all__ = ["metric", "parameter", "label", "over_dims", "point_dims", "feasible_mask",
-           "DERIVED", "broadcast_to_points"]
+           "DERIVED", "broadcast_to_points",
+           "preset_name"]
 
 
 def _tbt(ds: xr.Dataset) -> xr.DataArray:
@@ -111,6 +112,18 @@ def parameter(ds: xr.Dataset, name: str, default: Any = None) -> Any:
         return default
     unit = parameter_index()[name][1].unit if name in parameter_index() else "1"
     return parse_quantity(value, unit, name)
+
+
+def preset_name(ds: xr.Dataset, group: str) -> str | None:
+    """Name of the `group` preset (``hardware``/``model``) of a dataset: its scalar coordinate
+    (a multirun slice), a dataset attr, or ``<group>.name`` in the provenance config."""
+    if group in ds.coords and ds[group].size == 1:
+        return str(ds[group].values.item())
+    if isinstance(ds.attrs.get(group), str):
+        return ds.attrs[group]
+    node = _config(ds).get(group)
+    name = node.get("name") if isinstance(node, dict) else node
+    return name if isinstance(name, str) else None
 
 
 def label(da: xr.DataArray, name: str | None = None) -> str:
