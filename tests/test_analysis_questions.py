@@ -148,3 +148,11 @@ def test_single_stream_reproduces_liminal_golden_point():
         single_stream(ds.sel(batch=[16.0]))
     with pytest.raises(KeyError, match="batch"):
         single_stream(toy_pareto())
+
+
+def test_chips_derived_from_tp_when_not_stored():
+    ds = model_dataset(tp=[1.0, 2.0, 8.0], batch=[1.0, 64.0], outputs=("utps", "stps",
+                                                                         "feasible"))
+    best = best_config(ds, "stps", {"chips": ("<=", 2)})
+    assert float(best["tp"]) == 2.0 and float(best["batch"]) == 64.0
+    assert metric(ds, "chips").attrs["units"] == "1"
