@@ -57,8 +57,8 @@ def to_table(data: xr.Dataset | xr.DataArray | pd.DataFrame
 
 def export(data: xr.Dataset | xr.DataArray | pd.DataFrame, path: str | Path, *,
            units: str = "columns") -> Path:
-    """Write `data` (any slice, any dims, or a table such as a Pareto frontier) as CSV or Parquet, chosen by the extension
-    (``.csv``, ``.parquet``/``.pq``).
+    """Write `data` (any slice, any dims, or a table such as a Pareto frontier) as CSV or
+    Parquet, chosen by the extension (``.csv``, ``.parquet``/``.pq``).
 
     **Arguments:**
     - `units`: ``"columns"`` puts units in column names (``"stps [tok/s]"``; unitless columns
