@@ -92,3 +92,18 @@ def test_open_errors_name_the_problem(tmp_path):
     write_store(toy_pareto(), tmp_path / "m" / "0" / "sweep.zarr")  # no provenance
     with pytest.raises(ValueError, match="hardware"):
         open_results(tmp_path / "m")
+
+
+def test_questions_on_a_lazily_opened_store_match_in_memory(tmp_path):
+    from limits.analysis import batching_advisor, best_config, pareto_frontier
+
+    grid = model_dataset(tp=[1.0, 8.0], batch=[1.0, 16.0, 256.0], context=[4096.0, 131072.0])
+    lazy = open_results(write_store(grid, tmp_path / "run" / "sweep.zarr"))
+    assert isinstance(lazy["stps"].data, dask.array.Array)
+    for ds_best in (best_config(lazy, "stps", {"utps": (">=", 100)}, over="batch"),):
+        ref = best_config(grid, "stps", {"utps": (">=", 100)}, over="batch")
+        np.testing.assert_array_equal(ds_best["stps"].values, ref["stps"].values)
+        np.testing.assert_array_equal(ds_best["batch"].values, ref["batch"].values)
+    np.testing.assert_array_equal(batching_advisor(lazy)["chosen_batch"].values,
+                                  batching_advisor(grid)["chosen_batch"].values)
+    assert pareto_frontier(lazy).equals(pareto_frontier(grid))

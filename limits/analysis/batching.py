@@ -61,8 +61,8 @@ def batching_advisor(ds: xr.Dataset, fraction: float = 0.95,
     curve = stps.where(ok)
     plateau = curve.max(batch_dim)
     has_point = plateau.notnull()
-    i_plateau = curve.fillna(-np.inf).argmax(batch_dim)
-    i_chosen = (curve >= fraction * plateau).argmax(batch_dim)  # first batch that reaches it
+    i_plateau = curve.fillna(-np.inf).argmax(batch_dim).compute()  # indices: small, eager
+    i_chosen = (curve >= fraction * plateau).argmax(batch_dim).compute()  # first that reaches
 
     def at(da: xr.DataArray, index: xr.DataArray) -> xr.DataArray:
         da = broadcast_to_points(ds, da)[0]

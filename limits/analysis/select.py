@@ -56,7 +56,7 @@ def best_config(ds: xr.Dataset, maximize: str = "stps",
     dims = list(score.dims)
     searched = over_dims(dims, over)
     admissible = score.where(ok).fillna(-np.inf)
-    where = admissible.argmax(dim=searched)
+    where = {d: i.compute() for d, i in admissible.argmax(dim=searched).items()}  # small
     found = ok.any(searched)
     if over is None and not bool(found):
         raise ValueError(f"no point satisfies the constraints {dict(constraints or {})}"
