@@ -1,0 +1,130 @@
+"""Opening results: a single zarr store, a sweep run dir or a multirun dir, lazily (dask)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import yaml
+
+from ..outputs import BOUND_LABELS
+
+__all__ = ["open_results", "open_store", "combine_jobs", "job_labels", "bound_labels",
+           "MISSING_BOUND"]
+
+#: label of points that no job of a multirun computed (outer join of the job stores)
+MISSING_BOUND = "n/a"
+
+
+def open_store(path: str | Path) -> xr.Dataset:
+    """One zarr store, lazily with dask, chunks as stored, attrs (units, labels) intact."""
+    with warnings.catch_warnings():
+        # zarr v3 stores carry no consolidated metadata by default: not an error here
+        warnings.filterwarnings("ignore", message=".*consolidated.*")
+        return xr.open_zarr(path, chunks={}, consolidated=None)
+
+
+def open_results(path: str | Path, *, decode_bound: bool = False) -> xr.Dataset:
+    """Open sweep results wherever they live.
+
+    **Arguments:**
+    - `path`: a store (`*.zarr`), a sweep run dir holding `sweep.zarr`, or a multirun dir
+      (its `consolidated.zarr` if present, else the job stores `<job>/sweep.zarr` combined along
+      new leading dims `hardware` and `model` read from each job's provenance).
+    - `decode_bound`: add `bound_label` (strings) next to the integer `bound`.
+
+    **Returns:** an `xarray.Dataset` backed by dask arrays.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no results at {path}")
+    if path.suffix == ".zarr" or (path / "zarr.json").is_file():
+        ds = open_store(path)
+    elif (path / "sweep.zarr").exists():
+        ds = open_store(path / "sweep.zarr")
+    elif (path / "consolidated.zarr").exists():
+        ds = open_store(path / "consolidated.zarr")
+    else:
+        jobs = sorted((p for p in path.iterdir() if (p / "sweep.zarr").exists()),
+                      key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit()
+                                     else 0, p.name))
+        if not jobs:
+            raise FileNotFoundError(f"{path}: no results store (expected a *.zarr store, "
+                                    "sweep.zarr, consolidated.zarr or <job>/sweep.zarr)")
+        ds = combine_jobs([open_store(j / "sweep.zarr") for j in jobs],
+                          names=[str(j) for j in jobs])
+    if decode_bound and "bound" in ds:
+        ds = ds.assign(bound_label=bound_labels(ds))
+    return ds
+
+
+def job_labels(ds: xr.Dataset, name: str = "job") -> tuple[str, str]:
+    """(hardware, model) preset names of one job store, from attrs `hardware`/`model` or the
+    provenance `config` YAML (`hardware.name`, `model.name`)."""
+    cfg = ds.attrs.get("config") or {}
+    if isinstance(cfg, str):
+        cfg = yaml.safe_load(cfg) or {}
+    labels = []
+    for group in ("hardware", "model"):
+        value = ds.attrs.get(group)
+        if not isinstance(value, str):
+            node = cfg.get(group) if isinstance(cfg, dict) else None
+            value = node.get("name") if isinstance(node, dict) else node
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: cannot tell its {group}: no attr {group!r} and no "
+                             f"{group}.name in its config")
+        labels.append(value)
+    return labels[0], labels[1]
+
+
+def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> xr.Dataset:
+    """Stack job datasets along new leading dims `hardware` and `model` (outer join: points no
+    job computed are NaN, `feasible` False, `bound` -1 = ``MISSING_BOUND``)."""
+    names = names or [f"job {i}" for i in range(len(datasets))]
+    labels, seen = [], {}
+    for ds, name in zip(datasets, names):
+        hw, mdl = job_labels(ds, name)
+        if (hw, mdl) in seen:
+            raise ValueError(f"{name} and {seen[hw, mdl]} both hold hardware={hw}, model={mdl}")
+        seen[hw, mdl] = name
+        labels.append((hw, mdl))
+    fill = {"feasible": False, "bound": np.int8(-1)}
+    aligned = xr.align(*datasets, join="outer", fill_value=fill)
+    jobs = xr.concat(aligned, dim="job", data_vars="all", coords="minimal",
+                     compat="override", join="outer", fill_value=fill,
+                     combine_attrs="drop_conflicts")
+    jobs = jobs.assign_coords(hardware=("job", np.array([h for h, _ in labels], dtype=object)),
+                              model=("job", np.array([m for _, m in labels], dtype=object)))
+    combined = jobs.set_index(job=["hardware", "model"]).unstack("job", fill_value=fill)
+    combined = combined.transpose("hardware", "model", ...)
+    for coord in ("hardware", "model"):
+        combined[coord] = combined[coord].astype(object)
+    combined["hardware"].attrs.update(long_name="hardware preset", units="")
+    combined["model"].attrs.update(long_name="model preset", units="")
+    for name in combined.data_vars:  # keep each variable's attrs (units, long_name, flags)
+        for ds in datasets:
+            if name in ds:
+                combined[name].attrs = dict(ds[name].attrs)
+                break
+    combined.attrs["jobs"] = "\n".join(names)
+    return combined
+
+
+def bound_labels(ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    """The `bound` variable decoded to strings (``memory``, ``compute``, ``sync``,
+    ``capacity``; ``n/a`` for points no job computed), lazily."""
+    bound = ds["bound"] if isinstance(ds, xr.Dataset) else ds
+    meanings = bound.attrs.get("flag_meanings")
+    labels = meanings.split() if meanings else list(BOUND_LABELS)
+    values = list(np.atleast_1d(bound.attrs.get("flag_values", range(len(labels)))))
+
+    def decode(codes: np.ndarray) -> np.ndarray:
+        out = np.full(np.shape(codes), MISSING_BOUND, dtype=object)
+        for value, text in zip(values, labels):
+            out[codes == value] = text
+        return out
+
+    da = xr.apply_ufunc(decode, bound, dask="parallelized", output_dtypes=[object])
+    return da.rename("bound_label").assign_attrs(long_name="binding wall", units="")
