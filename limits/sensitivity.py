@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import xarray as xr
 
 from .model import evaluate
 from .outputs import OUTPUTS
@@ -32,7 +33,7 @@ from .params import ParameterError, Params, parameter_index
 from .units import UNIT_KINDS, parse_quantity
 
 __all__ = ["elasticities", "derivatives", "differentiable_parameters", "exchange_rate",
-           "exchange_rate_to_user_units", "block_shape"]
+           "exchange_rate_to_user_units", "block_shape", "check_wrt", "check_metrics"]
 
 
 def differentiable_parameters() -> list[str]:
@@ -182,11 +183,7 @@ def exchange_rate(source: Any, metric: str, gain_param: str, per_param: str, *,
         d = derivatives(source, [metric], [gain_param, per_param])[f"derivative_{metric}"]
         return d[..., 1] / d[..., 0]
     key = f"elasticity_{metric}"
-    try:
-        import xarray as xr
-    except ImportError:  # pragma: no cover - xarray is a dependency
-        xr = None
-    if xr is not None and isinstance(source, xr.Dataset):
+    if isinstance(source, xr.Dataset):
         e = source[key]
         e_gain, e_per = e.sel(wrt=gain_param, drop=True), e.sel(wrt=per_param, drop=True)
         x_gain, x_per = (_dataset_value(source, n, values) for n in (gain_param, per_param))

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import limits
-from limits.global_sensitivity import sobol_indices
+
+pytest.importorskip("SALib", reason="SALib is in the 'analysis' extra")
+from limits.global_sensitivity import sobol_indices  # noqa: E402
 
 TIB = 2.0**40
 

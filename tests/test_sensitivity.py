@@ -204,6 +204,7 @@ def test_elasticities_jit_one_compile_over_blocks_of_same_shape():
 
 
 def test_plots_produce_artists():
+    pytest.importorskip("matplotlib", reason="matplotlib is in the 'plots' extra")
     from limits.plots_sensitivity import elasticity_heatmap, tornado
 
     wrt = ["mem_bw", "sync_latency", "peak_flops"]
