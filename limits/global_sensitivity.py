@@ -7,7 +7,7 @@ half-widths); the model runs in ONE jitted, vectorised call over all samples, wh
 the exact derivatives by forward-mode autodiff for the derivative-based measure (Sobol &
 Kucherenko 2009, the convention of SALib's ``dgsm``):
 
-``nu_i = E[(dY/dz_i)^2]``,  ``dgsm_i = (z_hi - z_lo)^2 nu_i / (pi^2 Var Y)``  and  ``ST_i <= dgsm_i``
+``nu_i = E[(dY/dz_i)^2]``, ``dgsm_i = (z_hi - z_lo)^2 nu_i / (pi^2 Var Y)``, ``ST_i <= dgsm_i``
 
 (the Poincare inequality for a uniform ``z_i``). Expectations are sample means over all model
 evaluations of the design (every row is uniform on the box). See docs/sensitivity.md.

@@ -4,7 +4,6 @@ refused discrete knobs, exchange rates against the closed form, and the plots.""
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
