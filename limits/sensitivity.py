@@ -46,6 +46,9 @@ def check_wrt(wrt: Sequence[str]) -> None:
     if isinstance(wrt, str):
         raise ParameterError(f"wrt must be a list of parameter names, got the string {wrt!r}")
     index = parameter_index()
+    repeated = sorted({name for name in wrt if list(wrt).count(name) > 1})
+    if repeated:
+        raise ParameterError(f"wrt: {', '.join(repeated)} given more than once")
     for name in wrt:
         if name not in index:
             raise ParameterError(f"wrt: unknown parameter {name!r}; valid: "
@@ -105,6 +108,10 @@ def _tangent_outputs(params: Params, metrics: Sequence[str], wrt: Sequence[str],
                    for i, n in enumerate(wrt)}
         return jax.jvp(outputs_of, (values,), (tangent,))
 
+    if not wrt:
+        out = outputs_of(values)
+        return out, {m: jnp.zeros((0,) + jnp.shape(v), jnp.result_type(v))
+                     for m, v in out.items()}, regular
     out, d_out = jax.vmap(along, out_axes=(None, 0))(jnp.arange(len(wrt)))
     return out, d_out, regular
 
@@ -142,7 +149,8 @@ def elasticities(params: Params, metrics: list[str], wrt: list[str]) -> dict[str
                       jnp.where(value == 0, jnp.full_like(slope, jnp.nan), slope / safe))
         full = jnp.broadcast_shapes(shape, jnp.shape(out[m]))
         e = _trailing(e, full)
-        ok = jnp.stack([jnp.broadcast_to(regular[n], full) for n in wrt], axis=-1)
+        ok = jnp.stack([jnp.broadcast_to(regular[n], full) for n in wrt], axis=-1) if wrt \
+            else jnp.ones(full + (0,), dtype=bool)
         result[f"elasticity_{m}"] = jnp.where(ok, e, jnp.zeros_like(e))
     return result
 

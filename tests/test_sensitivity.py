@@ -167,6 +167,9 @@ def test_unknown_names_and_labels_are_refused():
         elasticities(_point(), ["bound"], ["mem_bw"])
     with pytest.raises(ValueError, match="speed"):
         elasticities(_point(), ["speed"], ["mem_bw"])
+    with pytest.raises(ParameterError, match="mem_bw given more than once"):
+        elasticities(_point(), ["utps"], ["mem_bw", "sync_latency", "mem_bw"])
+    assert elasticities(_point(), ["utps"], [])["elasticity_utps"].shape == (0,)
 
 
 def test_exchange_rate_matches_closed_form_and_all_sources_agree():
