@@ -117,8 +117,11 @@ def _tangent_outputs(params: Params, metrics: Sequence[str], wrt: Sequence[str],
 
 
 def _trailing(stacked, shape: tuple[int, ...]):
-    """(len(wrt), *s) -> shape + (len(wrt),)"""
-    return jnp.moveaxis(jnp.broadcast_to(stacked, (stacked.shape[0],) + shape), 0, -1)
+    """(len(wrt), *s) -> shape + (len(wrt),); ``s`` may have fewer dims than ``shape`` (an
+    output that depends on fewer grid axes), so pad it on the left before broadcasting."""
+    k, s = stacked.shape[0], stacked.shape[1:]
+    padded = stacked.reshape((k,) + (1,) * (len(shape) - len(s)) + s)
+    return jnp.moveaxis(jnp.broadcast_to(padded, (k,) + shape), 0, -1)
 
 
 def elasticities(params: Params, metrics: list[str], wrt: list[str]) -> dict[str, jax.Array]:

@@ -81,6 +81,12 @@ def test_grid_axis_parameter_as_array_matches_finite_differences():
     assert e["elasticity_utps"].shape == (3, 2, 3)
     assert e["elasticity_ttft"].shape == (3, 2, 3)
     _assert_close_to_fd(params, ["utps", "step_time"], wrt)
+    # an output that depends on no grid axis (rank 0) still lands on the block, wrt last
+    power = _elasticities(params, ["power"], ["chip_power", "mem_bw"])["elasticity_power"]
+    assert power.shape == (3, 2, 2)
+    chips_share = 900.0 * 32 / (900.0 * 32 + 300.0 * 4)
+    np.testing.assert_allclose(np.asarray(power[..., 0]), chips_share, rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(power[..., 1]), 0.0)
 
 
 def test_trailing_axis_follows_wrt_order():
