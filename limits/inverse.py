@@ -65,6 +65,12 @@ def _on_block(params: Params, result: dict) -> dict:
             for k, v in result.items()}
 
 
+def _candidates_on_block(a, block: tuple[int, ...]):
+    """(K, *s) -> (K, *block); ``s`` may have fewer dims than ``block``: pad on the left."""
+    k, s = a.shape[0], a.shape[1:]
+    return jnp.broadcast_to(a.reshape((k,) + (1,) * (len(block) - len(s)) + s), (k,) + block)
+
+
 def _code(*cases):
     """First matching (condition, code) wins; ``reached`` otherwise."""
     code = jnp.asarray(_REACHED, dtype=jnp.int8)
@@ -188,7 +194,7 @@ def min_chips(params: Params, target_utps=None, *, target_stps=None, max_tbt=Non
 
     utps, fits, bound = jax.vmap(at)(cands)
     block = jnp.broadcast_shapes(utps.shape[1:], fits.shape[1:], bound.shape[1:], jnp.shape(need))
-    utps, fits, bound = (jnp.broadcast_to(a, cands.shape + block) for a in (utps, fits, bound))
+    utps, fits, bound = (_candidates_on_block(a, block) for a in (utps, fits, bound))
     reaches = fits & (utps >= jnp.broadcast_to(need, block)[None])
     first = jnp.argmax(reaches, axis=0)
     found = reaches.any(axis=0)

@@ -133,3 +133,15 @@ def test_inverse_is_elementwise_over_a_grid():
     np.testing.assert_array_equal(np.asarray(s["latency_param"])[:, 0], [0, 1, 1, 1])
     c = jax.jit(lambda p: min_chips(p, 200.0, candidates=(8.0, 16.0, 32.0, 64.0)))(grid)
     assert c["tp"].shape == (4, 3)
+
+
+def test_min_chips_when_outputs_depend_on_different_grid_axes():
+    # memory capacity (an axis utps ignores) decides which tp fits; utps is rank 0
+    grid = _params(mem_capacity=np.array([16.0, 96.0]) * 2.0**30)
+    r = min_chips(grid, 100.0, candidates=(8.0, 16.0, 32.0, 64.0))
+    assert r["tp"].shape == (2,)
+    for i, cap in enumerate([16.0, 96.0]):
+        point = min_chips(_params(mem_capacity=cap * 2.0**30), 100.0,
+                          candidates=(8.0, 16.0, 32.0, 64.0))
+        assert float(r["tp"][i]) == float(point["tp"])
+    assert float(r["tp"][0]) > float(r["tp"][1])
