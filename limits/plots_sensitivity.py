@@ -1,0 +1,109 @@
+"""Plots of sensitivities: a tornado chart at one point, an elasticity heatmap over two axes with
+the regions of the binding wall (``bound``) outlined. Matplotlib with the Agg backend."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from .outputs import BOUND_LABELS  # noqa: E402
+
+__all__ = ["tornado", "elasticity_heatmap"]
+
+
+def _point_elasticities(source: Any, metric: str, wrt: Sequence[str] | None) -> dict[str, float]:
+    key = f"elasticity_{metric}"
+    if isinstance(source, (xr.Dataset, xr.DataArray)):
+        da = source[key] if isinstance(source, xr.Dataset) else source
+        da = da.squeeze(drop=True)
+        if da.dims != ("wrt",):
+            raise ValueError(f"tornado: {key} must have the single dimension 'wrt' at one point; "
+                             f"it has {da.dims} (select one point first, e.g. ds.sel(...))")
+        return {str(k): float(v) for k, v in zip(da["wrt"].values, da.values)}
+    if key in source:
+        if wrt is None:
+            raise ValueError("tornado: pass wrt= (the names along the last axis of "
+                             f"{key}) with the output of elasticities()")
+        values = np.asarray(source[key]).reshape(-1, len(wrt))
+        if values.shape[0] != 1:
+            raise ValueError(f"tornado: {key} holds {values.shape[0]} points; give one point")
+        return dict(zip(wrt, map(float, values[0])))
+    return {str(k): float(v) for k, v in source.items()}
+
+
+def tornado(source: Any, metric: str, ax=None, *, wrt: Sequence[str] | None = None):
+    """Horizontal bars of the elasticities of ``metric`` at one point, largest on top.
+
+    **Arguments:** ``source``: a Dataset (or DataArray) selected to one point with
+    ``elasticity_<metric>`` along ``wrt``; or the dict returned by ``elasticities`` (with
+    ``wrt=``); or a plain mapping parameter -> elasticity.
+
+    **Returns:** the ``Axes``.
+    """
+    values = _point_elasticities(source, metric, wrt)
+    order = sorted(values, key=lambda k: abs(values[k]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.4 * len(order) + 1.2))
+    e = np.array([values[k] for k in order])
+    ax.barh(order, e, color=np.where(e >= 0, "tab:blue", "tab:red"))
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"elasticity of {metric}  (d ln {metric} / d ln x)")
+    ax.set_title(f"{metric}: +1 % of x gives E % of {metric}")
+    return ax
+
+
+def _log_axis(coord: np.ndarray) -> bool:
+    finite = coord[np.isfinite(coord)]
+    return finite.size > 1 and (finite > 0).all() and finite.max() / finite.min() > 100
+
+
+def elasticity_heatmap(ds: xr.Dataset, metric: str, wrt: str, x: str, y: str, ax=None):
+    """Heatmap of the elasticity of ``metric`` w.r.t. ``wrt`` over dims ``x`` and ``y``, with
+    the boundaries between ``bound`` regions (memory/compute/sync/capacity) drawn as contours.
+
+    All other dims of ``ds`` must already be selected away. **Returns:** the ``Axes``.
+    """
+    da = ds[f"elasticity_{metric}"].sel(wrt=wrt, drop=True).squeeze(drop=True)
+    if set(da.dims) != {x, y}:
+        raise ValueError(f"elasticity_heatmap: after selecting wrt={wrt!r}, elasticity_{metric} "
+                         f"has dims {da.dims}; select all but {x!r} and {y!r} first")
+    da = da.transpose(y, x)
+    xs, ys = np.asarray(da[x].values, dtype=float), np.asarray(da[y].values, dtype=float)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4.5))
+    limit = float(np.nanmax(np.abs(da.values))) if np.isfinite(da.values).any() else 1.0
+    limit = limit or 1.0
+    mesh = ax.pcolormesh(xs, ys, da.values, cmap="RdBu_r", vmin=-limit, vmax=limit,
+                         shading="nearest")
+    ax.figure.colorbar(mesh, ax=ax, label=f"elasticity of {metric} w.r.t. {wrt}")
+    if "bound" in ds:
+        bound = ds["bound"].squeeze(drop=True).transpose(y, x).values.astype(float)
+        present = np.unique(bound)
+        if present.size > 1:
+            ax.contour(xs, ys, bound, levels=np.arange(len(BOUND_LABELS) - 1) + 0.5,
+                       colors="black", linewidths=1.2)
+        for code in present.astype(int):
+            rows, cols = np.nonzero(bound == code)
+            ax.text(xs[int(np.median(cols))], ys[int(np.median(rows))], BOUND_LABELS[code],
+                    ha="center", va="center", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0})
+    if _log_axis(xs):
+        ax.set_xscale("log")
+    if _log_axis(ys):
+        ax.set_yscale("log")
+    ax.set_xlabel(_label(ds, x))
+    ax.set_ylabel(_label(ds, y))
+    ax.set_title(f"d ln {metric} / d ln {wrt}; lines: boundaries of the binding wall")
+    return ax
+
+
+def _label(ds: xr.Dataset, dim: str) -> str:
+    units = ds[dim].attrs.get("units") if dim in ds.coords else None
+    return f"{dim} [{units}]" if units else dim
