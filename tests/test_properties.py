@@ -1,6 +1,6 @@
 """Property tests: invariants of the limit model over random valid configurations."""
 
-import dataclasses
+import os
 
 import hypothesis.strategies as st
 import jax
@@ -12,7 +12,10 @@ import limits
 from limits.outputs import BOUND_LABELS
 from limits.params import numeric_fields
 
-PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
+# "fast" keeps the suite quick; LIMITS_HYPOTHESIS_PROFILE=thorough runs many more examples.
+settings.register_profile("fast", max_examples=30, deadline=None, derandomize=True)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+PROPERTY_SETTINGS = settings.get_profile(os.environ.get("LIMITS_HYPOTHESIS_PROFILE", "fast"))
 EVALUATE = jax.jit(limits.evaluate)
 MODELS = ("llama3_8b", "llama3_70b", "llama3_405b", "deepseek_v3")
 
