@@ -49,7 +49,8 @@ class FieldSpec:
         left = "(" if self.lo_open else "["
         kind = "whole number in " if self.integer else ""
         unit = "" if self.unit == "1" else f" {UNIT_KINDS[self.unit][1]}"
-        return f"{kind}{left}{self.lo:g}, {self.hi:g}]{unit}"
+        right = "]" if math.isfinite(self.hi) or self.allow_inf else ")"
+        return f"{kind}{left}{self.lo:g}, {self.hi:g}{right}{unit}"
 
 
 def _num(default: float, unit: str, doc: str, **kw: Any) -> Any:
@@ -76,6 +77,10 @@ def _is_concrete(value: Any) -> bool:
 
 
 def _check_field(owner: str, name: str, spec: FieldSpec, value: Any) -> None:
+    if isinstance(value, (str, bool)):
+        raise ParameterError(f"{owner}.{name} = {value!r} is not a number; allowed: "
+                             f"{spec.describe()} (strings with units are parsed by "
+                             f"from_mapping, replace and load_params)")
     if not _is_concrete(value):
         return  # traced or abstract values are checked before they are traced
     arr = np.asarray(value, dtype=np.float64)
@@ -139,8 +144,14 @@ class _Group:
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> Any:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        """A copy with some fields changed (validated again); strings such as ``"4 TiB/s"``
+        given for numeric fields are parsed with their units."""
+        owner = type(self).__name__.lower()
+        specs = {f.name: f.metadata["spec"] for f in dataclasses.fields(self)  # type: ignore
+                 if "spec" in f.metadata}
+        parsed = {k: parse_quantity(v, specs[k].unit, f"{owner}.{k}")
+                  if k in specs and isinstance(v, str) else v for k, v in changes.items()}
+        return dataclasses.replace(self, **parsed)  # type: ignore[type-var]
 
 
 def _register(cls: type) -> type:

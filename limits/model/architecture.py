@@ -125,9 +125,10 @@ def attended_pairs(m: Model, n, mask: str):
     full = n * effective_context(m, n)
     if mask == "full":
         return full
-    w = m.sliding_window
     causal_full = n * (n + 1.0) / 2.0
-    # causal with a window w: the first w queries see 1..w keys, the rest w keys each
-    causal_window = jnp.where(n <= w, causal_full, w * (w + 1.0) / 2.0 + (n - w) * w)
+    # causal with a window w: the first w queries see 1..w keys, the rest w keys each; with
+    # w = min(window, n) this is one formula (no inf * 0 in a discarded branch: finite grads)
+    w = jnp.minimum(m.sliding_window, n)
+    causal_window = w * (w + 1.0) / 2.0 + (n - w) * w
     f = m.sliding_window_layer_fraction
     return f * causal_window + (1.0 - f) * causal_full

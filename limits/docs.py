@@ -1,0 +1,95 @@
+"""Generated reference tables of docs/model.md: the output variables and the parameters.
+
+``python -m limits.docs`` prints both tables; ``python -m limits.docs --write docs/model.md``
+rewrites the generated blocks in place (between ``<!-- BEGIN GENERATED: name -->`` and
+``<!-- END GENERATED: name -->``). A test checks that the document holds the current tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+from .outputs import BOUND_LABELS, OUTPUTS
+from .params import PARAMETER_GROUPS
+from .units import UNIT_KINDS
+
+__all__ = ["output_table", "parameter_table", "generated_blocks", "update_document"]
+
+
+def output_table() -> str:
+    """Markdown table of every output variable: name, units, meaning."""
+    rows = ["| output | units | meaning |", "|---|---|---|"]
+    for name, (units, meaning) in OUTPUTS.items():
+        if name == "bound":
+            meaning += " (index into " + ", ".join(f"{i}: {label}" for i, label in
+                                                 enumerate(BOUND_LABELS)) + ")"
+        rows.append(f"| `{name}` | {units} | {meaning} |")
+    return "\n".join(rows)
+
+
+def _range(spec) -> str:
+    left = "(" if spec.lo_open else "["
+    right = "]" if math.isfinite(spec.hi) or spec.allow_inf else ")"
+    text = f"{left}{spec.lo:g}, {spec.hi:g}{right}"
+    return f"whole, {text}" if spec.integer else text
+
+
+def _default(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else f"`{value}`"
+
+
+def parameter_table() -> str:
+    """Markdown table of every parameter: name, group, unit, allowed range, default, meaning."""
+    rows = ["| parameter | group | unit | range | default | meaning |", "|---|---|---|---|---|---|"]
+    for group, cls in PARAMETER_GROUPS.items():
+        for f in dataclasses.fields(cls):
+            if "spec" in f.metadata:
+                spec = f.metadata["spec"]
+                unit = "1" if spec.unit == "1" else UNIT_KINDS[spec.unit][1]
+                rows.append(f"| `{f.name}` | {group} | {unit} | {_range(spec)} | "
+                            f"{_default(f.default)} | {spec.doc} |")
+            else:
+                choices = f.metadata.get("choices")
+                allowed = ", ".join(choices) if choices else "any text"
+                rows.append(f"| `{f.name}` | {group} | static | {allowed} | "
+                            f"{_default(f.default)} | {f.metadata.get('doc', '')} |")
+    return "\n".join(rows)
+
+
+def generated_blocks() -> dict[str, str]:
+    """Name -> content of each generated block of docs/model.md."""
+    return {"outputs": output_table(), "parameters": parameter_table()}
+
+
+def _marked(name: str, body: str) -> str:
+    return f"<!-- BEGIN GENERATED: {name} -->\n{body}\n<!-- END GENERATED: {name} -->"
+
+
+def update_document(text: str) -> str:
+    """``text`` with every generated block replaced by its current content."""
+    for name, body in generated_blocks().items():
+        pattern = re.compile(rf"<!-- BEGIN GENERATED: {name} -->.*?<!-- END GENERATED: {name} -->",
+                             re.S)
+        if not pattern.search(text):
+            raise ValueError(f"document has no generated block {name!r}")
+        text = pattern.sub(lambda _: _marked(name, body), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", type=Path, help="rewrite the generated blocks of this file")
+    args = parser.parse_args(argv)
+    if args.write:
+        args.write.write_text(update_document(args.write.read_text()))
+    else:
+        for name, body in generated_blocks().items():
+            print(_marked(name, body), end="\n\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""docs/model.md holds the current generated tables (outputs and parameters): docs cannot drift
+from limits/outputs.py and limits/params.py."""
+
+from pathlib import Path
+
+import pytest
+
+from limits import OUTPUTS, parameter_index
+from limits.docs import generated_blocks, update_document
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "model.md"
+
+
+def test_model_doc_tables_are_current():
+    text = DOC.read_text()
+    assert update_document(text) == text, "run: python -m limits.docs --write docs/model.md"
+
+
+def test_tables_list_every_output_and_parameter():
+    blocks = generated_blocks()
+    assert all(f"| `{name}` | {units} |" in blocks["outputs"]
+               for name, (units, _) in OUTPUTS.items())
+    assert all(f"| `{name}` | {group} |" in blocks["parameters"]
+               for name, (group, _) in parameter_index().items())
+
+
+def test_update_needs_the_markers():
+    with pytest.raises(ValueError, match="no generated block 'outputs'"):
+        update_document("no markers here")
