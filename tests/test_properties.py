@@ -202,11 +202,13 @@ def all_hardware_presets():
 
 @pytest.mark.parametrize("model", limits.available("model"))
 def test_float32_agrees_with_float64(model):
-    """Every hardware preset x this model at (batch, context) = (1, 4K) and (32, 128K): every
+    """Every hardware preset x this model at (batch, context) = (1, 4K) and (32, 128K or the
+    model's max_context): every
     float output agrees to FLOAT32_REL_TOL; bound and feasible agree away from ties (max_batch,
     a floor, may differ by one user when the free memory is near a multiple of a user's KV)."""
-    p64 = limits.load_params(all_hardware_presets(), model, tp=8,
-                             batch=np.array([[1.0, 32.0]]), context=np.array([[4096.0, 131072.0]]),
+    long_context = min(131072.0, limits.load_params("xpu_hbm3", model).model.max_context)
+    p64 = limits.load_params(all_hardware_presets(), model, tp=8, batch=np.array([[1.0, 32.0]]),
+                             context=np.array([[min(4096.0, long_context), long_context]]),
                              draft_len=2, acceptance_rate=0.7, draft_params=1e9, draft_layers=8,
                              link_bw=1e11, chip_price=2.0, electricity_price=0.1)
     out64, out32 = run(p64), run(as_float32(p64))
