@@ -111,6 +111,18 @@ class BlockFunction:
                 result[k] = jnp.broadcast_to(v, self.block_shape + (len(self.wrt),))
         return result
 
+    @classmethod
+    def cached(cls, names: Sequence[str], block_shape: tuple[int, ...],
+               variables: Sequence[str], metrics: Sequence[str] = (),
+               wrt: Sequence[str] = ()) -> "BlockFunction":
+        """A shared instance per signature, so that sweeps run one after another in one
+        process (Hydra's default launcher, notebooks) reuse the compiled function."""
+        key = (tuple(names), tuple(block_shape), tuple(variables), tuple(metrics), tuple(wrt))
+        if key not in _CACHE or (metrics and _CACHE[key]._sensitivity is not
+                                 importlib.import_module("limits.sensitivity")):
+            _CACHE[key] = cls(*key)
+        return _CACHE[key]
+
     def __call__(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
         return self.jitted(base, axis_values)
 
@@ -122,6 +134,7 @@ class BlockFunction:
         return jax.eval_shape(fn._fn, base, probe)
 
 
+_CACHE: dict[tuple, BlockFunction] = {}
 _STOP = object()
 
 

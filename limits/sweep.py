@@ -237,7 +237,8 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
                          OmegaConf.to_container(cfg.store.chunks), grid.names)
     codec_for(str(cfg.store.codec), int(cfg.store.clevel))  # validate early
     plan = BlockPlan(grid.axes, chunks)
-    fn = BlockFunction(grid.names, chunks, variables, metrics, wrt)
+    fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt)
+    traces_before = fn.traces
     base_cast = cast_params(base, dtype)
     shapes = fn.output_shapes(base_cast, dtype)
     specs = []
@@ -320,7 +321,8 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
-    result = SweepResult(path, points, len(all_blocks), len(todo), len(skipped), fn.traces,
+    result = SweepResult(path, points, len(all_blocks), len(todo), len(skipped),
+                         fn.traces - traces_before,
                          seconds, summary.as_dict())
     if verbose:
         rate = sum(plan.points(b) for b in todo) / seconds if seconds > 0 else float("nan")
