@@ -111,10 +111,10 @@ def consolidate(directory: str | Path, out: str | Path | None = None,
                                f"{', '.join(missing)}")
 
     rows = [xr.concat([by_key[(h, m)] for m in models], dim="model", coords="minimal",
-                      compat="override", join="exact", combine_attrs="drop")
+                      compat="override", join="exact", combine_attrs="override")
             for h in hardware]
     combined = xr.concat(rows, dim="hardware", coords="minimal", compat="override",
-                         join="exact", combine_attrs="drop")
+                         join="exact", combine_attrs="override")
     combined = combined.assign_coords(
         hardware=("hardware", np.array(hardware, dtype=object),
                   {"long_name": "hardware preset"}),
