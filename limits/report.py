@@ -64,7 +64,8 @@ class Finding:
     """One published finding and what the sweep shows.
 
     ``numbers`` holds the values quoted in ``ours`` (for tests and tables); ``verdict`` is
-    ``agrees``, ``differs`` or ``not covered`` (the store lacks the points)."""
+    ``agrees``, ``partly`` (agrees in the paper's setting only, the text says which),
+    ``differs`` or ``not covered`` (the store lacks the points)."""
 
     key: str
     title: str
@@ -275,7 +276,15 @@ def _bandwidth(ds: xr.Dataset) -> Finding:
         numbers[f"{hw}_bw_ratio"] = bw
         numbers[f"{hw}_gain_min"] = float(values.min())
         numbers[f"{hw}_gain_max"] = float(values.max())
-        rows.append(f"{hw} ({bw:.3g}x bandwidth): {values.min():.2f}-{values.max():.2f}x")
+        row = f"{hw} ({bw:.3g}x bandwidth): {values.min():.2f}-{values.max():.2f}x"
+        if "batch" in gain.dims and _has(gain, "batch", 1):
+            b1 = np.asarray(gain.sel(batch=1).values, float)
+            b1 = b1[np.isfinite(b1)]
+            if b1.size:
+                numbers[f"{hw}_gain_batch1_min"] = float(b1.min())
+                numbers[f"{hw}_gain_batch1_max"] = float(b1.max())
+                row += f" ({b1.min():.2f}-{b1.max():.2f}x at batch 1)"
+        rows.append(row)
     if not rows:
         return _not_covered("bandwidth", title, paper, "points feasible on HBM3 and a faster "
                                                        "part")
@@ -289,8 +298,17 @@ def _bandwidth(ds: xr.Dataset) -> Finding:
             + "; ".join(rows) + f". The part nearest {PAPER['bandwidth_factor']}x, {hw8}, "
             f"buys {g_lo:.2f}-{g_hi:.2f}x.")
     numbers["nearest_gain_min"], numbers["nearest_gain_max"] = g_lo, g_hi
-    # agrees when the nearest part's range lies within the paper's (with 10 % slack)
-    verdict = "agrees" if g_lo >= 0.9 * lo and g_hi <= 1.1 * hi else "differs"
+
+    def within(a: float, b: float) -> bool:  # inside the paper's range, 10 % slack
+        return a >= 0.9 * lo and b <= 1.1 * hi
+
+    verdict = "agrees" if within(g_lo, g_hi) else "differs"
+    if verdict == "differs" and f"{hw8}_gain_batch1_min" in numbers and within(
+            numbers[f"{hw8}_gain_batch1_min"], numbers[f"{hw8}_gain_batch1_max"]):
+        verdict = "partly"
+        text += (f" At batch 1 (single user) the range matches the paper's; larger batches, "
+                 f"where the KV-cache read dominates and sync is a smaller share of the step, "
+                 f"gain more.")
     return Finding("bandwidth", title, paper, text, verdict, numbers, "bandwidth_gain.png")
 
 
@@ -326,8 +344,18 @@ def _sync(ds: xr.Dataset) -> Finding:
         numbers[f"{hw}_bw_ratio"] = bw
         numbers[f"{hw}_gain_median"] = float(np.median(values))
         numbers[f"{hw}_gain_max"] = float(values.max())
-        rows.append(f"{hw} ({bw:.3g}x bandwidth): median {np.median(values):.2f}x, up to "
-                    f"{values.max():.2f}x")
+        row = (f"{hw} ({bw:.3g}x bandwidth): median {np.median(values):.2f}x, up to "
+               f"{values.max():.2f}x")
+        if _has(sub, "sync_latency", PAPER["sync_needed_s"]) and \
+                abs(fastest - PAPER["sync_needed_s"]) > 1e-12:
+            at1 = (sub.sel(sync_latency=sub["sync_latency"].values[np.argmin(np.abs(
+                sub["sync_latency"].values - PAPER["sync_needed_s"]))])["utps"] / b["utps"]
+                   ).where(_feasible(b))
+            v1 = np.asarray(at1.values, float)
+            v1 = v1[np.isfinite(v1)]
+            numbers[f"{hw}_gain_1us_median"] = float(np.median(v1))
+            row += f" (median {np.median(v1):.2f}x at {PAPER['sync_needed_s'] * 1e6:g} us)"
+        rows.append(row)
     if not rows or f"{BASE_HW}_gain_median" not in numbers:
         return _not_covered("sync", title, paper, "batch-1 scale-out points of HBM3 and "
                                                   "faster parts")
@@ -363,9 +391,34 @@ def _utilization(ds: xr.Dataset) -> Finding:
         v = _fmax(sub["compute_utilization"], _feasible(sub))
         numbers[f"max_batch{int(b)}"] = v
         per_batch.append(f"{int(b)}: {v:.1%}")
-    text += "; max by batch: " + ", ".join(per_batch) + "."
-    verdict = "agrees" if numbers["max_batch1"] <= PAPER["low_batch_utilization"] * 1.05 \
-        else "differs"
+    text += "; max by batch: " + ", ".join(per_batch)
+    if "model" in b1.dims:
+        per_model = []
+        for m in b1["model"].values.tolist():
+            one = b1.sel(model=m)
+            v = _fmax(one["compute_utilization"], _feasible(one))
+            numbers[f"{m}_max_batch1"] = v
+            per_model.append(f"{m} {v:.2%}")
+        text += "; at batch 1 by model: " + ", ".join(per_model)
+    if "hardware" in b1.dims and _has(b1, "hardware", BASE_HW):
+        one = b1.sel(hardware=BASE_HW)
+        parts = []
+        for m in (one["model"].values.tolist() if "model" in one.dims else []):
+            v = _fmax(one.sel(model=m)["compute_utilization"], _feasible(one.sel(model=m)))
+            numbers[f"{BASE_HW}_{m}_max_batch1"] = v
+            parts.append(f"{m} {v:.2%}")
+        if parts:
+            text += f"; on {BASE_HW} at batch 1: " + ", ".join(parts)
+    text += "."
+    limit = PAPER["low_batch_utilization"] * 1.05
+    verdict = "agrees" if numbers["max_batch1"] <= limit else "differs"
+    dense_hbm3 = [v for k, v in numbers.items() if k.startswith(f"{BASE_HW}_llama")]
+    if verdict == "differs" and dense_hbm3 and max(dense_hbm3) <= limit:
+        verdict = "partly"
+        text += (f" The dense Llama models on {BASE_HW} (the paper's main setting) stay under "
+                 f"{PAPER['low_batch_utilization']:.0%}; parts with more bandwidth per FLOP/s "
+                 f"and DeepSeek-V3 (MLA attention does many FLOPs per cached byte at long "
+                 f"context) run the tensor units harder at batch 1.")
     return Finding("utilization", title, paper, text, verdict, numbers)
 
 
@@ -699,6 +752,19 @@ def _grid_lines(ds: xr.Dataset) -> list[str]:
     return lines
 
 
+def _feasible_lines(ds: xr.Dataset) -> list[str]:
+    if "hardware" not in ds.dims:
+        return []
+    ok = _feasible(ds)
+    cells = []
+    for hw in ds["hardware"].values.tolist():
+        one = ok.sel(hardware=hw)
+        cells.append(f"{hw} {float(one.mean()):.0%}")
+    return ["Feasible share of the points per part: " + ", ".join(cells) + ". A part with 0% "
+            "cannot hold any of the models on the largest swept chip count, so it is absent "
+            "from the comparisons below.", ""]
+
+
 def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
            out: Path, source: str, command: str) -> str:
     """The markdown text of the report."""
@@ -714,7 +780,7 @@ def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
              f"2507.14397, `REFERENCES.md` s.1) are quoted. FP8 weights and KV cache; points "
              f"that do not fit in memory are kept in the store and flagged (`feasible`): "
              f"{int(ok.sum())} of {int(ok.size)} points are feasible.", "",
-             "Grid:", *_grid_lines(ds), "",
+             "Grid:", *_grid_lines(ds), "", *_feasible_lines(ds),
              "The `sync_latency` axis is the scale-out all-reduce latency (collectives among "
              "more chips than one 8-chip server); TP8 collectives stay in one server and use "
              "each preset's in-node latency (2.25 us), so TP8 points do not vary with it.", "",
@@ -752,12 +818,15 @@ def write_report(path: str | Path, out: str | Path, figures_dir: str | Path | No
 # --------------------------------------------------------------------------- running a recipe
 
 def run_study(recipe: str, sweep_dir: str | Path, overrides: Sequence[str] = (),
+              jobs: dict[str, Sequence[str]] | None = None,
               sweeps_dir: str | Path = SWEEPS_DIR, verbose: bool = False) -> Path:
     """Run the multirun recipe ``sweeps/<recipe>.yaml`` job by job in this process: one
     store per (hardware, model) of its ``hydra.sweeper.params`` in ``sweep_dir/<n>/``, then
     consolidate them. Returns the consolidated store's path.
 
-    ``overrides`` apply to every job (e.g. ``grid.batch=[1,8]``)."""
+    **Arguments:** ``overrides`` apply to every job (e.g. ``grid.batch=[1,8]``); ``jobs``
+    replaces some of the recipe's sweeper choices (``{"hardware": ["xpu_hbm3"]}``);
+    ``sweeps_dir``: where the recipes are; ``verbose``: the sweep's progress output."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -774,9 +843,11 @@ def run_study(recipe: str, sweep_dir: str | Path, overrides: Sequence[str] = (),
             return compose(config_name=recipe, overrides=[search, *overrides, *extra],
                            return_hydra_config=hydra_cfg)
 
-    params = _compose([], hydra_cfg=True).hydra.sweeper.params or {}
-    names = list(params)
-    choices = [str(params[n]).split(",") for n in names]
+    params = dict(_compose([], hydra_cfg=True).hydra.sweeper.params or {})
+    choices_by_name = {n: str(v).split(",") for n, v in params.items()}
+    choices_by_name.update({n: list(v) for n, v in (jobs or {}).items()})
+    names = list(choices_by_name)
+    choices = [choices_by_name[n] for n in names]
     for num, combo in enumerate(itertools.product(*choices)):
         job = [f"{n}={v.strip()}" for n, v in zip(names, combo)]
         store = sweep_dir / str(num) / "sweep.zarr"
