@@ -760,9 +760,18 @@ def _feasible_lines(ds: xr.Dataset) -> list[str]:
     for hw in ds["hardware"].values.tolist():
         one = ok.sel(hardware=hw)
         cells.append(f"{hw} {float(one.mean()):.0%}")
-    return ["Feasible share of the points per part: " + ", ".join(cells) + ". A part with 0% "
-            "cannot hold any of the models on the largest swept chip count, so it is absent "
-            "from the comparisons below.", ""]
+    lines = ["Feasible share of the points per part: " + ", ".join(cells) + "."]
+    for hw in ds["hardware"].values.tolist():
+        one = ds.sel(hardware=hw)
+        if bool(ok.sel(hardware=hw).any()) or "memory_available" not in ds or "tp" not in ds.dims:
+            continue
+        per_chip = float((one["memory_available"] / one["tp"]).max())
+        need = float(one["memory_required"].min())
+        lines.append(f"{hw} ({per_chip / 2**30:.3g} GiB per chip) holds none of the models on "
+                     f"up to {float(ds['tp'].max()):g} chips: the smallest need, "
+                     f"{need / 1e9:.0f} GB, takes at least {np.ceil(need / per_chip):.0f} chips, "
+                     f"so it is absent from the comparisons below.")
+    return [" ".join(lines), ""]
 
 
 def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
@@ -780,6 +789,10 @@ def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
              f"2507.14397, `REFERENCES.md` s.1) are quoted. FP8 weights and KV cache; points "
              f"that do not fit in memory are kept in the store and flagged (`feasible`): "
              f"{int(ok.sum())} of {int(ok.size)} points are feasible.", "",
+             "The paper's study is the recipe `sweeps/liminal.yaml`: `python -m limits.sweep "
+             "--config-dir sweeps --config-name liminal hydra.sweep.dir=outputs/liminal`, then "
+             "`python -m limits.report outputs/liminal --out docs/liminal_report.md` writes "
+             "this report and its figures (`docs/figures/`).", "",
              "Grid:", *_grid_lines(ds), "", *_feasible_lines(ds),
              "The `sync_latency` axis is the scale-out all-reduce latency (collectives among "
              "more chips than one 8-chip server); TP8 collectives stay in one server and use "
