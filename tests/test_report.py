@@ -111,3 +111,37 @@ def test_cli_writes_the_report(study, tmp_path, capsys):
     report.main([str(store.parent), "--out", str(out), "--figures", str(tmp_path / "figs")])
     assert out.is_file() and (tmp_path / "figs" / "frontier.png").is_file()
     assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recipe, n_jobs, n_points", [("liminal", 15, 3 * 8 * 7 * 4),
+                                                      ("liminal_small", 6, 3 * 2 * 3 * 2)])
+def test_study_recipes_compose_and_every_job_grid_is_valid(recipe, n_jobs, n_points):
+    """Every (hardware, model) job of the recipes validates (tp divides or is a multiple of
+    the heads, context within max_context) without running anything; FP8 weights and KV."""
+    import itertools
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from limits.config import params_from_cfg
+    from limits.grid import parse_grid, validate_grid
+    from limits.sweep import CONF_DIR
+
+    def composed(overrides, hydra_cfg=False):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(report.SWEEPS_DIR), version_base="1.3"):
+            return compose(recipe, [f"hydra.searchpath=[file://{CONF_DIR}]", *overrides],
+                           return_hydra_config=hydra_cfg)
+
+    params = composed([], True).hydra.sweeper.params
+    jobs = list(itertools.product(*(str(v).split(",") for v in params.values())))
+    assert len(jobs) == n_jobs
+    for combo in jobs:
+        cfg = composed([f"{k}={v}" for k, v in zip(params, combo)])
+        assert cfg.deployment.weight_bytes == 1 and cfg.deployment.kv_bytes == 1
+        assert "compute_utilization" in cfg.store.variables
+        grid = parse_grid(OmegaConf.to_container(cfg.grid, resolve=True))
+        assert grid.size == n_points
+        validate_grid(params_from_cfg(cfg), grid)
+    GlobalHydra.instance().clear()
