@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .analysis import best_config, bound_labels, open_results
+from .analysis import best_config, open_results
 from .plots import bound_map, frontier_plot
 
-__all__ = ["PAPER", "Finding", "findings", "findings_table", "normalise", "make_figures", "write_report",
-           "run_study", "SWEEPS_DIR", "main"]
+__all__ = ["PAPER", "Finding", "FINDINGS", "FIGURES", "findings", "findings_table", "normalise",
+           "make_figures", "render", "write_report", "run_study", "SWEEPS_DIR", "main"]
 
 SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
 
@@ -142,15 +142,7 @@ def _ctx(tokens: Any) -> str:
     return f"{tokens // 1024}K" if tokens % 1024 == 0 else str(tokens)
 
 
-def _num(x: float, digits: int = 3) -> str:
-    if not np.isfinite(x):
-        return "n/a"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}g}"
-
-
-def _hw_ratio(ds: xr.Dataset, hw: str, name: str = "mem_bw") -> float:
+def _hw_ratio(hw: str, name: str = "mem_bw") -> float:
     """Per-chip ``name`` of preset ``hw`` over that of the HBM3 preset."""
     from .presets import load_params
 
@@ -272,7 +264,7 @@ def _bandwidth(ds: xr.Dataset) -> Finding:
         values = values[np.isfinite(values)]
         if not values.size:
             continue
-        bw = _hw_ratio(ds, hw)
+        bw = _hw_ratio(hw)
         numbers[f"{hw}_bw_ratio"] = bw
         numbers[f"{hw}_gain_min"] = float(values.min())
         numbers[f"{hw}_gain_max"] = float(values.max())
@@ -320,9 +312,11 @@ def _sync(ds: xr.Dataset) -> Finding:
     if "sync_latency" not in ds.dims or "hardware" not in ds.dims:
         return _not_covered("sync", title, paper, "a sync-latency axis over several parts")
     syncs = np.sort(ds["sync_latency"].values.astype(float))
-    slow = PAPER["scale_out_sync_s"] if _has(ds, "sync_latency", PAPER["scale_out_sync_s"]) \
-        else float(syncs[syncs >= PAPER["sync_knee_s"]].min()) if (syncs >= PAPER[
-            "sync_knee_s"]).any() else None
+    above = syncs[syncs >= PAPER["sync_knee_s"]]
+    if _has(ds, "sync_latency", PAPER["scale_out_sync_s"]):
+        slow = PAPER["scale_out_sync_s"]
+    else:
+        slow = float(above.min()) if above.size else None
     fast = [s for s in syncs if s < PAPER["sync_knee_s"]]
     if slow is None or not fast:
         return _not_covered("sync", title, paper, "sync latencies on both sides of 2.5 us")
@@ -340,7 +334,7 @@ def _sync(ds: xr.Dataset) -> Finding:
         values = values[np.isfinite(values)]
         if not values.size:
             continue
-        bw = _hw_ratio(ds, hw)
+        bw = _hw_ratio(hw)
         numbers[f"{hw}_bw_ratio"] = bw
         numbers[f"{hw}_gain_median"] = float(np.median(values))
         numbers[f"{hw}_gain_max"] = float(values.max())
@@ -612,7 +606,7 @@ def _fig_bandwidth(ds: xr.Dataset):
         v = np.asarray(gain.values, float)
         v = v[np.isfinite(v)]
         if v.size:
-            bw = _hw_ratio(ds, hw)
+            bw = _hw_ratio(hw)
             ax.scatter(np.full(v.size, bw), v, s=8, alpha=0.4, label=hw)
     lims = np.array([1, ax.get_xlim()[1]])
     ax.plot(lims, lims, "k--", lw=0.8, label="UTPS gain = bandwidth gain")
@@ -654,18 +648,15 @@ def _fig_max_utps(ds: xr.Dataset):
     fig, ax = _new_figure()
     ok = _feasible(ds)
     x = ds["context"].values.astype(float)
+    dims = [d for d in ds["utps"].dims if d not in ("model", "context")]
+    has_sync = "sync_latency" in ds.dims
+    fast = ds["sync_latency"] <= PAPER["sync_needed_s"] * (1 + 1e-6) if has_sync else True
+    slow = ds["sync_latency"] >= PAPER["scale_out_sync_s"] * (1 - 1e-6) if has_sync else True
     for m in ds["model"].values.tolist():
-        for sync_ok, style in (("fast", "-"), ("any", ":")):
-            mask = ok.sel(model=m)
-            if sync_ok == "fast" and "sync_latency" in ds.dims:
-                mask = mask & (ds["sync_latency"] <= PAPER["sync_needed_s"] * (1 + 1e-6))
-            dims = [d for d in ds["utps"].dims if d not in ("model", "context")]
-            y = ds["utps"].sel(model=m).where(mask).max(dims)
-            if sync_ok == "any" and "sync_latency" in ds.dims:
-                slow = ds["sync_latency"] >= PAPER["scale_out_sync_s"] * (1 - 1e-6)
-                y = ds["utps"].sel(model=m).where(ok.sel(model=m) & slow).max(dims)
+        for which, style, keep in (("<= 1 us", "-", fast), (">= 2.25 us", ":", slow)):
+            y = ds["utps"].sel(model=m).where(ok.sel(model=m) & keep).max(dims)
             ax.plot(x, np.asarray(y.values, float), style, marker="o",
-                    label=f"{m}, sync {'<= 1 us' if sync_ok == 'fast' else '>= 2.25 us'}")
+                    label=f"{m}, sync {which}")
     for level in (PAPER["fast_sync_utps"], PAPER["extreme_utps"]):
         ax.axhline(level, color="0.5", lw=0.8, ls="--")
     ax.set_xscale("log", base=2)
