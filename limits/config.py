@@ -1,0 +1,122 @@
+"""Hydra config schemas (registered in the ConfigStore at import time) and cfg -> Params.
+
+The schemas are generated from the parameter dataclasses, so every numeric parameter is a
+config key, with values typed ``Any`` (numbers or strings with units such as ``"8TiB/s"``).
+Unknown keys are errors because every node is a structured config. The top-level schema is
+stored as ``limits_schema`` (outside the preset groups, so it never shows up as a preset) and
+``conf/config.yaml`` lists it first in its defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from .params import (Calibration, Deployment, Economics, Hardware, Model, ParameterError,
+                     Params)
+
+__all__ = ["SweepSchema", "StoreSchema", "SensitivitySchema", "LimitsSchema", "ShardSchema",
+           "params_from_cfg", "register_schemas", "SCHEMA_NAME", "DATA_KEYS"]
+
+SCHEMA_NAME = "limits_schema"
+
+#: config keys that determine the stored numbers; a store is resumable only if they match.
+DATA_KEYS = ("hardware", "model", "deployment", "calibration", "economics", "grid",
+             "store.variables", "store.codec", "store.clevel", "store.chunk_points",
+             "store.chunks", "sensitivity", "precision")
+
+
+def _schema_of(cls: type) -> type:
+    """A dataclass with the same field names as ``cls``, every value typed ``Any``."""
+    fields = [(f.name, Any, field(default=f.default)) for f in dataclasses.fields(cls)]
+    return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
+
+
+HardwareSchema = _schema_of(Hardware)
+ModelSchema = _schema_of(Model)
+DeploymentSchema = _schema_of(Deployment)
+CalibrationSchema = _schema_of(Calibration)
+EconomicsSchema = _schema_of(Economics)
+
+
+@dataclass
+class StoreSchema:
+    """Where and how results are written."""
+
+    path: Optional[str] = None  # default: <hydra output dir>/sweep.zarr
+    variables: Any = "default"  # "default", "all", or a list of output names
+    codec: str = "lz4"  # lz4 (Blosc lz4 + byte shuffle), zstd (Blosc zstd + shuffle), none
+    clevel: int = 5
+    chunk_points: int = 1 << 20  # target grid points per chunk (= per evaluated block)
+    chunks: dict[str, Any] = field(default_factory=dict)  # axis -> chunk length (overrides)
+
+
+@dataclass
+class SensitivitySchema:
+    metrics: list[Any] = field(default_factory=list)
+    wrt: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class LimitsSchema:
+    max_points: Any = 4_000_000_000  # refuse grids with more points
+    progress: bool = True  # show a tqdm progress bar
+
+
+@dataclass
+class ShardSchema:
+    """Split one grid over ``count`` independent jobs writing one store."""
+
+    index: int = 0
+    count: int = 1
+
+
+@dataclass
+class SweepSchema:
+    hardware: HardwareSchema = field(default_factory=HardwareSchema)  # type: ignore[valid-type]
+    model: ModelSchema = field(default_factory=ModelSchema)  # type: ignore[valid-type]
+    deployment: DeploymentSchema = field(default_factory=DeploymentSchema)  # type: ignore[valid-type]
+    calibration: CalibrationSchema = field(default_factory=CalibrationSchema)  # type: ignore[valid-type]
+    economics: EconomicsSchema = field(default_factory=EconomicsSchema)  # type: ignore[valid-type]
+    grid: dict[str, Any] = field(default_factory=dict)
+    store: StoreSchema = field(default_factory=StoreSchema)
+    sensitivity: SensitivitySchema = field(default_factory=SensitivitySchema)
+    precision: str = "float32"
+    limits: LimitsSchema = field(default_factory=LimitsSchema)
+    shard: ShardSchema = field(default_factory=ShardSchema)
+
+
+def register_schemas() -> None:
+    """Store the top-level schema and the group schemas in Hydra's ConfigStore."""
+    cs = ConfigStore.instance()
+    cs.store(name=SCHEMA_NAME, node=SweepSchema)
+
+
+def _typed(node: Any, schema: type) -> Any:
+    # `Any`-typed group nodes are re-validated against their schema (unknown keys -> error).
+    return OmegaConf.merge(OmegaConf.structured(schema), node)
+
+
+def params_from_cfg(cfg: DictConfig) -> Params:
+    """The base ``Params`` of a composed config (units parsed, ranges checked)."""
+    groups = {}
+    for name, cls, schema in (("hardware", Hardware, HardwareSchema),
+                              ("model", Model, ModelSchema),
+                              ("deployment", Deployment, DeploymentSchema),
+                              ("calibration", Calibration, CalibrationSchema),
+                              ("economics", Economics, EconomicsSchema)):
+        node = cfg.get(name) or {}
+        try:
+            node = _typed(node, schema)
+        except Exception as err:  # omegaconf's message names the key
+            raise ParameterError(f"{name}: {str(err).splitlines()[0]}") from None
+        values = OmegaConf.to_container(node, resolve=True)
+        groups[name] = cls.from_mapping(values)
+    return Params(**groups)
+
+
+register_schemas()

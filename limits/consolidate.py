@@ -1,0 +1,192 @@
+"""Consolidate a multirun (one store per job) into one dataset with ``hardware`` and ``model``
+as leading string dimensions: ``DIR/consolidated.zarr``.
+
+Runs automatically at the end of ``python -m limits.sweep -m hardware=a,b model=c,d`` (the
+``ConsolidateCallback`` configured in ``conf/config.yaml``) and by hand with
+``python -m limits.consolidate DIR``. The job stores must share their grid axes and
+variables, be complete, and cover every (hardware, model) pair exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .store import (CONFIG_ATTR, PROGRESS_ARRAY, StoreError, config_differences,
+                    quiet_zarr_warnings)
+
+__all__ = ["consolidate", "ConsolidateCallback", "ConsolidateError", "main",
+           "CONSOLIDATED_NAME"]
+
+CONSOLIDATED_NAME = "consolidated.zarr"
+LEADING_DIMS = ("hardware", "model")
+
+
+class ConsolidateError(StoreError):
+    """Job stores that cannot be combined (different axes, duplicates, missing pairs)."""
+
+
+def _job_stores(directory: Path, store_name: str) -> list[Path]:
+    return sorted((p for p in directory.glob(f"*/{store_name}") if p.is_dir()),
+                  key=lambda p: (len(p.parent.name), p.parent.name))
+
+
+def _open_job(path: Path):
+    import xarray as xr
+    import zarr
+
+    with quiet_zarr_warnings():
+        group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+        if CONFIG_ATTR not in group.attrs:
+            raise ConsolidateError(f"{path} is not a limits sweep store")
+        done = np.asarray(group[PROGRESS_ARRAY][...], bool)
+        if not done.all():
+            raise ConsolidateError(f"{path} is incomplete ({int(done.sum())} of {done.size} "
+                                   f"blocks written); re-run its job to finish it")
+        ds = xr.open_zarr(path)
+    config = json.loads(group.attrs[CONFIG_ATTR])
+    return ds, config
+
+
+def _check_same_axes(first: Any, first_path: Path, ds: Any, path: Path) -> None:
+    if tuple(ds.dims) != tuple(first.dims) or set(ds.data_vars) != set(first.data_vars):
+        raise ConsolidateError(
+            f"job stores differ: {path} has dims {dict(ds.sizes)} and variables "
+            f"{sorted(ds.data_vars)} but {first_path} has {dict(first.sizes)} and "
+            f"{sorted(first.data_vars)}")
+    for name in first.coords:
+        a, b = first[name].values, ds[name].values
+        if a.shape != b.shape or not (a == b).all():
+            raise ConsolidateError(f"job stores differ in axis {name}: {path} has "
+                                   f"{b.tolist()} but {first_path} has {a.tolist()}")
+
+
+def consolidate(directory: str | Path, out: str | Path | None = None,
+                store_name: str = "sweep.zarr") -> Path:
+    """Combine the job stores ``DIR/*/sweep.zarr`` into ``DIR/consolidated.zarr``.
+
+    **Arguments:** ``directory``: the multirun (sweep) directory; ``out``: output store
+    (default ``DIR/consolidated.zarr``); ``store_name``: the job stores' name.
+
+    **Returns:** the consolidated store's path. Raises ``ConsolidateError`` when the jobs
+    cannot be combined (the message says why).
+    """
+    import xarray as xr
+
+    from . import __version__
+
+    directory = Path(directory)
+    paths = _job_stores(directory, store_name)
+    if not paths:
+        raise ConsolidateError(f"no job stores {directory}/*/{store_name} found")
+    jobs = []
+    for path in paths:
+        ds, config = _open_job(path)
+        key = tuple(str(config[g]["name"]) for g in LEADING_DIMS)
+        jobs.append((key, path, ds, config))
+    first_key, first_path, first, first_config = jobs[0]
+    seen: dict[tuple[str, str], tuple[Path, dict]] = {}
+    for key, path, ds, config in jobs:
+        _check_same_axes(first, first_path, ds, path)
+        if key in seen:
+            other_path, other_config = seen[key]
+            diffs = [d.split(":")[0] for d in config_differences(other_config, config)]
+            raise ConsolidateError(
+                f"jobs {other_path.parent.name} and {path.parent.name} both have "
+                f"hardware={key[0]}, model={key[1]}; consolidation combines multiruns over "
+                f"hardware and model only (they also differ in: {', '.join(diffs) or 'nothing'})")
+        seen[key] = (path, config)
+    hardware = list(dict.fromkeys(k[0] for k, *_ in jobs))
+    models = list(dict.fromkeys(k[1] for k, *_ in jobs))
+    by_key = {key: ds for key, _, ds, _ in jobs}
+    missing = [f"{h}/{m}" for h in hardware for m in models if (h, m) not in by_key]
+    if missing:
+        raise ConsolidateError(f"the jobs do not cover every hardware x model pair; missing: "
+                               f"{', '.join(missing)}")
+
+    rows = [xr.concat([by_key[(h, m)] for m in models], dim="model", coords="minimal",
+                      compat="override", join="exact", combine_attrs="override")
+            for h in hardware]
+    combined = xr.concat(rows, dim="hardware", coords="minimal", compat="override",
+                         join="exact", combine_attrs="override")
+    combined = combined.assign_coords(
+        hardware=("hardware", np.array(hardware, dtype=object),
+                  {"long_name": "hardware preset"}),
+        model=("model", np.array(models, dtype=object), {"long_name": "model preset"}))
+    if "wrt" in combined.coords:
+        combined = combined.assign_coords(
+            wrt=("wrt", np.asarray(combined["wrt"].values, dtype=object),
+                 dict(combined["wrt"].attrs)))
+    order = list(LEADING_DIMS) + [d for d in first.dims if d not in LEADING_DIMS]
+    combined = combined.transpose(*order)
+    encoding = {}
+    for name in combined.data_vars:
+        src = first[name].encoding
+        chunks = (1, 1) + tuple(src.get("chunks") or first[name].shape)
+        combined[name] = combined[name].chunk(dict(zip(combined[name].dims, chunks)))
+        encoding[name] = {"compressors": src.get("compressors"), "chunks": chunks}
+    for name in combined.variables:
+        combined[name].encoding = {}
+    combined.attrs = {
+        "title": "limits sweep (consolidated multirun)",
+        "limits_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "source_directory": str(directory),
+        "jobs": json.dumps([{"hardware": k[0], "model": k[1], "store": str(p),
+                             "overrides": ds.attrs.get("overrides", [])}
+                            for k, p, ds, _ in jobs]),
+        "config": first.attrs.get("config", ""),
+    }
+    out = Path(out) if out is not None else directory / CONSOLIDATED_NAME
+    with quiet_zarr_warnings():
+        combined.to_zarr(out, mode="w", encoding=encoding, zarr_format=3, consolidated=True)
+    return out
+
+
+try:
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover - hydra is a dependency
+    Callback = object  # type: ignore[assignment,misc]
+
+
+class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
+    """Hydra callback: consolidate the job stores when a multirun ends."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        directory = Path(str(config.hydra.sweep.dir))
+        if not _job_stores(directory, "sweep.zarr"):
+            print(f"limits.consolidate: no job stores under {directory} (store.path set?); "
+                  f"nothing to consolidate", file=sys.stderr)
+            return
+        try:
+            out = consolidate(directory)
+        except StoreError as err:
+            print(f"limits.consolidate: not consolidated: {err}", file=sys.stderr)
+            return
+        print(f"limits.consolidate: wrote {out} (open with xarray.open_zarr({str(out)!r}))")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m limits.consolidate DIR [--out PATH]``."""
+    parser = argparse.ArgumentParser(prog="python -m limits.consolidate",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("directory", help="multirun directory holding */sweep.zarr")
+    parser.add_argument("--out", default=None, help="output store (default DIR/consolidated.zarr)")
+    args = parser.parse_args(argv)
+    try:
+        out = consolidate(args.directory, args.out)
+    except StoreError as err:
+        print(f"limits.consolidate: error: {err}", file=sys.stderr)
+        return 2
+    print(f"limits.consolidate: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

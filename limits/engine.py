@@ -1,0 +1,191 @@
+"""Blocked evaluation of a grid: fixed-shape blocks, one jitted function, overlapped writes.
+
+The grid is cut into hyper-rectangular blocks of one fixed shape (the zarr chunk shape). The
+last block along an axis is padded by repeating the edge value and cropped after evaluation,
+so every call has the same shapes and the block function compiles exactly once. Blocks are
+dispatched asynchronously; a single background thread pulls finished blocks from a bounded
+queue, converts them to host arrays and hands them to a sink (the store writer), so device
+compute of block k+1 overlaps the write of block k and memory stays bounded by
+``(queue_size + 2)`` blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import queue
+import threading
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .grid import broadcast_axes
+from .model import evaluate
+from .params import Params
+
+__all__ = ["BlockPlan", "BlockFunction", "cast_params", "run_blocks"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockPlan:
+    """How a grid (``axes``, in dimension order) is cut into blocks of shape ``chunks``."""
+
+    axes: Mapping[str, np.ndarray]
+    chunks: tuple[int, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values())
+
+    @property
+    def n_blocks(self) -> tuple[int, ...]:
+        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks))
+
+    def blocks(self) -> Iterable[tuple[int, ...]]:
+        """Block indices in C order."""
+        return np.ndindex(*self.n_blocks)
+
+    def region(self, block: tuple[int, ...]) -> tuple[slice, ...]:
+        """Grid slices covered by ``block`` (cropped at the grid's end)."""
+        return tuple(slice(b * c, min((b + 1) * c, n))
+                     for b, c, n in zip(block, self.chunks, self.shape))
+
+    def points(self, block: tuple[int, ...]) -> int:
+        return math.prod(s.stop - s.start for s in self.region(block))
+
+    def axis_values(self, block: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, ...]:
+        """Each axis' values in ``block``, padded to the block length by repeating the edge."""
+        out = []
+        for v, s, c in zip(self.axes.values(), self.region(block), self.chunks):
+            part = v[s]
+            out.append(np.pad(part, (0, c - len(part)), mode="edge").astype(dtype))
+        return tuple(out)
+
+    def crop(self, block: tuple[int, ...]) -> tuple[slice, ...]:
+        """Slices that crop a padded block result to its real extent."""
+        return tuple(slice(0, s.stop - s.start) for s in self.region(block))
+
+
+def cast_params(params: Params, dtype: Any) -> Params:
+    """Every numeric leaf as a 0-d array of ``dtype`` (strict dtype promotion then holds)."""
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=dtype), params)
+
+
+class BlockFunction:
+    """``block_fn(base, axis_values) -> {name: array of block shape (+ wrt)}``, jitted.
+
+    The model outputs in ``variables`` are broadcast to the block shape; when ``metrics`` is
+    non-empty, ``limits.sensitivity.elasticities`` adds ``elasticity_<metric>`` arrays with a
+    trailing ``wrt`` dimension. ``traces`` counts how often JAX traced (= compiled) it.
+    """
+
+    def __init__(self, names: Sequence[str], block_shape: tuple[int, ...],
+                 variables: Sequence[str], metrics: Sequence[str] = (),
+                 wrt: Sequence[str] = ()) -> None:
+        self.names = tuple(names)
+        self.block_shape = tuple(block_shape)
+        self.variables = tuple(variables)
+        self.metrics = tuple(metrics)
+        self.wrt = tuple(wrt)
+        self.traces = 0
+        self._sensitivity = (importlib.import_module("limits.sensitivity")
+                             if self.metrics else None)
+        self.jitted = jax.jit(self._fn)
+
+    def _fn(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
+        self.traces += 1
+        params = base.replace(**broadcast_axes(self.names, list(axis_values)))
+        out = evaluate(params)
+        result = {k: jnp.broadcast_to(out[k], self.block_shape) for k in self.variables}
+        if self._sensitivity is not None:
+            extra = self._sensitivity.elasticities(params, metrics=list(self.metrics),
+                                                   wrt=list(self.wrt))
+            for k, v in extra.items():
+                result[k] = jnp.broadcast_to(v, self.block_shape + (len(self.wrt),))
+        return result
+
+    @classmethod
+    def cached(cls, names: Sequence[str], block_shape: tuple[int, ...],
+               variables: Sequence[str], metrics: Sequence[str] = (),
+               wrt: Sequence[str] = ()) -> "BlockFunction":
+        """A shared instance per signature, so that sweeps run one after another in one
+        process (Hydra's default launcher, notebooks) reuse the compiled function."""
+        key = (tuple(names), tuple(block_shape), tuple(variables), tuple(metrics), tuple(wrt))
+        if key not in _CACHE or (metrics and _CACHE[key]._sensitivity is not
+                                 importlib.import_module("limits.sensitivity")):
+            _CACHE[key] = cls(*key)
+        return _CACHE[key]
+
+    def __call__(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
+        return self.jitted(base, axis_values)
+
+    def output_shapes(self, base: Params, dtype: Any) -> dict[str, jax.ShapeDtypeStruct]:
+        """Shapes and dtypes of the outputs, by tracing only (no compile, no evaluation)."""
+        probe = tuple(jax.ShapeDtypeStruct((c,), dtype) for c in self.block_shape)
+        fn = BlockFunction(self.names, self.block_shape, self.variables, self.metrics,
+                           self.wrt)
+        return jax.eval_shape(fn._fn, base, probe)
+
+
+_CACHE: dict[tuple, BlockFunction] = {}
+_STOP = object()
+
+
+def run_blocks(fn: Callable, base: Params, plan: BlockPlan, blocks: Iterable[tuple[int, ...]],
+               dtype: Any, sink: Callable[[tuple[int, ...], dict[str, np.ndarray]], None],
+               queue_size: int = 2) -> None:
+    """Evaluate ``blocks`` with ``fn`` and pass each cropped host result to ``sink``.
+
+    **Arguments:** ``fn``: the jitted block function; ``base``: params cast to ``dtype``;
+    ``plan``: the block plan; ``blocks``: indices to evaluate (in order); ``sink(block,
+    arrays)``: called in one background thread, in block order; ``queue_size``: blocks that
+    may wait for the writer.
+
+    Exceptions in the sink (or a ``KeyboardInterrupt`` here) stop the sweep; blocks already
+    handed to the sink are finished first, so a block is never left half-recorded.
+    """
+    pending: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        while True:
+            item = pending.get()
+            if item is _STOP:
+                return
+            if failure:
+                continue  # drain without writing after an error
+            block, result = item
+            try:
+                crop = plan.crop(block)
+                host = {k: np.asarray(v)[crop] for k, v in result.items()}
+                del result
+                sink(block, host)
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+                failure.append(err)
+
+    thread = threading.Thread(target=writer, name="limits-writer", daemon=True)
+    thread.start()
+    try:
+        for block in blocks:
+            if failure:
+                break
+            result = fn(base, tuple(jnp.asarray(v) for v in plan.axis_values(block, dtype)))
+            while True:
+                try:
+                    pending.put((block, result), timeout=0.1)
+                    break
+                except queue.Full:
+                    if failure:
+                        break
+    finally:
+        pending.put(_STOP)
+        thread.join()
+    if failure:
+        raise failure[0]

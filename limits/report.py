@@ -1,0 +1,883 @@
+"""The LIMINAL study report: what a sweep shows for each published finding of the paper
+(arXiv 2507.14397; REFERENCES.md s.1), with figures.
+
+``python -m limits.report STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md`` reads a study
+store (normally the consolidated multirun of ``sweeps/liminal.yaml``, dims ``hardware``,
+``model``, ``tp``, ``context``, ``batch``, ``sync_latency``), computes every number from it
+with ``limits.analysis`` and writes a markdown report plus PNG figures (next to the report in
+``figures/`` unless ``--figures`` says otherwise). The only constants here are the paper's
+published values, quoted for comparison (``PAPER``).
+
+From Python: ``findings(ds)`` (a list of ``Finding``), ``findings_table(found)`` (a
+DataFrame), ``make_figures(ds, dir)``, ``write_report(path, out)``, and ``run_study(recipe,
+sweep_dir)`` which runs a multirun recipe of ``sweeps/`` job by job in this process and
+consolidates it (what ``python -m limits.sweep --config-dir sweeps --config-name NAME``
+does, without Hydra's launcher).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .analysis import best_config, open_results
+from .plots import bound_map, frontier_plot
+
+__all__ = ["PAPER", "Finding", "FINDINGS", "FIGURES", "findings", "findings_table", "normalise",
+           "make_figures", "render", "write_report", "run_study", "SWEEPS_DIR", "main"]
+
+SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+
+#: the paper's published values (REFERENCES.md s.1), quoted for comparison only
+PAPER = {
+    "golden_utps": {4096: 290, 131072: 271},     # Llama3-405B, HBM3, TP32, batch 1
+    "golden_tp": 32,
+    "scale_out_sync_s": 2.25e-6,                 # the paper's all-reduce latency
+    "tp128_utps": 600,                           # "128 HBM3 chips easily reach 600 UTPS"
+    "hbm3_long_context_utps": 1000,              # "no HBM3 config reaches 1000 at long ctx"
+    "bandwidth_factor": 8,                       # "raising bandwidth 8x ..."
+    "bandwidth_gain": (1.1, 4.5),                # "... buys only 1.1-4.5x UTPS"
+    "fast_bandwidth_factor": 10,                 # "once bandwidth is ~10x HBM3 ..."
+    "sync_knee_s": 2.5e-6,                       # "... sync below 2.5 us gives large gains"
+    "sync_needed_s": 1e-6,                       # "~1 us is needed"
+    "low_batch_utilization": 0.01,               # "at most about 1 %"
+    "large_model_bytes": 100e9,                  # "hundreds of GB"
+    "fast_sync_utps": 2000,                      # "2000+ UTPS reachable with fast sync"
+    "extreme_utps": 10000,                       # "10,000+ needs smaller models or context"
+}
+
+BASE_HW = "xpu_hbm3"
+BIG_MODEL = "llama3_405b"
+MOE_MODEL = "deepseek_v3"
+
+
+@dataclasses.dataclass
+class Finding:
+    """One published finding and what the sweep shows.
+
+    ``numbers`` holds the values quoted in ``ours`` (for tests and tables); ``verdict`` is
+    ``agrees``, ``partly`` (agrees in the paper's setting only, the text says which),
+    ``differs`` or ``not covered`` (the store lacks the points)."""
+
+    key: str
+    title: str
+    paper: str
+    ours: str
+    verdict: str
+    numbers: dict[str, float] = dataclasses.field(default_factory=dict)
+    figure: str | None = None
+
+
+# --------------------------------------------------------------------------- selection helpers
+
+def _has(ds: xr.Dataset, dim: str, value: Any) -> bool:
+    if dim not in ds.coords:
+        return False
+    values = ds[dim].values
+    if not np.issubdtype(values.dtype, np.number):
+        return value in set(values.tolist())
+    return bool(np.isclose(values.astype(float), float(value), rtol=1e-6, atol=0).any())
+
+
+def _at(ds: xr.Dataset, **coords: Any) -> xr.Dataset | None:
+    """``ds`` at the given coordinates (numeric ones matched to 1e-6 relative), or None when
+    the store lacks one of them. A scalar coordinate (dim swept away) must match too."""
+    pick = {}
+    for dim, value in coords.items():
+        if dim in ds.dims:
+            if not _has(ds, dim, value):
+                return None
+            if not np.issubdtype(ds[dim].values.dtype, np.number):
+                pick[dim] = value
+            else:
+                i = int(np.argmin(np.abs(ds[dim].values.astype(float) - float(value))))
+                pick[dim] = ds[dim].values[i]
+        elif dim in ds.coords and ds[dim].size == 1:
+            if not _has(ds, dim, value):
+                return None
+        else:
+            return None
+    return ds.sel(pick)
+
+
+def _feasible(ds: xr.Dataset) -> xr.DataArray:
+    return ds["feasible"].astype(bool) if "feasible" in ds else xr.ones_like(ds["utps"], bool)
+
+
+def _fmax(da: xr.DataArray, ok: xr.DataArray) -> float:
+    """Max of ``da`` over points where ``ok`` (NaN when none)."""
+    values = np.asarray(da.where(ok).values, float)
+    return float(np.nanmax(values)) if np.isfinite(values).any() else float("nan")
+
+
+def _where_max(ds: xr.Dataset, name: str, ok: xr.DataArray | None = None) -> dict[str, Any]:
+    """Coordinates of the max of ``name`` among points where ``ok`` (feasible by default)."""
+    ok = _feasible(ds) if ok is None else ok
+    best = best_config(ds.assign(_ok=ok), maximize=name, constraints={"_ok": ("==", True)})
+    return {d: best[d].item() for d in ds[name].dims}
+
+
+def _fmt_coords(coords: dict[str, Any]) -> str:
+    out = []
+    for d, v in coords.items():
+        if d == "sync_latency":
+            out.append(f"sync {float(v) * 1e6:g} us")
+        elif d == "context":
+            out.append(f"context {_ctx(v)}")
+        else:
+            out.append(f"{d} {v:g}" if isinstance(v, (int, float, np.number)) else str(v))
+    return ", ".join(out)
+
+
+def _ctx(tokens: Any) -> str:
+    tokens = int(round(float(tokens)))
+    return f"{tokens // 1024}K" if tokens % 1024 == 0 else str(tokens)
+
+
+def _hw_ratio(hw: str, name: str = "mem_bw") -> float:
+    """Per-chip ``name`` of preset ``hw`` over that of the HBM3 preset."""
+    from .presets import load_params
+
+    a = getattr(load_params(hw, BIG_MODEL).hardware, name)
+    b = getattr(load_params(BASE_HW, BIG_MODEL).hardware, name)
+    return float(a) / float(b)
+
+
+def _not_covered(key: str, title: str, paper: str, what: str) -> Finding:
+    return Finding(key, title, paper, f"The store does not cover {what}.", "not covered")
+
+
+def _scale_out_tps(ds: xr.Dataset, hw: str) -> list[float]:
+    """tp values whose collectives leave one server of preset ``hw`` (use ``sync_latency``)."""
+    from .presets import load_params
+
+    node = float(load_params(hw, BIG_MODEL).hardware.node_size)
+    return [float(t) for t in ds["tp"].values if float(t) > node] if "tp" in ds.dims else []
+
+
+# --------------------------------------------------------------------------- the findings
+
+def _golden(ds: xr.Dataset) -> Finding:
+    paper_values = PAPER["golden_utps"]
+    title = "Golden point: Llama3-405B on 32 HBM3 chips, batch 1"
+    paper = (f"{paper_values[4096]} UTPS at 4K context and {paper_values[131072]} UTPS at 128K "
+             f"(TP{PAPER['golden_tp']}, {PAPER['scale_out_sync_s'] * 1e6:g} us sync)")
+    numbers, parts, agree = {}, [], True
+    for context, published in paper_values.items():
+        point = _at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=PAPER["golden_tp"], batch=1,
+                    context=context, sync_latency=PAPER["scale_out_sync_s"])
+        if point is None:
+            return _not_covered("golden", title, paper, "the golden points")
+        utps = float(point["utps"])
+        numbers[f"utps_{_ctx(context)}"] = utps
+        parts.append(f"{utps:.1f} UTPS at {_ctx(context)}")
+        agree &= round(utps) == published
+    return Finding("golden", title, paper, "; ".join(parts) + ".",
+                   "agrees" if agree else "differs", numbers)
+
+
+def _tp128(ds: xr.Dataset) -> Finding:
+    title = "128 HBM3 chips easily reach 600 UTPS on Llama3-405B"
+    paper = f"TP128 on xPU-HBM3 serves Llama3-405B at well over {PAPER['tp128_utps']} UTPS."
+    sub = _at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=128, batch=1,
+              sync_latency=PAPER["scale_out_sync_s"])
+    if sub is None:
+        return _not_covered("tp128", title, paper, "HBM3 x 405B x TP128 x batch 1 x 2.25 us")
+    utps = sub["utps"]
+    numbers = {"utps_min": float(utps.min()), "utps_max": float(utps.max())}
+    at4k = _at(sub, context=4096)
+    text = ""
+    if at4k is not None:
+        numbers["utps_4K"] = float(at4k["utps"])
+        text = f"{numbers['utps_4K']:.0f} UTPS at 4K context; "
+    lo, hi = float(sub["context"].min()), float(sub["context"].max())
+    text += (f"{numbers['utps_min']:.0f}-{numbers['utps_max']:.0f} UTPS over context "
+             f"{_ctx(lo)}-{_ctx(hi)} (batch 1, {PAPER['scale_out_sync_s'] * 1e6:g} us sync).")
+    verdict = "agrees" if numbers["utps_min"] >= PAPER["tp128_utps"] else "differs"
+    return Finding("tp128", title, paper, text, verdict, numbers)
+
+
+def _hbm3_long_context(ds: xr.Dataset) -> Finding:
+    title = "No HBM3 configuration reaches 1000 UTPS at long context"
+    paper = (f"At 128K context no xPU-HBM3 deployment of Llama3-405B reaches "
+             f"{PAPER['hbm3_long_context_utps']} UTPS.")
+    sub = _at(ds, hardware=BASE_HW, model=BIG_MODEL)
+    if sub is None or "context" not in sub.dims:
+        return _not_covered("hbm3_long_context", title, paper, "HBM3 x 405B over context")
+    sub = sub.sel(context=sub["context"].max())
+    ok = _feasible(sub)
+    at_paper_sync = _at(sub, sync_latency=PAPER["scale_out_sync_s"])
+    numbers = {"max_utps_any_sync": _fmax(sub["utps"], ok), "context": float(sub["context"])}
+    where = _where_max(sub, "utps")
+    text = (f"at {_ctx(numbers['context'])} the best feasible HBM3 point reaches "
+            f"{numbers['max_utps_any_sync']:.0f} UTPS ({_fmt_coords(where)}) over every swept "
+            f"sync latency")
+    verdict_value = numbers["max_utps_any_sync"]
+    if at_paper_sync is not None:
+        numbers["max_utps"] = _fmax(at_paper_sync["utps"], _feasible(at_paper_sync))
+        text = (f"max {numbers['max_utps']:.0f} UTPS at the paper's "
+                f"{PAPER['scale_out_sync_s'] * 1e6:g} us sync; " + text)
+        verdict_value = numbers["max_utps"]
+    text += "."
+    if numbers["max_utps_any_sync"] >= PAPER["hbm3_long_context_utps"]:
+        text += " Faster sync than the paper assumed crosses 1000 UTPS."
+    verdict = "agrees" if verdict_value < PAPER["hbm3_long_context_utps"] else "differs"
+    return Finding("hbm3_long_context", title, paper, text, verdict, numbers)
+
+
+def _gain_vs_hbm3(ds: xr.Dataset, hw: str, sync: float | None) -> xr.DataArray | None:
+    """UTPS of ``hw`` over UTPS of HBM3 at equal everything else, where both are feasible."""
+    base, other = _at(ds, hardware=BASE_HW), _at(ds, hardware=hw)
+    if base is None or other is None:
+        return None
+    if sync is not None:
+        base, other = _at(base, sync_latency=sync), _at(other, sync_latency=sync)
+        if base is None:
+            return None
+    ok = _feasible(base) & _feasible(other)
+    return (other["utps"] / base["utps"]).where(ok)
+
+
+def _bandwidth(ds: xr.Dataset) -> Finding:
+    lo, hi = PAPER["bandwidth_gain"]
+    title = f"Raising bandwidth {PAPER['bandwidth_factor']}x buys only {lo}-{hi}x UTPS"
+    paper = (f"About {PAPER['bandwidth_factor']}x the HBM3 bandwidth gives only {lo}-{hi}x "
+             f"UTPS, because exposed sync takes over.")
+    if "hardware" not in ds.dims or not _has(ds, "hardware", BASE_HW):
+        return _not_covered("bandwidth", title, paper, "xPU-HBM3 and faster parts")
+    numbers, rows = {}, []
+    for hw in ds["hardware"].values.tolist():
+        if hw == BASE_HW:
+            continue
+        gain = _gain_vs_hbm3(ds, hw, PAPER["scale_out_sync_s"])
+        if gain is None:
+            continue
+        values = np.asarray(gain.values, float)
+        values = values[np.isfinite(values)]
+        if not values.size:
+            continue
+        bw = _hw_ratio(hw)
+        numbers[f"{hw}_bw_ratio"] = bw
+        numbers[f"{hw}_gain_min"] = float(values.min())
+        numbers[f"{hw}_gain_max"] = float(values.max())
+        row = f"{hw} ({bw:.3g}x bandwidth): {values.min():.2f}-{values.max():.2f}x"
+        if "batch" in gain.dims and _has(gain, "batch", 1):
+            b1 = np.asarray(gain.sel(batch=1).values, float)
+            b1 = b1[np.isfinite(b1)]
+            if b1.size:
+                numbers[f"{hw}_gain_batch1_min"] = float(b1.min())
+                numbers[f"{hw}_gain_batch1_max"] = float(b1.max())
+                row += f" ({b1.min():.2f}-{b1.max():.2f}x at batch 1)"
+        rows.append(row)
+    if not rows:
+        return _not_covered("bandwidth", title, paper, "points feasible on HBM3 and a faster "
+                                                       "part")
+    # the part closest to the paper's 8x
+    near = min((h for h in numbers if h.endswith("_bw_ratio")),
+               key=lambda h: abs(np.log(numbers[h] / PAPER["bandwidth_factor"])))
+    hw8 = near.removesuffix("_bw_ratio")
+    g_lo, g_hi = numbers[f"{hw8}_gain_min"], numbers[f"{hw8}_gain_max"]
+    text = (f"UTPS over HBM3 at equal chips, model, context, batch and "
+            f"{PAPER['scale_out_sync_s'] * 1e6:g} us sync (points feasible on both): "
+            + "; ".join(rows) + f". The part nearest {PAPER['bandwidth_factor']}x, {hw8}, "
+            f"buys {g_lo:.2f}-{g_hi:.2f}x.")
+    numbers["nearest_gain_min"], numbers["nearest_gain_max"] = g_lo, g_hi
+
+    def within(a: float, b: float) -> bool:  # inside the paper's range, 10 % slack
+        return a >= 0.9 * lo and b <= 1.1 * hi
+
+    verdict = "agrees" if within(g_lo, g_hi) else "differs"
+    if verdict == "differs" and f"{hw8}_gain_batch1_min" in numbers and within(
+            numbers[f"{hw8}_gain_batch1_min"], numbers[f"{hw8}_gain_batch1_max"]):
+        verdict = "partly"
+        text += (f" At batch 1 (single user) the range matches the paper's; larger batches, "
+                 f"where the KV-cache read dominates and sync is a smaller share of the step, "
+                 f"gain more.")
+    return Finding("bandwidth", title, paper, text, verdict, numbers, "bandwidth_gain.png")
+
+
+def _sync(ds: xr.Dataset) -> Finding:
+    knee, need = PAPER["sync_knee_s"] * 1e6, PAPER["sync_needed_s"] * 1e6
+    title = f"Once bandwidth is ~10x HBM3, sync below {knee:g} us gives large gains"
+    paper = (f"With ~{PAPER['fast_bandwidth_factor']}x the HBM3 bandwidth, cutting the sync "
+             f"latency below {knee:g} us gives large UTPS gains; ~{need:g} us is needed.")
+    if "sync_latency" not in ds.dims or "hardware" not in ds.dims:
+        return _not_covered("sync", title, paper, "a sync-latency axis over several parts")
+    syncs = np.sort(ds["sync_latency"].values.astype(float))
+    above = syncs[syncs >= PAPER["sync_knee_s"]]
+    if _has(ds, "sync_latency", PAPER["scale_out_sync_s"]):
+        slow = PAPER["scale_out_sync_s"]
+    else:
+        slow = float(above.min()) if above.size else None
+    fast = [s for s in syncs if s < PAPER["sync_knee_s"]]
+    if slow is None or not fast:
+        return _not_covered("sync", title, paper, "sync latencies on both sides of 2.5 us")
+    fastest = float(min(fast))
+    numbers, rows = {}, []
+    for hw in ds["hardware"].values.tolist():
+        tps = _scale_out_tps(ds, hw)
+        sub = _at(ds, hardware=hw, batch=1)
+        if sub is None or not tps:
+            continue
+        sub = sub.sel(tp=tps)
+        a, b = sub.sel(sync_latency=fastest), sub.sel(sync_latency=slow)
+        gain = (a["utps"] / b["utps"]).where(_feasible(b))
+        values = np.asarray(gain.values, float)
+        values = values[np.isfinite(values)]
+        if not values.size:
+            continue
+        bw = _hw_ratio(hw)
+        numbers[f"{hw}_bw_ratio"] = bw
+        numbers[f"{hw}_gain_median"] = float(np.median(values))
+        numbers[f"{hw}_gain_max"] = float(values.max())
+        row = (f"{hw} ({bw:.3g}x bandwidth): median {np.median(values):.2f}x, up to "
+               f"{values.max():.2f}x")
+        if _has(sub, "sync_latency", PAPER["sync_needed_s"]) and \
+                abs(fastest - PAPER["sync_needed_s"]) > 1e-12:
+            at1 = (sub.sel(sync_latency=sub["sync_latency"].values[np.argmin(np.abs(
+                sub["sync_latency"].values - PAPER["sync_needed_s"]))])["utps"] / b["utps"]
+                   ).where(_feasible(b))
+            v1 = np.asarray(at1.values, float)
+            v1 = v1[np.isfinite(v1)]
+            numbers[f"{hw}_gain_1us_median"] = float(np.median(v1))
+            row += f" (median {np.median(v1):.2f}x at {PAPER['sync_needed_s'] * 1e6:g} us)"
+        rows.append(row)
+    if not rows or f"{BASE_HW}_gain_median" not in numbers:
+        return _not_covered("sync", title, paper, "batch-1 scale-out points of HBM3 and "
+                                                  "faster parts")
+    text = (f"UTPS gain from cutting sync from {slow * 1e6:g} us to {fastest * 1e6:g} us "
+            f"(batch 1, scale-out TP, every model and context, feasible points): "
+            + "; ".join(rows) + ".")
+    fast_parts = [h.removesuffix("_bw_ratio") for h in numbers if h.endswith("_bw_ratio")
+                  and numbers[h] >= 0.75 * PAPER["fast_bandwidth_factor"]]
+    base_gain = numbers[f"{BASE_HW}_gain_median"]
+    fast_gain = min((numbers[f"{h}_gain_median"] for h in fast_parts), default=float("nan"))
+    numbers["fast_parts_min_median_gain"] = fast_gain
+    verdict = "agrees" if np.isfinite(fast_gain) and fast_gain > 1.5 and \
+        fast_gain > 1.5 * base_gain - 0.5 else "differs"
+    return Finding("sync", title, paper, text, verdict, numbers, "sync_gain.png")
+
+
+def _utilization(ds: xr.Dataset) -> Finding:
+    title = "Compute utilisation at low batch is at most about 1%"
+    paper = f"At low batch the tensor units are at most ~{PAPER['low_batch_utilization']:.0%} busy."
+    if "compute_utilization" not in ds or "batch" not in ds.dims:
+        return _not_covered("utilization", title, paper,
+                            "compute_utilization (add it to store.variables)")
+    b1 = _at(ds, batch=1)
+    if b1 is None:
+        return _not_covered("utilization", title, paper, "batch 1")
+    numbers = {"max_batch1": _fmax(b1["compute_utilization"], _feasible(b1))}
+    where = _where_max(b1.assign(cu=b1["compute_utilization"]), "cu")
+    text = (f"max {numbers['max_batch1']:.2%} at batch 1 over every feasible point "
+            f"({_fmt_coords(where)})")
+    per_batch = []
+    for b in ds["batch"].values:
+        sub = ds.sel(batch=b)
+        v = _fmax(sub["compute_utilization"], _feasible(sub))
+        numbers[f"max_batch{int(b)}"] = v
+        per_batch.append(f"{int(b)}: {v:.1%}")
+    text += "; max by batch: " + ", ".join(per_batch)
+    if "model" in b1.dims:
+        per_model = []
+        for m in b1["model"].values.tolist():
+            one = b1.sel(model=m)
+            v = _fmax(one["compute_utilization"], _feasible(one))
+            numbers[f"{m}_max_batch1"] = v
+            per_model.append(f"{m} {v:.2%}")
+        text += "; at batch 1 by model: " + ", ".join(per_model)
+    if "hardware" in b1.dims and _has(b1, "hardware", BASE_HW):
+        one = b1.sel(hardware=BASE_HW)
+        parts = []
+        for m in (one["model"].values.tolist() if "model" in one.dims else []):
+            v = _fmax(one.sel(model=m)["compute_utilization"], _feasible(one.sel(model=m)))
+            numbers[f"{BASE_HW}_{m}_max_batch1"] = v
+            parts.append(f"{m} {v:.2%}")
+        if parts:
+            text += f"; on {BASE_HW} at batch 1: " + ", ".join(parts)
+    text += "."
+    limit = PAPER["low_batch_utilization"] * 1.05
+    verdict = "agrees" if numbers["max_batch1"] <= limit else "differs"
+    dense_hbm3 = [v for k, v in numbers.items() if k.startswith(f"{BASE_HW}_llama")]
+    if verdict == "differs" and dense_hbm3 and max(dense_hbm3) <= limit:
+        verdict = "partly"
+        text += (f" The dense Llama models on {BASE_HW} (the paper's main setting) stay under "
+                 f"{PAPER['low_batch_utilization']:.0%}; parts with more bandwidth per FLOP/s "
+                 f"and DeepSeek-V3 (MLA attention does many FLOPs per cached byte at long "
+                 f"context) run the tensor units harder at batch 1.")
+    return Finding("utilization", title, paper, text, verdict, numbers)
+
+
+def _capacity(ds: xr.Dataset) -> Finding:
+    title = "Large models need hundreds of GB; TP8 serves 405B to a single user only"
+    paper = ("Serving a large model needs hundreds of GB of memory; small systems (TP8) serve "
+             "Llama3-405B to a single user only.")
+    sub = _at(ds, model=BIG_MODEL, tp=8)
+    if sub is None or "max_batch" not in ds or "memory_required" not in ds:
+        return _not_covered("capacity", title, paper, "405B at TP8 with max_batch stored")
+    numbers, rows = {}, []
+    b1 = _at(ds, model=BIG_MODEL, batch=1)
+    if b1 is not None:
+        numbers["memory_required_batch1_min_GB"] = float(b1["memory_required"].min()) / 1e9
+    contexts = sub["context"].values if "context" in sub.dims else [None]
+    pick_ctx = [c for c in (4096, 131072) if c is not None and _has(sub, "context", c)] or \
+        [float(contexts[0])]
+    for hw in sub["hardware"].values.tolist() if "hardware" in sub.dims else []:
+        cells = []
+        for c in pick_ctx:
+            one = _at(sub, hardware=hw, context=c)
+            mb = float(np.asarray(one["max_batch"].values, float).max())
+            numbers[f"{hw}_max_batch_{_ctx(c)}"] = mb
+            cells.append(f"{mb:.0f} at {_ctx(c)}")
+        rows.append(f"{hw}: " + ", ".join(cells))
+    text = ""
+    if "memory_required_batch1_min_GB" in numbers:
+        text = (f"Llama3-405B needs at least {numbers['memory_required_batch1_min_GB']:.0f} GB "
+                f"for one user. ")
+    text += "Largest batch that fits on 8 chips: " + "; ".join(rows) + "."
+    single = [numbers[k] for k in numbers if "_max_batch_" in k]
+    verdict = "agrees" if single and max(single) <= 1 else "differs"
+    if verdict == "differs":
+        more = [r.split(":")[0] for r in rows if any(
+            numbers[f"{r.split(':')[0]}_max_batch_{_ctx(c)}"] > 1 for c in pick_ctx)]
+        text += (f" More than one user fits on TP8 with {', '.join(more)}; "
+                 f"parts with less memory cannot hold the model at all (max batch 0).")
+    return Finding("capacity", title, paper, text, verdict, numbers)
+
+
+def _extreme_utps(ds: xr.Dataset) -> Finding:
+    title = "2000+ UTPS with fast sync; 10,000+ needs smaller models or context"
+    paper = (f"{PAPER['fast_sync_utps']}+ UTPS is reachable with fast sync; "
+             f"{PAPER['extreme_utps']:,}+ needs smaller models or shorter context.")
+    if "model" not in ds.dims or "sync_latency" not in ds.dims:
+        return _not_covered("extreme_utps", title, paper, "models x sync latency")
+    ok = _feasible(ds)
+    fast = ds["sync_latency"] <= PAPER["sync_needed_s"] * (1 + 1e-6)
+    numbers, rows = {}, []
+    for m in ds["model"].values.tolist():
+        sub, okm = ds.sel(model=m), ok.sel(model=m)
+        best_fast = _fmax(sub["utps"], okm & fast.broadcast_like(okm))
+        numbers[f"{m}_max_utps_fast_sync"] = best_fast
+        n_ctx = []
+        if "context" in ds.dims:
+            for c in ds["context"].values:
+                v = _fmax(sub["utps"].sel(context=c), okm.sel(context=c))
+                numbers[f"{m}_max_utps_{_ctx(c)}"] = v
+                if v >= PAPER["extreme_utps"]:
+                    n_ctx.append(_ctx(c))
+        rows.append(f"{m}: {best_fast:,.0f} UTPS at sync <= {PAPER['sync_needed_s'] * 1e6:g} us"
+                    + (f", {PAPER['extreme_utps']:,}+ at context {', '.join(n_ctx)}" if n_ctx
+                       else f", never {PAPER['extreme_utps']:,}+"))
+    big = numbers.get(f"{BIG_MODEL}_max_utps_fast_sync", float("nan"))
+    slow = ds["sync_latency"] >= PAPER["scale_out_sync_s"] * (1 - 1e-6)
+    if BIG_MODEL in ds["model"].values.tolist():
+        numbers[f"{BIG_MODEL}_max_utps_slow_sync"] = _fmax(
+            ds["utps"].sel(model=BIG_MODEL),
+            ok.sel(model=BIG_MODEL) & slow.broadcast_like(ok.sel(model=BIG_MODEL)))
+    text = "Best feasible UTPS per model: " + "; ".join(rows) + "."
+    if f"{BIG_MODEL}_max_utps_slow_sync" in numbers:
+        text += (f" Llama3-405B at sync >= {PAPER['scale_out_sync_s'] * 1e6:g} us: "
+                 f"{numbers[f'{BIG_MODEL}_max_utps_slow_sync']:,.0f} UTPS.")
+    big_10k = [k for k in numbers if k.startswith(BIG_MODEL + "_max_utps_") and "K" in k
+               and numbers[k] >= PAPER["extreme_utps"]]
+    verdict = "agrees" if big >= PAPER["fast_sync_utps"] and not big_10k else "differs"
+    return Finding("extreme_utps", title, paper, text, verdict, numbers, "max_utps.png")
+
+
+def _moe(ds: xr.Dataset) -> Finding:
+    title = "MoE models gain expert reuse as the batch grows; long context hurts efficiency"
+    paper = ("DeepSeek-V3 reads more of its experts as the batch grows, so each weight byte "
+             "serves more tokens; long context adds KV traffic that erodes the gain.")
+    need = ("weight_bytes_read", "stps")
+    sub = _at(ds, model=MOE_MODEL, hardware=BASE_HW)
+    if sub is None or any(n not in ds for n in need) or "batch" not in ds.dims:
+        return _not_covered("moe", title, paper, "DeepSeek-V3 on HBM3 with weight_bytes_read")
+    sub = _at(sub, sync_latency=PAPER["scale_out_sync_s"]) or sub
+    if "tp" in sub.dims:
+        sub = sub.sel(tp=sub["tp"].max())
+    b_lo, b_hi = float(sub["batch"].min()), float(sub["batch"].max())
+    ctx_lo = float(sub["context"].min()) if "context" in sub.dims else None
+    short = sub.sel(context=ctx_lo) if ctx_lo is not None else sub
+    w_lo = float(short["weight_bytes_read"].sel(batch=b_lo))
+    w_hi = float(short["weight_bytes_read"].sel(batch=b_hi))
+    reuse = (w_lo / b_lo) / (w_hi / b_hi)   # weight bytes per token, small over large batch
+    numbers = {"weight_bytes_read_small_batch_GB": w_lo / 1e9,
+               "weight_bytes_read_large_batch_GB": w_hi / 1e9,
+               "weight_bytes_per_token_reduction": reuse,
+               "batch_ratio": b_hi / b_lo}
+    text = (f"DeepSeek-V3 on xPU-HBM3 (TP{float(sub['tp']):g}): weight bytes read per step grow "
+            f"from {w_lo / 1e9:.1f} GB at batch {b_lo:g} to {w_hi / 1e9:.1f} GB at batch "
+            f"{b_hi:g}, so weight bytes per token fall {reuse:.1f}x for a {b_hi / b_lo:g}x "
+            f"batch (a dense model: exactly {b_hi / b_lo:g}x).")
+    if "context" in sub.dims and sub.sizes["context"] > 1:
+        ok = _feasible(sub)
+        gains = {}
+        for c in sub["context"].values:
+            s = sub.sel(context=c)
+            okc = ok.sel(context=c)
+            if bool(okc.sel(batch=b_lo)) and bool(okc.any()):
+                best = _fmax(s["stps"], okc)
+                gains[float(c)] = best / float(s["stps"].sel(batch=b_lo))
+        if gains:
+            c_short, c_long = min(gains), max(gains)
+            numbers["stps_gain_short_context"] = gains[c_short]
+            numbers["stps_gain_long_context"] = gains[c_long]
+            text += (f" Best feasible STPS over batch {b_lo:g} STPS: {gains[c_short]:.1f}x at "
+                     f"{_ctx(c_short)} context, {gains[c_long]:.1f}x at {_ctx(c_long)}.")
+    verdict = "agrees" if reuse > 1 and numbers.get("stps_gain_long_context", 0) < \
+        numbers.get("stps_gain_short_context", np.inf) else "differs"
+    return Finding("moe", title, paper, text, verdict, numbers, "moe_batch.png")
+
+
+FINDINGS: tuple[Callable[[xr.Dataset], Finding], ...] = (
+    _golden, _tp128, _hbm3_long_context, _bandwidth, _sync, _utilization, _capacity,
+    _extreme_utps, _moe)
+
+
+def normalise(ds: xr.Dataset) -> xr.Dataset:
+    """Load ``ds`` and give string coordinates (``hardware``, ``model``) object dtype: the
+    consolidated store holds them as numpy ``StringDType``, which ``limits.plots``
+    (``frontier_plot(color_by="hardware")``) does not recognise as strings."""
+    ds = ds.load()
+    fix = {d: ds[d].values.astype(object) for d in ds.coords
+           if ds[d].ndim == 1 and ds[d].dtype.kind == "T"}
+    return ds.assign_coords({d: (d if d in ds.dims else ds[d].dims, v, ds[d].attrs)
+                             for d, v in fix.items()})
+
+
+def findings(ds: xr.Dataset) -> list[Finding]:
+    """What the store shows for each published finding (golden point first)."""
+    ds = normalise(ds)
+    return [f(ds) for f in FINDINGS]
+
+
+def findings_table(found: Sequence[Finding]) -> pd.DataFrame:
+    """One row per finding: title, the paper's claim, ours, verdict."""
+    return pd.DataFrame([{"finding": f.title, "paper": f.paper, "this sweep": f.ours,
+                          "verdict": f.verdict} for f in found])
+
+
+# --------------------------------------------------------------------------- figures
+
+def _new_figure(width: float = 6.4, height: float = 4.4):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _fig_frontier(ds: xr.Dataset):
+    sub = _at(ds, model=BIG_MODEL, context=4096, sync_latency=PAPER["scale_out_sync_s"])
+    if sub is None or "hardware" not in sub.dims:
+        return None
+    fig = frontier_plot(sub, "utps", "stps", color_by="hardware")
+    fig.axes[0].set_title("Llama3-405B, 4K context, 2.25 us sync: STPS vs UTPS")
+    return fig
+
+
+def _fig_bound_map(ds: xr.Dataset):
+    sub = _at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=32,
+              sync_latency=PAPER["scale_out_sync_s"])
+    if sub is None or "batch" not in sub.dims or "context" not in sub.dims:
+        return None
+    fig = bound_map(sub, x="batch", y="context")
+    fig.axes[0].set_title("Binding wall: HBM3, Llama3-405B, TP32, 2.25 us")
+    return fig
+
+
+def _fig_bandwidth(ds: xr.Dataset):
+    if "hardware" not in ds.dims or not _has(ds, "hardware", BASE_HW):
+        return None
+    fig, ax = _new_figure()
+    for hw in ds["hardware"].values.tolist():
+        if hw == BASE_HW:
+            continue
+        gain = _gain_vs_hbm3(ds, hw, PAPER["scale_out_sync_s"])
+        if gain is None:
+            continue
+        v = np.asarray(gain.values, float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            bw = _hw_ratio(hw)
+            ax.scatter(np.full(v.size, bw), v, s=8, alpha=0.4, label=hw)
+    lims = np.array([1, ax.get_xlim()[1]])
+    ax.plot(lims, lims, "k--", lw=0.8, label="UTPS gain = bandwidth gain")
+    lo, hi = PAPER["bandwidth_gain"]
+    ax.axhspan(lo, hi, color="0.85", zorder=0, label=f"paper: {lo}-{hi}x")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("memory bandwidth / HBM3 bandwidth")
+    ax.set_ylabel("UTPS / HBM3 UTPS (same point, 2.25 us sync)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _fig_sync(ds: xr.Dataset):
+    if "sync_latency" not in ds.dims or "hardware" not in ds.dims:
+        return None
+    sub = _at(ds, model=BIG_MODEL, batch=1, tp=128, context=4096)
+    if sub is None:
+        return None
+    fig, ax = _new_figure()
+    x = sub["sync_latency"].values.astype(float) * 1e6
+    for hw in sub["hardware"].values.tolist():
+        one = sub.sel(hardware=hw)
+        y = np.asarray(one["utps"].where(_feasible(one)).values, float)
+        ax.plot(x, y, marker="o", label=hw)
+    ax.axvline(PAPER["sync_knee_s"] * 1e6, color="0.5", ls=":", label="paper: 2.5 us knee")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("scale-out sync latency [us]")
+    ax.set_ylabel("UTPS [tok/s/user]")
+    ax.set_title("Llama3-405B, TP128, batch 1, 4K context")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _fig_max_utps(ds: xr.Dataset):
+    if "model" not in ds.dims or "context" not in ds.dims:
+        return None
+    fig, ax = _new_figure()
+    ok = _feasible(ds)
+    x = ds["context"].values.astype(float)
+    dims = [d for d in ds["utps"].dims if d not in ("model", "context")]
+    has_sync = "sync_latency" in ds.dims
+    fast = ds["sync_latency"] <= PAPER["sync_needed_s"] * (1 + 1e-6) if has_sync else True
+    slow = ds["sync_latency"] >= PAPER["scale_out_sync_s"] * (1 - 1e-6) if has_sync else True
+    for m in ds["model"].values.tolist():
+        for which, style, keep in (("<= 1 us", "-", fast), (">= 2.25 us", ":", slow)):
+            y = ds["utps"].sel(model=m).where(ok.sel(model=m) & keep).max(dims)
+            ax.plot(x, np.asarray(y.values, float), style, marker="o",
+                    label=f"{m}, sync {which}")
+    for level in (PAPER["fast_sync_utps"], PAPER["extreme_utps"]):
+        ax.axhline(level, color="0.5", lw=0.8, ls="--")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("context [tokens]")
+    ax.set_ylabel("best feasible UTPS [tok/s/user]")
+    ax.set_title("Best UTPS over hardware, chips and batch")
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def _fig_moe(ds: xr.Dataset):
+    sub = _at(ds, model=MOE_MODEL, hardware=BASE_HW)
+    if sub is None or "batch" not in sub.dims or "context" not in sub.dims:
+        return None
+    sub = _at(sub, sync_latency=PAPER["scale_out_sync_s"]) or sub
+    if "tp" in sub.dims:
+        sub = sub.sel(tp=sub["tp"].max())
+    fig = _new_figure(9.6, 4.0)[0]
+    fig.clear()
+    left, right = fig.subplots(1, 2)
+    b = sub["batch"].values.astype(float)
+    per_token = sub["weight_bytes_read"].isel(context=0) / sub["batch"]
+    left.plot(b, np.asarray(per_token.values, float) / 1e9, marker="o",
+              label="DeepSeek-V3 (MoE)")
+    left.plot(b, float(per_token.isel(batch=0)) / 1e9 * b[0] / b, "k--", lw=0.8,
+              label="dense model (1/batch)")
+    left.set_xscale("log", base=2)
+    left.set_yscale("log")
+    left.set_xlabel("batch")
+    left.set_ylabel("weight bytes read per token [GB]")
+    left.legend(fontsize="small")
+    ok = _feasible(sub)
+    for c in sub["context"].values:
+        y = sub["stps"].sel(context=c).where(ok.sel(context=c))
+        right.plot(b, np.asarray(y.values, float), marker="o", label=f"context {_ctx(c)}")
+    right.set_xscale("log", base=2)
+    right.set_yscale("log")
+    right.set_xlabel("batch")
+    right.set_ylabel("STPS [tok/s] (feasible points)")
+    right.legend(fontsize="x-small")
+    fig.suptitle(f"DeepSeek-V3 on xPU-HBM3, TP{float(sub['tp']):g}")
+    return fig
+
+
+FIGURES: dict[str, Callable[[xr.Dataset], Any]] = {
+    "frontier.png": _fig_frontier, "bound_map.png": _fig_bound_map,
+    "bandwidth_gain.png": _fig_bandwidth, "sync_gain.png": _fig_sync,
+    "max_utps.png": _fig_max_utps, "moe_batch.png": _fig_moe}
+
+
+def make_figures(ds: xr.Dataset, directory: str | Path) -> dict[str, Path]:
+    """Draw the report's figures (those the store has data for) as PNGs into
+    ``directory``; returns name -> path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ds = normalise(ds)
+    out = {}
+    for name, draw in FIGURES.items():
+        fig = draw(ds)
+        if fig is None:
+            continue
+        path = directory / name
+        fig.savefig(path, dpi=110)
+        out[name] = path
+    return out
+
+
+# --------------------------------------------------------------------------- the report
+
+def _grid_lines(ds: xr.Dataset) -> list[str]:
+    lines = []
+    for d in ds["utps"].dims:
+        values = ds[d].values
+        if d == "sync_latency":
+            shown = ", ".join(f"{float(v) * 1e6:g} us" for v in values)
+        elif d == "context":
+            shown = ", ".join(_ctx(v) for v in values)
+        elif not np.issubdtype(values.dtype, np.number):
+            shown = ", ".join(map(str, values))
+        else:
+            shown = ", ".join(f"{float(v):g}" for v in values)
+        lines.append(f"- `{d}` ({len(values)}): {shown}")
+    return lines
+
+
+def _feasible_lines(ds: xr.Dataset) -> list[str]:
+    if "hardware" not in ds.dims:
+        return []
+    ok = _feasible(ds)
+    cells = []
+    for hw in ds["hardware"].values.tolist():
+        one = ok.sel(hardware=hw)
+        cells.append(f"{hw} {float(one.mean()):.0%}")
+    lines = ["Feasible share of the points per part: " + ", ".join(cells) + "."]
+    for hw in ds["hardware"].values.tolist():
+        one = ds.sel(hardware=hw)
+        if bool(ok.sel(hardware=hw).any()) or "memory_available" not in ds or "tp" not in ds.dims:
+            continue
+        per_chip = float((one["memory_available"] / one["tp"]).max())
+        need = float(one["memory_required"].min())
+        lines.append(f"{hw} ({per_chip / 2**30:.3g} GiB per chip) holds none of the models on "
+                     f"up to {float(ds['tp'].max()):g} chips: the smallest need, "
+                     f"{need / 1e9:.0f} GB, takes at least {np.ceil(need / per_chip):.0f} chips, "
+                     f"so it is absent from the comparisons below.")
+    return [" ".join(lines), ""]
+
+
+def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
+           out: Path, source: str, command: str) -> str:
+    """The markdown text of the report."""
+    import os
+
+    def rel(p: Path) -> str:
+        return os.path.relpath(p, out.parent)
+
+    ok = _feasible(ds)
+    lines = ["# The LIMINAL study: what our sweep shows", "",
+             f"Generated by `{command}` from `{source}`. Every number below is read from the "
+             f"store with `limits.analysis`; only the paper's published values (arXiv "
+             f"2507.14397, `REFERENCES.md` s.1) are quoted. FP8 weights and KV cache; points "
+             f"that do not fit in memory are kept in the store and flagged (`feasible`): "
+             f"{int(ok.sum())} of {int(ok.size)} points are feasible.", "",
+             "The paper's study is the recipe `sweeps/liminal.yaml`: `python -m limits.sweep "
+             "--config-dir sweeps --config-name liminal hydra.sweep.dir=outputs/liminal`, then "
+             "`python -m limits.report outputs/liminal --out docs/liminal_report.md` writes "
+             "this report and its figures (`docs/figures/`).", "",
+             "Grid:", *_grid_lines(ds), "", *_feasible_lines(ds),
+             "The `sync_latency` axis is the scale-out all-reduce latency (collectives among "
+             "more chips than one 8-chip server); TP8 collectives stay in one server and use "
+             "each preset's in-node latency (2.25 us), so TP8 points do not vary with it.", "",
+             "## Summary", "", "| finding | verdict |", "|---|---|"]
+    lines += [f"| {f.title} | {f.verdict} |" for f in found]
+    lines.append("")
+    for f in found:
+        lines += [f"## {f.title}", "", f"- **Paper:** {f.paper}", f"- **This sweep:** {f.ours}",
+                  f"- **Verdict:** {f.verdict}", ""]
+        if f.figure and f.figure in figures:
+            lines += [f"![{f.title}]({rel(figures[f.figure])})", ""]
+    shown = {f.figure for f in found}
+    extra = [n for n in figures if n not in shown]
+    if extra:
+        lines += ["## Overview figures", ""]
+        lines += [f"![{n}]({rel(figures[n])})" for n in extra] + [""]
+    return "\n".join(lines)
+
+
+def write_report(path: str | Path, out: str | Path, figures_dir: str | Path | None = None,
+                 command: str | None = None) -> list[Finding]:
+    """Open the study at ``path``, write the report to ``out`` and its figures to
+    ``figures_dir`` (default ``<out dir>/figures``); returns the findings."""
+    out = Path(out)
+    figures_dir = Path(figures_dir) if figures_dir is not None else out.parent / "figures"
+    ds = normalise(open_results(path))
+    found = findings(ds)
+    figs = make_figures(ds, figures_dir)
+    command = command or f"python -m limits.report {path} --out {out}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(ds, found, figs, out, str(path), command))
+    return found
+
+
+# --------------------------------------------------------------------------- running a recipe
+
+def run_study(recipe: str, sweep_dir: str | Path, overrides: Sequence[str] = (),
+              jobs: dict[str, Sequence[str]] | None = None,
+              sweeps_dir: str | Path = SWEEPS_DIR, verbose: bool = False) -> Path:
+    """Run the multirun recipe ``sweeps/<recipe>.yaml`` job by job in this process: one
+    store per (hardware, model) of its ``hydra.sweeper.params`` in ``sweep_dir/<n>/``, then
+    consolidate them. Returns the consolidated store's path.
+
+    **Arguments:** ``overrides`` apply to every job (e.g. ``grid.batch=[1,8]``); ``jobs``
+    replaces some of the recipe's sweeper choices (``{"hardware": ["xpu_hbm3"]}``);
+    ``sweeps_dir``: where the recipes are; ``verbose``: the sweep's progress output."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from .consolidate import consolidate
+    from .sweep import CONF_DIR, run
+
+    sweep_dir = Path(sweep_dir)
+    search = f"hydra.searchpath=[file://{CONF_DIR}]"
+
+    def _compose(extra: Sequence[str], hydra_cfg: bool = False):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(Path(sweeps_dir).resolve()),
+                                   version_base="1.3"):
+            return compose(config_name=recipe, overrides=[search, *overrides, *extra],
+                           return_hydra_config=hydra_cfg)
+
+    params = dict(_compose([], hydra_cfg=True).hydra.sweeper.params or {})
+    choices_by_name = {n: str(v).split(",") for n, v in params.items()}
+    choices_by_name.update({n: list(v) for n, v in (jobs or {}).items()})
+    names = list(choices_by_name)
+    choices = [choices_by_name[n] for n in names]
+    for num, combo in enumerate(itertools.product(*choices)):
+        job = [f"{n}={v.strip()}" for n, v in zip(names, combo)]
+        store = sweep_dir / str(num) / "sweep.zarr"
+        cfg = _compose([*job, f"store.path={store}"])
+        run(cfg, overrides=[*overrides, *job], verbose=verbose)
+    GlobalHydra.instance().clear()
+    return consolidate(sweep_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m limits.report STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    parser = argparse.ArgumentParser(prog="python -m limits.report", description=__doc__
+                                     .split("\n\n")[0])
+    parser.add_argument("path", help="study store, sweep dir or multirun dir")
+    parser.add_argument("--out", default="docs/liminal_report.md", help="markdown file")
+    parser.add_argument("--figures", default=None, help="figure dir (default: <out dir>/figures)")
+    args = parser.parse_args(argv)
+    command = "python -m limits.report " + " ".join(sys.argv[1:] if argv is None else argv)
+    found = write_report(args.path, args.out, args.figures, command)
+    for f in found:
+        print(f"[{f.verdict:>11}] {f.title}")
+    print(f"limits.report: wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The zarr store of a sweep: template, chunk-aligned region writes, resume markers, provenance.
+
+Layout of ``sweep.zarr`` (zarr v3, one xarray Dataset):
+
+- one coordinate per grid axis (SI values, ``units`` and ``long_name`` attrs), in grid order;
+- one variable per stored output with dims = the axes (plus ``wrt`` for elasticities), each
+  with ``units`` and ``long_name``; ``bound`` is int8 with ``flag_values``/``flag_meanings``;
+- dataset attrs: provenance (resolved config, overrides, versions, git commit, time) and the
+  canonical data config used to refuse resuming with different settings;
+- ``_progress/block_done``: a bool zarr array with one element (one chunk) per block, set only
+  after the block's data are written. It lives in a sub-group, which xarray ignores.
+
+The template is written into a temporary directory and renamed into place, so a store either
+exists completely or not at all, even when several shard jobs race to create it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import subprocess
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from .outputs import BOUND_LABELS, OUTPUTS
+
+__all__ = ["CONFIG_ATTR", "VariableSpec", "StoreLayout", "StoreError", "codec_for", "chunk_shape",
+           "create_store", "open_store_group", "done_mask", "mark_done", "config_differences",
+           "provenance", "write_region", "PROGRESS_ARRAY", "quiet_zarr_warnings",
+           "check_same_config", "output_attrs"]
+
+PROGRESS_ARRAY = "_progress/block_done"
+CONFIG_ATTR = "limits_data_config"
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used for this sweep (e.g. written with different settings)."""
+
+
+@contextlib.contextmanager
+def quiet_zarr_warnings() -> Iterator[None]:
+    """Hide zarr's 'consolidated metadata is not in the v3 spec' warning: we write
+    consolidated metadata on purpose so that xarray opens the store with one read."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        yield
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableSpec:
+    """One stored variable: dtype, extra trailing dims (name -> length), attrs."""
+
+    name: str
+    dtype: np.dtype
+    extra_dims: tuple[str, ...] = ()
+    extra_shape: tuple[int, ...] = ()
+    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def itemsize_per_point(self) -> int:
+        return int(np.dtype(self.dtype).itemsize * math.prod(self.extra_shape))
+
+
+def output_attrs(name: str) -> dict[str, Any]:
+    """``units``/``long_name`` (and flag attrs for ``bound``) of a model output."""
+    units, long_name = OUTPUTS[name]
+    attrs: dict[str, Any] = {"units": units, "long_name": long_name}
+    if name == "bound":
+        attrs.update(flag_values=list(range(len(BOUND_LABELS))),
+                     flag_meanings=" ".join(BOUND_LABELS))
+    return attrs
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreLayout:
+    """Everything needed to create the template: axes, chunks, variables, extra coords."""
+
+    axes: Mapping[str, np.ndarray]
+    axis_attrs: Mapping[str, Mapping[str, Any]]
+    chunks: tuple[int, ...]
+    variables: tuple[VariableSpec, ...]
+    extra_coords: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    codec: str = "lz4"
+    clevel: int = 5
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values())
+
+    @property
+    def n_blocks(self) -> tuple[int, ...]:
+        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks))
+
+    @property
+    def bytes_per_point(self) -> int:
+        return sum(v.itemsize_per_point for v in self.variables)
+
+
+def codec_for(name: str, clevel: int = 5) -> list:
+    """zarr v3 compressors for codec ``name`` (lz4 | zstd | none); see docs/sweep.md."""
+    from zarr.codecs import BloscCodec
+
+    if name == "none":
+        return []
+    if name in ("lz4", "zstd"):
+        return [BloscCodec(cname=name, clevel=int(clevel), shuffle="shuffle")]
+    raise StoreError(f"store.codec = {name!r} is unknown; allowed: lz4, zstd, none")
+
+
+def chunk_shape(shape: tuple[int, ...], chunk_points: int,
+                overrides: Mapping[str, int] | None = None,
+                names: tuple[str, ...] = ()) -> tuple[int, ...]:
+    """Chunk (= block) shape of about ``chunk_points`` points: whole innermost axes first,
+    then part of the next one, then 1 along the outer ones. ``overrides`` fix chosen axes."""
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(names)
+    if unknown:
+        raise StoreError(f"store.chunks: {', '.join(sorted(unknown))} not a grid axis; axes: "
+                         f"{', '.join(names) or '(none)'}")
+    chunks = [0] * len(shape)
+    budget = max(1, int(chunk_points))
+    for i in reversed(range(len(shape))):
+        name = names[i] if names else None
+        if name in overrides:
+            c = int(overrides[name])
+            if c < 1:
+                raise StoreError(f"store.chunks.{name} = {c} must be >= 1")
+            chunks[i] = min(c, shape[i])
+        else:
+            chunks[i] = max(1, min(shape[i], budget))
+        budget = max(1, budget // chunks[i])
+    return tuple(chunks)
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=False)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(resolved_yaml: str, overrides: Iterable[str], data_config: Mapping) -> dict:
+    """Dataset attrs recording how the store was made."""
+    import hydra
+    import jax
+    import xarray
+    import zarr
+
+    from . import __version__
+
+    return {
+        "title": "limits sweep",
+        "limits_version": __version__,
+        "git_commit": _git_commit() or "unknown",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": resolved_yaml,
+        "overrides": list(overrides),
+        "library_versions": {"jax": jax.__version__, "numpy": np.__version__,
+                             "xarray": xarray.__version__, "zarr": zarr.__version__,
+                             "hydra": hydra.__version__},
+        CONFIG_ATTR: json.dumps(data_config, sort_keys=True),
+    }
+
+
+def _template(layout: StoreLayout, attrs: Mapping[str, Any]):
+    import dask.array as da
+    import xarray as xr
+
+    names = tuple(layout.axes)
+    coords: dict[str, Any] = {
+        n: (n, np.asarray(v, dtype=np.float64), dict(layout.axis_attrs.get(n, {})))
+        for n, v in layout.axes.items()}
+    for n, v in layout.extra_coords.items():
+        coords[n] = (n, np.asarray(v, dtype=object), {"long_name": f"{n} parameter names"})
+    data_vars = {}
+    encoding = {}
+    for var in layout.variables:
+        shape = layout.shape + var.extra_shape
+        chunks = layout.chunks + var.extra_shape
+        data = da.zeros(shape, dtype=var.dtype, chunks=chunks or ())
+        data_vars[var.name] = (names + var.extra_dims, data, dict(var.attrs))
+        encoding[var.name] = {"compressors": codec_for(layout.codec, layout.clevel),
+                              "chunks": chunks}
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs)), encoding
+
+
+def create_store(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -> bool:
+    """Create the template at ``path`` atomically; return False if another writer won the race
+    (the store then already exists and is checked by the caller)."""
+    import zarr
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    ds, encoding = _template(layout, attrs)
+    with quiet_zarr_warnings():
+        ds.to_zarr(tmp, mode="w", compute=False, encoding=encoding, zarr_format=3,
+                   consolidated=True)
+        root = zarr.open_group(tmp, mode="r+", zarr_format=3, use_consolidated=False)
+        root.create_group("_progress")
+        nb = layout.n_blocks
+        root.create_array(PROGRESS_ARRAY, shape=nb, chunks=(1,) * len(nb), dtype=bool,
+                          fill_value=False, compressors=None)
+    try:
+        os.rename(tmp, path)
+        return True
+    except OSError:
+        if not path.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+
+
+def open_store_group(path: Path):
+    """The zarr root group of an existing store, for region writes."""
+    import zarr
+
+    with quiet_zarr_warnings():
+        return zarr.open_group(Path(path), mode="r+", zarr_format=3, use_consolidated=False)
+
+
+def stored_data_config(group) -> dict:
+    raw = group.attrs.get(CONFIG_ATTR)
+    if raw is None:
+        raise StoreError(f"{group.store} is not a limits sweep store (no {CONFIG_ATTR} attr)")
+    return json.loads(raw)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out if out or not prefix else {prefix: {}}
+    return {prefix: node}
+
+
+def config_differences(stored: Mapping, current: Mapping) -> list[str]:
+    """``key: stored -> current`` for every setting that differs (dotted keys)."""
+    a, b = _flatten(stored), _flatten(current)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+            out.append(f"{key}: {a.get(key, '<unset>')!r} (store) != "
+                       f"{b.get(key, '<unset>')!r} (now)")
+    return out
+
+
+def check_same_config(group, path: Path, current: Mapping) -> None:
+    """Refuse to resume into a store written with different data settings."""
+    diffs = config_differences(stored_data_config(group), current)
+    if diffs:
+        raise StoreError(f"store {path} was written with different settings: "
+                         f"{'; '.join(diffs)}. Use another store.path (or hydra.run.dir), or "
+                         f"delete the store to start over")
+
+
+def done_mask(group) -> np.ndarray:
+    """Bool array (one element per block) of the blocks already written."""
+    return np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)
+
+
+def mark_done(group, block: tuple[int, ...]) -> None:
+    """Record that ``block`` is written (call only after its data are in the store)."""
+    group[PROGRESS_ARRAY][block] = True
+
+
+def write_region(arrays: Mapping[str, Any], region: tuple[slice, ...],
+                 data: Mapping[str, np.ndarray]) -> None:
+    """Write whole chunks: ``data[name]`` (already cropped) into ``arrays[name][region]``."""
+    for name, values in data.items():
+        arrays[name][region] = values

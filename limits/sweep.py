@@ -1,0 +1,379 @@
+"""The main job: ``python -m limits.sweep [overrides]`` (console script ``limits-sweep``).
+
+Composes the Hydra config (``conf/config.yaml``), validates the parameters and every grid
+axis before anything is compiled, then evaluates the grid block by block with one jitted
+function and writes the results into ``<hydra output dir>/sweep.zarr`` (or ``store.path``).
+Re-running the same command into the same directory resumes an interrupted sweep.
+
+From Python (tests, notebooks): ``run(cfg)`` takes a composed config; ``run_overrides([...])``
+composes and runs, returning the store path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from .config import DATA_KEYS, params_from_cfg
+from .grid import Grid, parse_grid, validate_grid
+from .outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
+from .params import ParameterError, parameter_index
+from .store import (StoreError, StoreLayout, VariableSpec, check_same_config, chunk_shape,
+                    codec_for, create_store, done_mask, mark_done, open_store_group,
+                    output_attrs, provenance)
+from .units import UnitError, format_quantity
+
+__all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DIR"]
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+STORE_NAME = "sweep.zarr"
+USER_ERRORS = (ParameterError, UnitError, StoreError)
+
+
+class SweepError(ParameterError):
+    """A sweep setting that cannot be honoured (too many points, unknown variable...)."""
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What ``run`` did: the store, its size, how many blocks were computed, headlines."""
+
+    path: Path
+    points: int
+    blocks_total: int
+    blocks_computed: int
+    blocks_skipped: int
+    traces: int
+    seconds: float
+    summary: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- config helpers
+
+def _data_config(cfg: DictConfig) -> dict[str, Any]:
+    """The settings that decide the stored numbers (canonical, for resume checks)."""
+    out: dict[str, Any] = {}
+    for key in DATA_KEYS:
+        node = OmegaConf.select(cfg, key)
+        out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) \
+            else node
+    return out
+
+
+def _variables(cfg: DictConfig) -> tuple[str, ...]:
+    spec = cfg.store.variables
+    if isinstance(spec, str):
+        if spec == "default":
+            return tuple(DEFAULT_OUTPUTS)
+        if spec == "all":
+            return tuple(OUTPUTS)
+        spec = [spec]
+    names = tuple(str(v) for v in spec)
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown or not names:
+        raise SweepError(f"store.variables: unknown output(s) {', '.join(unknown) or '(empty)'}"
+                         f"; valid: default, all, or a list of {', '.join(OUTPUTS)}")
+    return names
+
+
+def _sensitivity(cfg: DictConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    metrics = tuple(str(m) for m in cfg.sensitivity.metrics)
+    wrt = tuple(str(w) for w in cfg.sensitivity.wrt)
+    if not metrics:
+        return (), ()
+    bad = [m for m in metrics if m not in OUTPUTS]
+    if bad:
+        raise SweepError(f"sensitivity.metrics: unknown output(s) {', '.join(bad)}; valid: "
+                         f"{', '.join(OUTPUTS)}")
+    index = parameter_index()
+    bad = [w for w in wrt if w not in index]
+    if bad or not wrt:
+        raise SweepError(f"sensitivity.wrt: {'unknown parameter(s) ' + ', '.join(bad) if bad else 'empty'}"
+                         f"; give parameter names from: {', '.join(index)}")
+    return metrics, wrt
+
+
+def _dtype(cfg: DictConfig) -> Any:
+    import jax
+
+    if cfg.precision not in ("float32", "float64"):
+        raise SweepError(f"precision = {cfg.precision!r}; allowed: float32, float64")
+    if cfg.precision == "float64" and not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
+    return np.dtype(cfg.precision)
+
+
+def _store_path(cfg: DictConfig) -> Path:
+    if cfg.store.path:
+        return Path(str(cfg.store.path)).expanduser()
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir) / STORE_NAME
+    except ValueError:  # no Hydra run (plain compose): the caller must say where
+        raise SweepError("store.path is not set and there is no Hydra output dir; pass "
+                         "store.path=PATH") from None
+
+
+def _overrides(cfg: DictConfig, given: Sequence[str] | None) -> list[str]:
+    if given is not None:
+        return list(given)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def _human_bytes(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+# --------------------------------------------------------------------------- summary
+
+class _Summary:
+    """Running headline numbers over written blocks: best utps / stps among feasible points
+    (with where they are) and the fraction of feasible points."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+        self.points = 0
+        self.feasible = 0
+        self.best: dict[str, tuple[float, tuple[int, ...]]] = {}
+
+    def add(self, region: tuple[slice, ...], data: Mapping[str, np.ndarray]) -> None:
+        n = math.prod(s.stop - s.start for s in region)
+        self.points += n
+        mask = np.asarray(data["feasible"], bool) if "feasible" in data else None
+        if mask is not None:
+            self.feasible += int(mask.sum())
+        for name in ("utps", "stps"):
+            if name not in data:
+                continue
+            values = np.asarray(data[name], np.float64)
+            if mask is not None:
+                values = np.where(mask, values, -np.inf)
+            if values.size == 0 or not np.isfinite(values.max()):
+                continue
+            i = np.unravel_index(int(np.argmax(values)), values.shape)
+            where = tuple(s.start + k for s, k in zip(region, i))
+            if name not in self.best or values[i] > self.best[name][0]:
+                self.best[name] = (float(values[i]), where)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"points": self.points}
+        if self.points and self.feasible is not None:
+            out["fraction_feasible"] = self.feasible / self.points
+        for name, (value, where) in self.best.items():
+            out[f"best_{name}"] = value
+            out[f"best_{name}_at"] = {a: float(self.grid.axes[a][k])
+                                      for a, k in zip(self.grid.names, where)}
+        return out
+
+    def lines(self, has_feasible: bool) -> list[str]:
+        d = self.as_dict()
+        lines = []
+        for name in ("utps", "stps"):
+            if f"best_{name}" in d:
+                at = ", ".join(f"{a}={_fmt_axis(a, v)}" for a, v in d[f"best_{name}_at"].items())
+                lines.append(f"  best {name}: {d[f'best_{name}']:.4g} {OUTPUTS[name][0]}"
+                             + (" (feasible points)" if has_feasible else "")
+                             + (f" at {at}" if at else ""))
+        if has_feasible and "fraction_feasible" in d:
+            lines.append(f"  feasible: {100 * d['fraction_feasible']:.1f} % of points")
+        return lines
+
+
+def _fmt_axis(name: str, value: float) -> str:
+    spec = parameter_index()[name][1]
+    if spec.integer or spec.unit in ("1", "tok"):
+        return f"{value:g}"
+    return format_quantity(value, spec.unit).replace(" ", "")
+
+
+# --------------------------------------------------------------------------- the job
+
+def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
+        block_callback: Callable[[tuple[int, ...]], None] | None = None,
+        verbose: bool = True) -> SweepResult:
+    """Run one sweep described by a composed config.
+
+    **Arguments:** ``cfg``: config composed from ``conf/config.yaml`` (``store.path`` must be
+    set outside a Hydra run); ``overrides``: recorded in the provenance (default: Hydra's);
+    ``block_callback(block)``: called after each block is written and marked done (a test
+    hook: raising from it simulates an interruption); ``verbose``: print progress and summary.
+
+    **Returns:** a ``SweepResult``. User mistakes raise ``ParameterError``/``UnitError``/
+    ``StoreError`` with a one-line message naming the setting.
+    """
+    from .engine import BlockFunction, BlockPlan, cast_params, run_blocks
+
+    t0 = time.perf_counter()
+    cfg = cfg.copy()
+    OmegaConf.resolve(cfg)
+    dtype = _dtype(cfg)
+    base = params_from_cfg(cfg)
+    grid = parse_grid(OmegaConf.to_container(cfg.grid, resolve=True))
+    validate_grid(base, grid)
+    variables = _variables(cfg)
+    metrics, wrt = _sensitivity(cfg)
+    shard_index, shard_count = int(cfg.shard.index), int(cfg.shard.count)
+    if not 0 <= shard_index < shard_count:
+        raise SweepError(f"shard.index = {shard_index} must be in [0, shard.count = "
+                         f"{shard_count})")
+
+    chunks = chunk_shape(grid.shape, int(cfg.store.chunk_points),
+                         OmegaConf.to_container(cfg.store.chunks), grid.names)
+    codec_for(str(cfg.store.codec), int(cfg.store.clevel))  # validate early
+    plan = BlockPlan(grid.axes, chunks)
+    fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt)
+    traces_before = fn.traces
+    base_cast = cast_params(base, dtype)
+    shapes = fn.output_shapes(base_cast, dtype)
+    specs = []
+    for name, sd in shapes.items():
+        extra = tuple(sd.shape[len(chunks):])
+        attrs = output_attrs(name) if name in OUTPUTS else {
+            "units": "1", "long_name": f"elasticity of {name.removeprefix('elasticity_')} "
+                                       f"with respect to each parameter in wrt "
+                                       f"(d ln y / d ln x)"}
+        specs.append(VariableSpec(name, np.dtype(sd.dtype), ("wrt",) if extra else (),
+                                  extra, attrs))
+    layout = StoreLayout(
+        axes=grid.axes,
+        axis_attrs={n: {"units": grid.units(n), "long_name": grid.long_name(n)}
+                    for n in grid.names},
+        chunks=chunks, variables=tuple(specs),
+        extra_coords={"wrt": np.array(wrt, dtype=object)} if metrics else {},
+        codec=str(cfg.store.codec), clevel=int(cfg.store.clevel))
+
+    points = grid.size
+    est_bytes = points * layout.bytes_per_point
+    max_points = float(cfg.limits.max_points)
+    if points > max_points:
+        biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
+        raise SweepError(f"grid has {points:,} points (~{_human_bytes(est_bytes)}), more than "
+                         f"limits.max_points = {max_points:,.0f}; shrink an axis (largest: "
+                         f"grid.{biggest} with {len(grid.axes[biggest])} values), store fewer "
+                         f"variables (store.variables=[utps,stps,...]) or raise "
+                         f"limits.max_points")
+
+    path = _store_path(cfg)
+    data_config = _data_config(cfg)
+    resolved_yaml = OmegaConf.to_yaml(cfg)
+    if verbose:
+        dims = " x ".join(f"{n}[{len(v)}]" for n, v in grid.axes.items()) or "a single point"
+        print(f"limits.sweep: {points:,} points ({dims}), {len(specs)} variables, "
+              f"~{_human_bytes(est_bytes)} uncompressed, {math.prod(plan.n_blocks)} blocks of "
+              f"{math.prod(chunks):,} points, {dtype.name}", flush=True)
+    if not path.exists():
+        create_store(path, layout, provenance(resolved_yaml, _overrides(cfg, overrides),
+                                              data_config))
+    group = open_store_group(path)
+    check_same_config(group, path, data_config)
+
+    done = done_mask(group)
+    all_blocks = [b for k, b in enumerate(plan.blocks()) if k % shard_count == shard_index]
+    todo = [b for b in all_blocks if not done[b]]
+    skipped = [b for b in all_blocks if done[b]]
+    summary = _Summary(grid)
+    arrays = {s.name: group[s.name] for s in specs}
+    summary_vars = [v for v in ("utps", "stps", "feasible") if v in arrays]
+    for b in skipped:  # resumed: headline numbers of blocks written before
+        region = plan.region(b)
+        summary.add(region, {v: arrays[v][region] for v in summary_vars})
+
+    bar = None
+    if verbose and cfg.limits.progress and todo:
+        from tqdm import tqdm
+
+        if skipped:
+            print(f"limits.sweep: resuming {path}: {len(skipped)} of {len(all_blocks)} blocks "
+                  f"already written", flush=True)
+        bar = tqdm(total=sum(plan.points(b) for b in todo), unit="pt", unit_scale=True,
+                   desc="sweep", file=sys.stderr, dynamic_ncols=True)
+
+    def sink(block: tuple[int, ...], data: dict[str, np.ndarray]) -> None:
+        region = plan.region(block)
+        for name, values in data.items():
+            arrays[name][region] = values
+        mark_done(group, block)
+        summary.add(region, data)
+        if bar is not None:
+            bar.update(plan.points(block))
+        if block_callback is not None:
+            block_callback(block)
+
+    try:
+        run_blocks(fn, base_cast, plan, todo, dtype, sink)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - t0
+    result = SweepResult(path, points, len(all_blocks), len(todo), len(skipped),
+                         fn.traces - traces_before,
+                         seconds, summary.as_dict())
+    if verbose:
+        rate = sum(plan.points(b) for b in todo) / seconds if seconds > 0 else float("nan")
+        shard = f" (shard {shard_index} of {shard_count})" if shard_count > 1 else ""
+        print(f"limits.sweep: wrote {path}{shard} in {seconds:.2f} s "
+              f"({len(todo)} blocks computed, {len(skipped)} reused, {rate / 1e6:.3g} M points/s)")
+        for line in summary.lines("feasible" in arrays):
+            print(line)
+        print(f"  open with: xarray.open_zarr({str(path)!r})", flush=True)
+    return result
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """The config ``python -m limits.sweep`` would use, composed without running Hydra."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def run_overrides(overrides: list[str], config_name: str = "config", **kw: Any) -> Path:
+    """Compose with ``overrides`` (which must include ``store.path=...``), run, return the
+    store path. For notebooks and other tools."""
+    cfg = compose(overrides, config_name)
+    return run(cfg, overrides=overrides, **kw).path
+
+
+def _task(cfg: DictConfig) -> None:
+    import logging
+
+    logging.getLogger("jax").setLevel(logging.WARNING)  # Hydra sets the root logger to INFO
+    try:
+        run(cfg)
+    except USER_ERRORS as err:
+        print(f"limits.sweep: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("limits.sweep: interrupted; re-run the same command to resume", file=sys.stderr,
+              flush=True)
+        sys.exit(130)
+
+
+def main() -> None:
+    """Entry point of ``python -m limits.sweep`` and the ``limits-sweep`` console script."""
+    import hydra
+
+    hydra.main(config_path="conf", config_name="config", version_base="1.3")(_task)()
+
+
+if __name__ == "__main__":
+    main()

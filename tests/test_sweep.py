@@ -1,0 +1,124 @@
+"""The sweep job: config composition, the issue's acceptance command, clean user errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from omegaconf import OmegaConf
+
+import limits
+from limits.config import params_from_cfg
+from limits.presets import available
+from limits.sweep import SweepError, compose, run, run_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+ACCEPTANCE = ["hardware=xpu_hbm3", "model=llama3_405b", "grid=point", "++grid.tp=[32]",
+              "++grid.context=[4096,131072]", "++grid.batch=[1]", "++grid.weight_bytes=[1]",
+              "++grid.kv_bytes=[1]"]
+
+
+@pytest.mark.parametrize("group", ["hardware", "model", "grid"])
+def test_every_preset_composes_and_validates(group):
+    from limits.grid import parse_grid, validate_grid
+
+    names = available(group)
+    assert names, group
+    for name in names:
+        cfg = compose([f"{group}={name}"])
+        base = params_from_cfg(cfg)
+        validate_grid(base, parse_grid(OmegaConf.to_container(cfg.grid)))
+
+
+def test_default_config_is_the_paper_system_over_four_axes():
+    cfg = compose([])
+    assert cfg.hardware.name == "xpu_hbm3" and cfg.model.name == "llama3_405b"
+    assert list(cfg.grid) == ["tp", "context", "batch", "sync_latency"]
+    assert cfg.precision == "float32" and list(cfg.sensitivity.metrics) == []
+
+
+def test_units_in_overrides_and_unknown_keys():
+    cfg = compose(["hardware.mem_bw=8TiB/s", "deployment.context='4 ktok'"])
+    p = params_from_cfg(cfg)
+    assert p.hardware.mem_bw == 8 * 2.0**40 and p.deployment.context == 4000
+    with pytest.raises(Exception, match="not_a_key"):
+        compose(["hardware.not_a_key=1"])
+    with pytest.raises(Exception, match="nope"):
+        compose(["hardware=nope"])
+
+
+def test_acceptance_point_reproduces_paper_utps(tmp_path):
+    path = run_overrides(ACCEPTANCE + [f"store.path={tmp_path / 's.zarr'}"], verbose=False)
+    ds = xr.open_zarr(path)
+    assert ds.utps.dims == ("tp", "context", "batch", "weight_bytes", "kv_bytes")
+    utps = ds.utps.sel(tp=32, batch=1, weight_bytes=1, kv_bytes=1).values
+    assert [round(float(u)) for u in utps] == [290, 271]
+
+
+def test_acceptance_command_in_a_real_process(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "limits.sweep", *ACCEPTANCE,
+                           f"hydra.run.dir={tmp_path}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert str(tmp_path / "sweep.zarr") in proc.stdout and "best utps" in proc.stdout
+    ds = xr.open_zarr(tmp_path / "sweep.zarr")
+    assert [round(float(u)) for u in ds.utps.values.ravel()] == [290, 271]
+    assert ds.attrs["overrides"] == ACCEPTANCE + [f"hydra.run.dir={tmp_path}"] or \
+        ds.attrs["overrides"] == ACCEPTANCE
+
+
+def test_user_error_is_one_line_and_nonzero_exit(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "limits.sweep", "grid=point",
+                           "++grid.mem_bw=[4TiB,8TiB/s]", f"hydra.run.dir={tmp_path}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if "error" in l]
+    assert len(lines) == 1 and "grid.mem_bw" in lines[0] and "B/s" in lines[0]
+    assert not (tmp_path / "sweep.zarr").exists()
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["++grid.bogus=[1]"], "grid.bogus: unknown parameter; valid axis names"),
+    (["++grid.batch=[0,1]"], "deployment.batch"),
+    (["++grid.tp=[]"], "grid.tp is empty"),
+    (["hardware.mem_bw=4 parsecs"], "hardware.mem_bw"),
+    (["store.variables=[utps,speed]"], "store.variables: unknown output"),
+    (["precision=float16"], "precision"),
+    (["limits.max_points=100"], r"more than limits.max_points.*grid.context.*store.variables"),
+])
+def test_user_mistakes_raise_messages_naming_the_setting(tmp_path, overrides, match):
+    cfg = compose(overrides + [f"store.path={tmp_path / 's.zarr'}"])
+    with pytest.raises((limits.ParameterError, limits.UnitError), match=match):
+        run(cfg, verbose=False)
+    assert not (tmp_path / "s.zarr").exists()  # nothing written before validation passed
+
+
+def test_store_path_is_required_outside_hydra():
+    with pytest.raises(SweepError, match="store.path"):
+        run(compose(["grid=point"]), verbose=False)
+
+
+def test_default_study_summary(tmp_path, capsys):
+    result = run(compose([f"store.path={tmp_path / 's.zarr'}"]))
+    out = capsys.readouterr().out
+    assert "1,024 points" in out and "best utps" in out and "tok/s/user" in out
+    assert "feasible:" in out and str(tmp_path / "s.zarr") in out
+    ds = xr.open_zarr(result.path)
+    best = float(ds.utps.where(ds.feasible).max())
+    np.testing.assert_allclose(result.summary["best_utps"], best, rtol=1e-6)
+    np.testing.assert_allclose(result.summary["fraction_feasible"], float(ds.feasible.mean()))
+
+
+def test_one_compile_per_sweep_and_none_for_a_repeat(tmp_path):
+    overrides = ["grid=point", "++grid.tp=[8,16,32]", "++grid.batch=[1,2,3,4,5,6,7]",
+                 "store.chunk_points=4"]  # 3 x 7 grid, 3 x 2 blocks of 1 x 4 (padded)
+    first = run(compose(overrides + [f"store.path={tmp_path / 'a.zarr'}"]), verbose=False)
+    assert first.blocks_computed == 6 and first.traces == 1
+    second = run(compose(overrides + [f"store.path={tmp_path / 'b.zarr'}"]), verbose=False)
+    assert second.traces == 0
