@@ -160,7 +160,7 @@ def frontier_plot(ds: xr.Dataset, x: str = "utps", y: str = "stps", color_by: st
     ok = np.asarray(keep.values, bool)
     xs, ys, cs = (np.asarray(a.values)[ok] for a in (xv, yv, cv))
     fig, ax = _figure(ax)
-    if cs.dtype.kind in "OUSb":
+    if cs.dtype.kind in "OUSTb":
         for value in dict.fromkeys(cs.tolist()):
             pick = cs == value
             ax.scatter(xs[pick], ys[pick], s=14, label=f"{color_by}={value}")

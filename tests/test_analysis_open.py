@@ -107,3 +107,19 @@ def test_questions_on_a_lazily_opened_store_match_in_memory(tmp_path):
     np.testing.assert_array_equal(batching_advisor(lazy)["chosen_batch"].values,
                                   batching_advisor(grid)["chosen_batch"].values)
     assert pareto_frontier(lazy).equals(pareto_frontier(grid))
+
+
+def test_string_coordinates_open_as_objects_and_plot(tmp_path):
+    """zarr v3 may hand back numpy StringDType coords; opening gives object dtype so string
+    checks (e.g. frontier_plot colouring by hardware) treat them as labels."""
+    from limits.analysis.open import open_store
+    from limits.plots import frontier_plot
+
+    ds = toy_pareto().expand_dims(hardware=np.array(["a", "b"], dtype=object))
+    ds = ds.assign_coords(hardware=ds["hardware"].values.astype(np.dtypes.StringDType()))
+    assert ds["hardware"].dtype.kind == "T"
+    ds.to_zarr(tmp_path / "s.zarr", mode="w")
+    opened = open_store(tmp_path / "s.zarr")
+    assert opened["hardware"].dtype == object
+    fig = frontier_plot(opened, color_by="hardware")
+    assert fig.axes[0].get_legend() is not None

@@ -23,7 +23,16 @@ def open_store(path: str | Path) -> xr.Dataset:
     with warnings.catch_warnings():
         # zarr v3 stores carry no consolidated metadata by default: not an error here
         warnings.filterwarnings("ignore", message=".*consolidated.*")
-        return xr.open_zarr(path, chunks={}, consolidated=None)
+        ds = xr.open_zarr(path, chunks={}, consolidated=None)
+    return _object_string_coords(ds)
+
+
+def _object_string_coords(ds: xr.Dataset) -> xr.Dataset:
+    """Give string coordinates (``hardware``, ``model``, ``wrt``) object dtype: zarr v3 may
+    return numpy ``StringDType``, which pandas indexes and string checks do not all accept."""
+    fix = {name: (coord.dims, np.asarray(coord.values).astype(object), coord.attrs)
+           for name, coord in ds.coords.items() if coord.dtype.kind == "T"}
+    return ds.assign_coords(fix) if fix else ds
 
 
 def open_results(path: str | Path, *, decode_bound: bool = False) -> xr.Dataset:
