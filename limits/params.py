@@ -155,9 +155,15 @@ class _Group:
 
 
 def _register(cls: type) -> type:
+    """Numeric fields are leaves, categorical fields static; the preset ``name`` is a label
+    only, dropped from the tree structure so presets of one kind share one compiled function
+    (it comes back as the default after unflattening)."""
     data = [f.name for f in dataclasses.fields(cls) if "spec" in f.metadata]
-    meta = [f.name for f in dataclasses.fields(cls) if "spec" not in f.metadata]
-    return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
+    meta = [f.name for f in dataclasses.fields(cls)
+            if "spec" not in f.metadata and f.name != "name"]
+    drop = [f.name for f in dataclasses.fields(cls) if f.name == "name"]
+    return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta,
+                                            drop_fields=drop)
 
 
 @_register
