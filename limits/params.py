@@ -363,10 +363,12 @@ def check_cross_group(model: Model, dep: Deployment) -> None:
               dep.context, model.max_context)
     if not all(_is_concrete(v) for v in values):
         return
-    h, tp = np.asarray(model.n_heads), np.asarray(dep.tp)
-    if ((np.mod(h, tp) != 0) & (np.mod(tp, h) != 0)).any():
-        raise ParameterError(f"deployment.tp = {np.max(tp):g} must divide model.n_heads = "
-                             f"{np.max(h):g} or be a multiple of it")
+    h, tp = np.broadcast_arrays(np.asarray(model.n_heads), np.asarray(dep.tp))
+    split = (np.mod(h, tp) != 0) & (np.mod(tp, h) != 0)
+    if split.any():
+        bad = ", ".join(f"{v:g}" for v in np.unique(tp[split]))
+        raise ParameterError(f"deployment.tp = {bad} must divide model.n_heads = "
+                             f"{np.max(h[split]):g} or be a multiple of it")
     if (np.asarray(dep.pp) > np.asarray(model.n_layers)).any():
         raise ParameterError(f"deployment.pp = {np.max(dep.pp):g} exceeds model.n_layers = "
                              f"{np.min(model.n_layers):g}")

@@ -28,9 +28,20 @@ def test_every_preset_composes_and_validates(group):
     names = available(group)
     assert names, group
     for name in names:
-        cfg = compose([f"{group}={name}"])
+        # model presets are checked on their own point: the default grid's tp axis (8..64)
+        # cannot split the 40 heads of llama2_13b or the 48 of mixtral_8x22b
+        extra = ["grid=point"] if group == "model" else []
+        cfg = compose([f"{group}={name}", *extra])
         base = params_from_cfg(cfg)
         validate_grid(base, parse_grid(OmegaConf.to_container(cfg.grid)))
+
+
+def test_default_grid_on_a_model_it_cannot_split_names_the_parameters(tmp_path):
+    cfg = compose(["model=llama2_13b", f"store.path={tmp_path / 's.zarr'}"])
+    with pytest.raises(limits.ParameterError,
+                       match=r"deployment\.tp = 16, 32, 64 must divide model\.n_heads = 40"):
+        run(cfg, verbose=False)
+    assert not (tmp_path / "s.zarr").exists()
 
 
 def test_default_config_is_the_paper_system_over_four_axes():
