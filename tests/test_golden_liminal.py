@@ -48,3 +48,12 @@ def test_deepseek_v3_mla_caches_its_latent(kv_bytes):
 
     p = limits.load_params("xpu_hbm3", "deepseek_v3", kv_bytes=kv_bytes)
     assert float(kv_bytes_per_token(p.model, p.deployment)) == 61 * 576 * kv_bytes
+
+
+def test_sync_time_does_not_grow_from_32_to_128_chips():
+    """Paper convention: 2 all-reduces per layer at 2.25 us each on a scale-out system, the
+    same for 32, 64 and 128 chips: t_sync = 126 layers x 2 x 2.25 us = 567 us."""
+    t_sync = [float(limits.evaluate(limits.load_params(
+        "xpu_hbm3", "llama3_405b", tp=tp, batch=1, context=4096, weight_bytes=1,
+        kv_bytes=1))["t_sync"]) for tp in (32, 64, 128)]
+    assert t_sync == pytest.approx([126 * 2 * 2.25e-6] * 3, rel=1e-12)
