@@ -64,6 +64,7 @@ class SensitivitySchema:
 @dataclass
 class LimitsSchema:
     max_points: Any = 4_000_000_000  # refuse grids with more points
+    max_bytes: Any = "2 TB"  # refuse grids whose stored variables exceed this, uncompressed
     progress: bool = True  # show a tqdm progress bar
 
 
@@ -88,6 +89,7 @@ class SweepSchema:
     precision: str = "float32"
     limits: LimitsSchema = field(default_factory=LimitsSchema)
     shard: ShardSchema = field(default_factory=ShardSchema)
+    devices: Any = "all"  # "all" local devices share each block, or a number of them
 
 
 def register_schemas() -> None:
