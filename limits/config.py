@@ -31,9 +31,13 @@ DATA_KEYS = ("hardware", "model", "deployment", "calibration", "economics", "gri
 
 
 def _schema_of(cls: type) -> type:
-    """A dataclass with the same field names as ``cls``, every value typed ``Any``."""
+    """A dataclass with the same field names as ``cls``, every value typed ``Any``. It claims
+    this module (bound below under its own name), so configs pickled to launcher worker
+    processes (joblib, submitit) find the same class there."""
     fields = [(f.name, Any, field(default=f.default)) for f in dataclasses.fields(cls)]
-    return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
+    schema = dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
+    schema.__module__ = __name__
+    return schema
 
 
 HardwareSchema = _schema_of(Hardware)
