@@ -32,12 +32,15 @@ def select_devices(spec: Any) -> tuple[Any, ...]:
         return local
     try:
         n = int(spec)
-        ok = float(spec) == n and 1 <= n <= len(local)
+        whole = not isinstance(spec, bool) and float(spec) == n and n >= 1
     except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise DeviceError(f"devices = {spec!r}; allowed: all, or a whole number in [1, "
-                          f"{len(local)}] (local {local[0].platform} devices)")
+        whole = False
+    if not whole:
+        raise DeviceError(f"devices = {spec!r}; allowed: all, or a whole number >= 1 (how "
+                          f"many local devices share each block)")
+    if n > len(local):
+        raise DeviceError(f"devices = {n} but there are only {len(local)} local "
+                          f"{local[0].platform} devices; allowed: all, or 1 to {len(local)}")
     return local[:n]
 
 

@@ -61,11 +61,17 @@ def test_all_devices_equal_one_device_exactly_with_one_compile(tmp_path):
             np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
-@pytest.mark.parametrize("spec", [0, 3, "some", 1.5])
+@pytest.mark.parametrize("spec", [0, -1, "some", 1.5, True])
 def test_bad_device_setting_is_refused(spec):
-    with pytest.raises(ValueError, match=r"devices = .*allowed: all, or a whole number in "
-                                         r"\[1, 2\]"):
+    with pytest.raises(ValueError, match=r"devices = .*; allowed: all, or a whole number >= 1"):
         select_devices(spec)
+    assert len(select_devices(2)) == 2 and len(select_devices("all")) == 2
+
+
+def test_more_devices_than_there_are_is_refused():
+    with pytest.raises(ValueError, match=r"devices = 3 but there are only 2 local cpu devices; "
+                                         r"allowed: all, or 1 to 2"):
+        select_devices(3)
 
 
 def test_devices_setting_reaches_the_sweep(tmp_path):
