@@ -4,8 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr
 
 import limits
+from limits.sweep import compose, run
 
 MODELS = ["llama3_8b", "llama3_405b", "deepseek_v3"]
 
@@ -50,9 +52,6 @@ def test_sweep_at_extreme_axes_float32_matches_float64_and_feasible_points_are_f
     """Through the sweep engine (blocks, padding, two devices, the store): context up to 1e7
     tokens on a model without max_context and up to 131072 chips, in float32 and float64.
     Every feasible point is finite in both; float32 agrees with float64 to 1e-5 relative."""
-    from limits.sweep import compose, run
-    import xarray as xr
-
     grid = ["grid=point", "model.max_context=inf", "++grid.context=[1,1000,100000,10000000]",
             "++grid.tp=[1,128,131072]", "++grid.batch=[1,4096]", "++grid.sync_latency=[0,1us]",
             "store.chunk_points=16"]
