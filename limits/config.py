@@ -31,9 +31,13 @@ DATA_KEYS = ("hardware", "model", "deployment", "calibration", "economics", "gri
 
 
 def _schema_of(cls: type) -> type:
-    """A dataclass with the same field names as ``cls``, every value typed ``Any``."""
+    """A dataclass with the same field names as ``cls``, every value typed ``Any``. It claims
+    this module (bound below under its own name), so configs pickled to launcher worker
+    processes (joblib, submitit) find the same class there."""
     fields = [(f.name, Any, field(default=f.default)) for f in dataclasses.fields(cls)]
-    return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
+    schema = dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
+    schema.__module__ = __name__
+    return schema
 
 
 HardwareSchema = _schema_of(Hardware)
@@ -64,6 +68,7 @@ class SensitivitySchema:
 @dataclass
 class LimitsSchema:
     max_points: Any = 4_000_000_000  # refuse grids with more points
+    max_bytes: Any = "2 TB"  # refuse grids whose stored variables exceed this, uncompressed
     progress: bool = True  # show a tqdm progress bar
 
 
@@ -88,6 +93,7 @@ class SweepSchema:
     precision: str = "float32"
     limits: LimitsSchema = field(default_factory=LimitsSchema)
     shard: ShardSchema = field(default_factory=ShardSchema)
+    devices: Any = "all"  # "all" local devices share each block, or a number of them
 
 
 def register_schemas() -> None:

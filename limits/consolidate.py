@@ -4,7 +4,9 @@ as leading string dimensions: ``DIR/consolidated.zarr``.
 Runs automatically at the end of ``python -m limits.sweep -m hardware=a,b model=c,d`` (the
 ``ConsolidateCallback`` configured in ``conf/config.yaml``) and by hand with
 ``python -m limits.consolidate DIR``. The job stores must share their grid axes and
-variables, be complete, and cover every (hardware, model) pair exactly once.
+variables, be complete, and cover every (hardware, model) pair exactly once. A multirun whose
+jobs share one ``store.path`` (the shards of one grid) has nothing to combine: the callback
+only reports whether that store is complete.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .store import (CONFIG_ATTR, PROGRESS_ARRAY, StoreError, config_differences,
                     quiet_zarr_warnings)
 
 __all__ = ["consolidate", "ConsolidateCallback", "ConsolidateError", "main",
-           "CONSOLIDATED_NAME"]
+           "CONSOLIDATED_NAME", "shared_store_status"]
 
 CONSOLIDATED_NAME = "consolidated.zarr"
 LEADING_DIMS = ("hardware", "model")
@@ -149,6 +151,23 @@ def consolidate(directory: str | Path, out: str | Path | None = None,
     return out
 
 
+def shared_store_status(path: str | Path) -> str:
+    """One line on a store written by several jobs: complete, or how many blocks are missing."""
+    import zarr
+
+    path = Path(path)
+    try:
+        with quiet_zarr_warnings():
+            group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+            done = np.asarray(group[PROGRESS_ARRAY][...], bool)
+    except (OSError, KeyError, ValueError) as err:  # no store: every job failed early
+        return f"{path} cannot be read ({type(err).__name__}: {err})"
+    if done.all():
+        return f"{path} is complete ({done.size} blocks); open it with xarray.open_zarr"
+    return (f"{path} is incomplete: {int(done.sum())} of {done.size} blocks written; re-run "
+            f"the failed shards (same command) to finish it")
+
+
 try:
     from hydra.experimental.callback import Callback
 except ImportError:  # pragma: no cover - hydra is a dependency
@@ -160,6 +179,10 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         directory = Path(str(config.hydra.sweep.dir))
+        shared = config.get("store", {}).get("path")
+        if shared:  # every job wrote into one store (the shards of one grid): say how far
+            print(f"limits.consolidate: the jobs share store.path; {shared_store_status(shared)}")
+            return
         if not _job_stores(directory, "sweep.zarr"):
             print(f"limits.consolidate: no job stores under {directory} (store.path set?); "
                   f"nothing to consolidate", file=sys.stderr)

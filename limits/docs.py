@@ -1,8 +1,10 @@
-"""Generated reference tables of docs/model.md: the output variables and the parameters.
+"""Generated reference tables: docs/model.md (output variables, parameters) and
+docs/scale_out.md (every bad input a sweep refuses and its message).
 
-``python -m limits.docs`` prints both tables; ``python -m limits.docs --write docs/model.md``
-rewrites the generated blocks in place (between ``<!-- BEGIN GENERATED: name -->`` and
-``<!-- END GENERATED: name -->``). A test checks that the document holds the current tables.
+``python -m limits.docs`` prints the tables; ``python -m limits.docs --write docs/model.md``
+(or ``docs/scale_out.md``) rewrites that document's generated blocks in place (between
+``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``). Tests check that
+the documents hold the current tables.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import dataclasses
 import math
 import re
 from pathlib import Path
+from typing import Callable, Mapping
 
 from .outputs import BOUND_LABELS, OUTPUTS
 from .params import PARAMETER_GROUPS
 from .units import UNIT_KINDS
 
-__all__ = ["output_table", "parameter_table", "generated_blocks", "update_document"]
+__all__ = ["output_table", "parameter_table", "generated_blocks", "update_document",
+           "DOCUMENTS"]
 
 
 def output_table() -> str:
@@ -65,13 +69,26 @@ def generated_blocks() -> dict[str, str]:
     return {"outputs": output_table(), "parameters": parameter_table()}
 
 
+def scale_out_blocks() -> dict[str, str]:
+    """Name -> content of each generated block of docs/scale_out.md."""
+    from .bad_inputs import bad_input_table
+
+    return {"bad_inputs": bad_input_table()}
+
+
+#: document file name -> its generated blocks
+DOCUMENTS: dict[str, Callable[[], dict[str, str]]] = {
+    "model.md": generated_blocks, "scale_out.md": scale_out_blocks}
+
+
 def _marked(name: str, body: str) -> str:
     return f"<!-- BEGIN GENERATED: {name} -->\n{body}\n<!-- END GENERATED: {name} -->"
 
 
-def update_document(text: str) -> str:
-    """``text`` with every generated block replaced by its current content."""
-    for name, body in generated_blocks().items():
+def update_document(text: str, blocks: Mapping[str, str] | None = None) -> str:
+    """``text`` with every generated block (default: docs/model.md's) replaced by its
+    current content."""
+    for name, body in (generated_blocks() if blocks is None else blocks).items():
         pattern = re.compile(rf"<!-- BEGIN GENERATED: {name} -->.*?<!-- END GENERATED: {name} -->",
                              re.S)
         if not pattern.search(text):
@@ -85,10 +102,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", type=Path, help="rewrite the generated blocks of this file")
     args = parser.parse_args(argv)
     if args.write:
-        args.write.write_text(update_document(args.write.read_text()))
+        blocks = DOCUMENTS[args.write.name]()
+        args.write.write_text(update_document(args.write.read_text(), blocks))
     else:
-        for name, body in generated_blocks().items():
-            print(_marked(name, body), end="\n\n")
+        for make in DOCUMENTS.values():
+            for name, body in make().items():
+                print(_marked(name, body), end="\n\n")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .devices import block_sharding
 from .grid import broadcast_axes
 from .model import evaluate
 from .params import Params
@@ -84,11 +85,12 @@ class BlockFunction:
     The model outputs in ``variables`` are broadcast to the block shape; when ``metrics`` is
     non-empty, ``limits.sensitivity.elasticities`` adds ``elasticity_<metric>`` arrays with a
     trailing ``wrt`` dimension. ``traces`` counts how often JAX traced (= compiled) it.
+    ``devices``: the block is spread over these (``limits.devices``; default: one device).
     """
 
     def __init__(self, names: Sequence[str], block_shape: tuple[int, ...],
                  variables: Sequence[str], metrics: Sequence[str] = (),
-                 wrt: Sequence[str] = ()) -> None:
+                 wrt: Sequence[str] = (), devices: Sequence[Any] | None = None) -> None:
         self.names = tuple(names)
         self.block_shape = tuple(block_shape)
         self.variables = tuple(variables)
@@ -97,7 +99,8 @@ class BlockFunction:
         self.traces = 0
         self._sensitivity = (importlib.import_module("limits.sensitivity")
                              if self.metrics else None)
-        self.jitted = jax.jit(self._fn)
+        self.sharding = block_sharding(self.block_shape, tuple(devices or jax.devices()[:1]))
+        self.jitted = self.sharding.jit(self._fn, len(self.block_shape))
 
     def _fn(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
         self.traces += 1
@@ -114,10 +117,11 @@ class BlockFunction:
     @classmethod
     def cached(cls, names: Sequence[str], block_shape: tuple[int, ...],
                variables: Sequence[str], metrics: Sequence[str] = (),
-               wrt: Sequence[str] = ()) -> "BlockFunction":
+               wrt: Sequence[str] = (), devices: Sequence[Any] | None = None) -> "BlockFunction":
         """A shared instance per signature, so that sweeps run one after another in one
         process (Hydra's default launcher, notebooks) reuse the compiled function."""
-        key = (tuple(names), tuple(block_shape), tuple(variables), tuple(metrics), tuple(wrt))
+        key = (tuple(names), tuple(block_shape), tuple(variables), tuple(metrics), tuple(wrt),
+               tuple(devices or jax.devices()[:1]))
         if key not in _CACHE or (metrics and _CACHE[key]._sensitivity is not
                                  importlib.import_module("limits.sensitivity")):
             _CACHE[key] = cls(*key)

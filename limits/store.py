@@ -205,14 +205,18 @@ def create_store(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -> b
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     ds, encoding = _template(layout, attrs)
-    with quiet_zarr_warnings():
-        ds.to_zarr(tmp, mode="w", compute=False, encoding=encoding, zarr_format=3,
-                   consolidated=True)
-        root = zarr.open_group(tmp, mode="r+", zarr_format=3, use_consolidated=False)
-        root.create_group("_progress")
-        nb = layout.n_blocks
-        root.create_array(PROGRESS_ARRAY, shape=nb, chunks=(1,) * len(nb), dtype=bool,
-                          fill_value=False, compressors=None)
+    try:
+        with quiet_zarr_warnings():
+            ds.to_zarr(tmp, mode="w", compute=False, encoding=encoding, zarr_format=3,
+                       consolidated=True)
+            root = zarr.open_group(tmp, mode="r+", zarr_format=3, use_consolidated=False)
+            root.create_group("_progress")
+            nb = layout.n_blocks
+            root.create_array(PROGRESS_ARRAY, shape=nb, chunks=(1,) * len(nb), dtype=bool,
+                              fill_value=False, compressors=None)
+    except BaseException:  # e.g. no space: leave no half-made template behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         os.rename(tmp, path)
         return True

@@ -11,12 +11,14 @@ composes and runs, returning the store path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -28,7 +30,7 @@ from .params import ParameterError, parameter_index
 from .store import (StoreError, StoreLayout, VariableSpec, check_same_config, chunk_shape,
                     codec_for, create_store, done_mask, mark_done, open_store_group,
                     output_attrs, provenance)
-from .units import UnitError, format_quantity
+from .units import UnitError, format_quantity, parse_quantity
 
 __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DIR"]
 
@@ -140,6 +142,62 @@ def _human_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+def _shard(cfg: DictConfig) -> tuple[int, int]:
+    """``(shard.index, shard.count)``, checked; several shards need one shared store.path."""
+    index, count = cfg.shard.index, cfg.shard.count
+    for name, value, lo in (("shard.count", count, 1), ("shard.index", index, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise SweepError(f"{name} = {value!r} must be a whole number >= {lo}")
+    if index >= count:
+        raise SweepError(f"shard.index = {index} must be in [0, shard.count = {count})")
+    if count > 1 and not cfg.store.path:
+        raise SweepError(f"shard.count = {count} needs store.path=PATH: every shard writes its "
+                         f"blocks into that one store")
+    return index, count
+
+
+def _devices(cfg: DictConfig) -> tuple[Any, ...]:
+    from .devices import DeviceError, select_devices
+
+    try:
+        return select_devices(cfg.devices)
+    except DeviceError as err:
+        raise SweepError(str(err)) from None
+
+
+def _check_size(cfg: DictConfig, grid: Grid, bytes_per_point: int) -> None:
+    """Refuse grids above ``limits.max_points`` points or ``limits.max_bytes`` (uncompressed,
+    at most ``bytes_per_point`` per point), before anything is traced or compiled."""
+    points = grid.size
+    max_points = float(parse_quantity(cfg.limits.max_points, "1", "limits.max_points"))
+    max_bytes = float(parse_quantity(cfg.limits.max_bytes, "B", "limits.max_bytes"))
+    est_bytes = points * bytes_per_point
+    if points <= max_points and est_bytes <= max_bytes:
+        return
+    biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
+    what = (f"{points:,} points, more than limits.max_points = {max_points:,.0f}"
+            if points > max_points else
+            f"up to {_human_bytes(est_bytes)} uncompressed ({points:,} points x "
+            f"{bytes_per_point} B), more than limits.max_bytes = {_human_bytes(max_bytes)}")
+    raise SweepError(f"grid has {what}; shrink an axis (largest: grid.{biggest} with "
+                     f"{len(grid.axes[biggest])} values), store fewer variables "
+                     f"(store.variables=[utps,stps,...]) or raise the limit")
+
+
+@contextlib.contextmanager
+def _store_io(path: Path) -> Iterator[None]:
+    """Turn an operating-system error on the store (no space, no permission...) into a
+    one-line ``StoreError`` naming the store and the cause."""
+    try:
+        yield
+    except OSError as err:
+        cause = os.strerror(err.errno) if err.errno else str(err)
+        raise StoreError(f"cannot write store {path}: {cause} ({type(err).__name__}"
+                         f"{': ' + err.filename if err.filename else ''}); blocks marked done "
+                         f"are kept: fix the cause and re-run the same command to resume") \
+            from err
+
+
 # --------------------------------------------------------------------------- summary
 
 class _Summary:
@@ -228,16 +286,16 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
     validate_grid(base, grid)
     variables = _variables(cfg)
     metrics, wrt = _sensitivity(cfg)
-    shard_index, shard_count = int(cfg.shard.index), int(cfg.shard.count)
-    if not 0 <= shard_index < shard_count:
-        raise SweepError(f"shard.index = {shard_index} must be in [0, shard.count = "
-                         f"{shard_count})")
-
+    shard_index, shard_count = _shard(cfg)
+    devices = _devices(cfg)
     chunks = chunk_shape(grid.shape, int(cfg.store.chunk_points),
                          OmegaConf.to_container(cfg.store.chunks), grid.names)
     codec_for(str(cfg.store.codec), int(cfg.store.clevel))  # validate early
+    # size check before any tracing: at most one dtype-sized number per stored value
+    _check_size(cfg, grid, dtype.itemsize * (len(variables) + len(metrics) * len(wrt)))
+
     plan = BlockPlan(grid.axes, chunks)
-    fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt)
+    fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt, devices)
     traces_before = fn.traces
     base_cast = cast_params(base, dtype)
     shapes = fn.output_shapes(base_cast, dtype)
@@ -260,15 +318,6 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
 
     points = grid.size
     est_bytes = points * layout.bytes_per_point
-    max_points = float(cfg.limits.max_points)
-    if points > max_points:
-        biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
-        raise SweepError(f"grid has {points:,} points (~{_human_bytes(est_bytes)}), more than "
-                         f"limits.max_points = {max_points:,.0f}; shrink an axis (largest: "
-                         f"grid.{biggest} with {len(grid.axes[biggest])} values), store fewer "
-                         f"variables (store.variables=[utps,stps,...]) or raise "
-                         f"limits.max_points")
-
     path = _store_path(cfg)
     data_config = _data_config(cfg)
     resolved_yaml = OmegaConf.to_yaml(cfg)
@@ -276,11 +325,13 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
         dims = " x ".join(f"{n}[{len(v)}]" for n, v in grid.axes.items()) or "a single point"
         print(f"limits.sweep: {points:,} points ({dims}), {len(specs)} variables, "
               f"~{_human_bytes(est_bytes)} uncompressed, {math.prod(plan.n_blocks)} blocks of "
-              f"{math.prod(chunks):,} points, {dtype.name}", flush=True)
-    if not path.exists():
-        create_store(path, layout, provenance(resolved_yaml, _overrides(cfg, overrides),
-                                              data_config))
-    group = open_store_group(path)
+              f"{math.prod(chunks):,} points, {dtype.name}, {fn.sharding.n_devices} "
+              f"device(s)", flush=True)
+    with _store_io(path):
+        if not path.exists():  # shards race here: the atomic rename lets exactly one win
+            create_store(path, layout, provenance(resolved_yaml, _overrides(cfg, overrides),
+                                                  data_config))
+        group = open_store_group(path)
     check_same_config(group, path, data_config)
 
     done = done_mask(group)
@@ -316,7 +367,8 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
             block_callback(block)
 
     try:
-        run_blocks(fn, base_cast, plan, todo, dtype, sink)
+        with _store_io(path):
+            run_blocks(fn, base_cast, plan, todo, dtype, sink)
     finally:
         if bar is not None:
             bar.close()
@@ -357,6 +409,8 @@ def _task(cfg: DictConfig) -> None:
     import logging
 
     logging.getLogger("jax").setLevel(logging.WARNING)  # Hydra sets the root logger to INFO
+    if cfg.shard.count != 1:  # shards may share a GPU: allocate as needed (before JAX starts)
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         run(cfg)
     except USER_ERRORS as err:

@@ -27,3 +27,15 @@ def test_tables_list_every_output_and_parameter():
 def test_update_needs_the_markers():
     with pytest.raises(ValueError, match="no generated block 'outputs'"):
         update_document("no markers here")
+
+
+def test_scale_out_doc_lists_every_bad_input_with_its_current_message():
+    from limits.bad_inputs import BAD_INPUTS
+    from limits.docs import DOCUMENTS
+
+    doc = DOC.parent / "scale_out.md"
+    text = doc.read_text()
+    blocks = DOCUMENTS["scale_out.md"]()
+    assert update_document(text, blocks) == text, \
+        "run: python -m limits.docs --write docs/scale_out.md"
+    assert all(f"| {case.what} |" in blocks["bad_inputs"] for case in BAD_INPUTS)

@@ -4,8 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr
 
 import limits
+from limits.sweep import compose, run
 
 MODELS = ["llama3_8b", "llama3_405b", "deepseek_v3"]
 
@@ -44,3 +46,32 @@ def test_feasible_points_are_nan_free_over_a_wide_grid(dtype):
     for name, value in out.items():
         arr = np.broadcast_to(np.asarray(value, dtype=np.float64), feasible.shape)
         assert np.isfinite(arr[feasible]).all(), f"{name} not finite at a feasible point"
+
+
+def test_sweep_at_extreme_axes_float32_matches_float64_and_feasible_points_are_finite(tmp_path):
+    """Through the sweep engine (blocks, padding, two devices, the store): context up to 1e7
+    tokens on a model without max_context and up to 131072 chips, in float32 and float64.
+    Every feasible point is finite in both; float32 agrees with float64 to 1e-5 relative."""
+    grid = ["grid=point", "model.max_context=inf", "++grid.context=[1,1000,100000,10000000]",
+            "++grid.tp=[1,128,131072]", "++grid.batch=[1,4096]", "++grid.sync_latency=[0,1us]",
+            "store.chunk_points=16"]
+    stores = {p: xr.open_zarr(run(compose(grid + [f"precision={p}",
+                                                  f"store.path={tmp_path / p}.zarr"]),
+                                  verbose=False).path).load()
+              for p in ("float32", "float64")}
+    s32, s64 = stores["float32"], stores["float64"]
+    feasible = s64.feasible.values
+    assert feasible.any() and not feasible.all()
+    for name in s64.data_vars:
+        v32, v64 = s32[name].values, s64[name].values
+        if v64.dtype.kind != "f":
+            continue
+        assert v32.dtype == np.float32, name
+        if name == "tokens_per_usd":  # free hardware (price 0): infinitely many per dollar
+            continue
+        assert np.isfinite(v64[feasible]).all() and np.isfinite(v32[feasible]).all(), name
+        if name == "max_batch":  # a floor: may differ by one user near a whole number
+            assert (np.abs(v32 - v64) <= np.maximum(1.0, 1e-5 * np.abs(v64))).all()
+            continue
+        both = np.isfinite(v64) & feasible
+        np.testing.assert_allclose(v32[both], v64[both], rtol=1e-5, err_msg=name)

@@ -96,6 +96,14 @@ def test_more_sync_latency_never_speeds_a_step(p, factor, extra):
     assert run(slower)["step_time"] >= run(p)["step_time"]
 
 
+@PROPERTY_SETTINGS
+@given(configs(), factors)
+def test_more_link_bandwidth_never_slows_a_step(p, factor):
+    faster = p.replace(link_bw=p.hardware.link_bw * factor)
+    assert run(faster)["step_time"] <= run(p)["step_time"]
+    assert run(faster)["ttft"] <= run(p)["ttft"]
+
+
 def without_sync(p):
     return p.replace(sync_latency=0.0, sync_latency_intra_node=0.0, pipeline_latency=0.0,
                      link_bw=float("inf"), layer_overhead=0.0, draft_len=0.0)

@@ -94,20 +94,8 @@ def test_user_error_is_one_line_and_nonzero_exit(tmp_path):
     assert not (tmp_path / "sweep.zarr").exists()
 
 
-@pytest.mark.parametrize("overrides, match", [
-    (["++grid.bogus=[1]"], "grid.bogus: unknown parameter; valid axis names"),
-    (["++grid.batch=[0,1]"], "deployment.batch"),
-    (["++grid.tp=[]"], "grid.tp is empty"),
-    (["hardware.mem_bw=4 parsecs"], "hardware.mem_bw"),
-    (["store.variables=[utps,speed]"], "store.variables: unknown output"),
-    (["precision=float16"], "precision"),
-    (["limits.max_points=100"], r"more than limits.max_points.*grid.context.*store.variables"),
-])
-def test_user_mistakes_raise_messages_naming_the_setting(tmp_path, overrides, match):
-    cfg = compose(overrides + [f"store.path={tmp_path / 's.zarr'}"])
-    with pytest.raises((limits.ParameterError, limits.UnitError), match=match):
-        run(cfg, verbose=False)
-    assert not (tmp_path / "s.zarr").exists()  # nothing written before validation passed
+# the catalogue of refused inputs (unknown axes, empty axes, bad units, size limits...) and
+# their messages: tests/test_bad_inputs.py
 
 
 def test_store_path_is_required_outside_hydra():

@@ -1,0 +1,81 @@
+"""Spreading one block over the local devices with JAX sharding.
+
+A 1-D ``Mesh`` over the chosen devices; the block's largest axis whose block length divides
+by the device count is split across them (``NamedSharding``), every other axis and the base
+parameters are replicated. Each device then evaluates its slice of the block; the compiled
+function is still one per sweep. When no axis divides (or one device is chosen), the block
+runs on one device, unsharded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ["DeviceError", "BlockSharding", "select_devices", "block_sharding"]
+
+MESH_AXIS = "devices"
+
+
+class DeviceError(ValueError):
+    """A ``devices`` setting that cannot be honoured."""
+
+
+def select_devices(spec: Any) -> tuple[Any, ...]:
+    """The devices named by ``spec``: ``"all"`` (every local device) or a whole number
+    ``n >= 1`` (the first ``n``)."""
+    local = tuple(jax.local_devices())
+    if spec in ("all", None):
+        return local
+    try:
+        n = int(spec)
+        whole = not isinstance(spec, bool) and float(spec) == n and n >= 1
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise DeviceError(f"devices = {spec!r}; allowed: all, or a whole number >= 1 (how "
+                          f"many local devices share each block)")
+    if n > len(local):
+        raise DeviceError(f"devices = {n} but there are only {len(local)} local "
+                          f"{local[0].platform} devices; allowed: all, or 1 to {len(local)}")
+    return local[:n]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSharding:
+    """How a block is laid out: ``axis`` (index into the block shape) split over ``devices``;
+    ``axis is None``: one device, no sharding."""
+
+    devices: tuple[Any, ...]
+    axis: int | None
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.devices) if self.axis is not None else 1
+
+    def jit(self, fn: Any, rank: int) -> Any:
+        """``jax.jit(fn)`` with inputs ``(base, axis_values)`` and outputs laid out on the
+        mesh: the chosen axis' values sharded, everything else replicated."""
+        if self.axis is None:
+            return jax.jit(fn)
+        mesh = Mesh(list(self.devices), (MESH_AXIS,))
+        replicated = NamedSharding(mesh, PartitionSpec())
+        split = NamedSharding(mesh, PartitionSpec(MESH_AXIS))
+        axis_values = tuple(split if i == self.axis else replicated for i in range(rank))
+        out = NamedSharding(mesh, PartitionSpec(*[MESH_AXIS if i == self.axis else None
+                                                  for i in range(rank)]))
+        return jax.jit(fn, in_shardings=(replicated, axis_values), out_shardings=out)
+
+
+def block_sharding(block_shape: Sequence[int], devices: Sequence[Any]) -> BlockSharding:
+    """Split the largest block axis whose length divides by ``len(devices)``; fall back to
+    one device when there is a single device or no such axis."""
+    n = len(devices)
+    candidates = [i for i, c in enumerate(block_shape) if n > 1 and c % n == 0]
+    if not candidates:
+        return BlockSharding(tuple(devices[:1]), None)
+    axis = max(candidates, key=lambda i: (block_shape[i], -i))
+    return BlockSharding(tuple(devices), axis)
