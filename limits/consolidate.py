@@ -5,6 +5,8 @@ Runs automatically at the end of ``python -m limits.sweep -m hardware=a,b model=
 ``ConsolidateCallback`` configured in ``conf/config.yaml``) and by hand with
 ``python -m limits.consolidate DIR``. The job stores must share their grid axes and
 variables, be complete, and cover every (hardware, model) pair exactly once.
+The consolidated store's ``jobs`` attr (JSON) records each job's hardware, model, store,
+overrides and resolved ``config`` (``limits.study.job_params`` rebuilds its parameters).
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ def consolidate(directory: str | Path, out: str | Path | None = None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source_directory": str(directory),
         "jobs": json.dumps([{"hardware": k[0], "model": k[1], "store": str(p),
-                             "overrides": ds.attrs.get("overrides", [])}
+                             "overrides": ds.attrs.get("overrides", []),
+                             "config": ds.attrs.get("config", "")}
                             for k, p, ds, _ in jobs]),
         "config": first.attrs.get("config", ""),
     }
