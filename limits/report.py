@@ -17,10 +17,6 @@ does, without Hydra's launcher).
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import itertools
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,10 +24,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .analysis import open_results
 from .plots import bound_map, frontier_plot
-from .study import (SWEEPS_DIR, Finding, at, ctx_label, feasible, fmax, fmt_coords,
-                    grid_lines, has, new_figure, normalise, run_study, where_max)
+from .study import (SWEEPS_DIR, Finding, at, ctx_label, document_cli, feasible, finding_lines,
+                    fmax, fmt_coords, grid_lines, has, new_figure, normalise, run_study,
+                    save_figures, where_max, write_document)
 
 __all__ = ["PAPER", "Finding", "FINDINGS", "FIGURES", "findings", "findings_table", "normalise",
            "make_figures", "render", "write_report", "run_study", "SWEEPS_DIR", "main"]
@@ -117,7 +113,8 @@ def _tp128(ds: xr.Dataset) -> Finding:
         text = f"{numbers['utps_4K']:.0f} UTPS at 4K context; "
     lo, hi = float(sub["context"].min()), float(sub["context"].max())
     text += (f"{numbers['utps_min']:.0f}-{numbers['utps_max']:.0f} UTPS over context "
-             f"{ctx_label(lo)}-{ctx_label(hi)} (batch 1, {PAPER['scale_out_sync_s'] * 1e6:g} us sync).")
+             f"{ctx_label(lo)}-{ctx_label(hi)} (batch 1, {PAPER['scale_out_sync_s'] * 1e6:g} us "
+             f"sync).")
     verdict = "agrees" if numbers["utps_min"] >= PAPER["tp128_utps"] else "differs"
     return Finding("tp128", title, paper, text, verdict, numbers)
 
@@ -611,18 +608,7 @@ FIGURES: dict[str, Callable[[xr.Dataset], Any]] = {
 def make_figures(ds: xr.Dataset, directory: str | Path) -> dict[str, Path]:
     """Draw the report's figures (those the store has data for) as PNGs into
     ``directory``; returns name -> path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    ds = normalise(ds)
-    out = {}
-    for name, draw in FIGURES.items():
-        fig = draw(ds)
-        if fig is None:
-            continue
-        path = directory / name
-        fig.savefig(path, dpi=110)
-        out[name] = path
-    return out
+    return save_figures(ds, directory, FIGURES, dpi=110)
 
 
 # --------------------------------------------------------------------------- the report
@@ -677,10 +663,7 @@ def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
     lines += [f"| {f.title} | {f.verdict} |" for f in found]
     lines.append("")
     for f in found:
-        lines += [f"## {f.title}", "", f"- **Paper:** {f.paper}", f"- **This sweep:** {f.ours}",
-                  f"- **Verdict:** {f.verdict}", ""]
-        if f.figure and f.figure in figures:
-            lines += [f"![{f.title}]({rel(figures[f.figure])})", ""]
+        lines += finding_lines(f, figures, out)
     shown = {f.figure for f in found}
     extra = [n for n in figures if n not in shown]
     if extra:
@@ -693,34 +676,15 @@ def write_report(path: str | Path, out: str | Path, figures_dir: str | Path | No
                  command: str | None = None) -> list[Finding]:
     """Open the study at ``path``, write the report to ``out`` and its figures to
     ``figures_dir`` (default ``<out dir>/figures``); returns the findings."""
-    out = Path(out)
-    figures_dir = Path(figures_dir) if figures_dir is not None else out.parent / "figures"
-    ds = normalise(open_results(path))
-    found = findings(ds)
-    figs = make_figures(ds, figures_dir)
-    command = command or f"python -m limits.report {path} --out {out}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(ds, found, figs, out, str(path), command))
-    return found
+    return write_document(path, out, figures_dir,
+                          command or f"python -m limits.report {path} --out {out}",
+                          findings, make_figures, render)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m limits.report STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    parser = argparse.ArgumentParser(prog="python -m limits.report", description=__doc__
-                                     .split("\n\n")[0])
-    parser.add_argument("path", help="study store, sweep dir or multirun dir")
-    parser.add_argument("--out", default="docs/liminal_report.md", help="markdown file")
-    parser.add_argument("--figures", default=None, help="figure dir (default: <out dir>/figures)")
-    args = parser.parse_args(argv)
-    command = "python -m limits.report " + " ".join(sys.argv[1:] if argv is None else argv)
-    found = write_report(args.path, args.out, args.figures, command)
-    for f in found:
-        print(f"[{f.verdict:>11}] {f.title}")
-    print(f"limits.report: wrote {args.out}")
-
+    document_cli(argv, "limits.report", __doc__, "docs/liminal_report.md", write_report,
+                 lambda f: f"[{f.verdict:>11}] {f.title}")
 
 if __name__ == "__main__":
     main()

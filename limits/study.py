@@ -1,15 +1,18 @@
 """Helpers shared by the study generators (``limits.report``, ``limits.roadmap``): selecting
 points of a study store, formatting its coordinates, rebuilding the parameters of a stored
-job (for inverse design on the store's own settings), and running a multirun recipe of
-``sweeps/`` in this process."""
+job (for inverse design on the store's own settings), running a multirun recipe of
+``sweeps/`` in this process, and writing a study document (figures, sections, command line)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
 import json
+import os
+import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import xarray as xr
@@ -19,7 +22,7 @@ from .params import Params, parameter_index
 
 __all__ = ["SWEEPS_DIR", "Finding", "has", "at", "feasible", "fmax", "where_max", "fmt_coords",
            "ctx_label", "normalise", "new_figure", "grid_lines", "run_study", "job_params",
-           "grid_params"]
+           "grid_params", "save_figures", "finding_lines", "write_document", "document_cli"]
 
 SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
 
@@ -137,6 +140,8 @@ def grid_lines(ds: xr.Dataset) -> list[str]:
             shown = ", ".join(f"{float(v) * 1e6:g} us" for v in values)
         elif d == "context":
             shown = ", ".join(ctx_label(v) for v in values)
+        elif d == "mem_bw":
+            shown = ", ".join(f"{float(v) / 2**40:.4g}" for v in values) + " TiB/s"
         elif not np.issubdtype(values.dtype, np.number):
             shown = ", ".join(map(str, values))
         else:
@@ -222,3 +227,68 @@ def grid_params(base: Params, ds: xr.Dataset | xr.DataArray,
     dims = [str(d) for d in ds.dims if d in index and d not in skip]
     values = [np.asarray(ds[d].values, dtype=float) for d in dims]
     return base.replace(**broadcast_axes(tuple(dims), values)), dims
+
+
+# --------------------------------------------------------------------------- documents
+
+def save_figures(ds: xr.Dataset, directory: str | Path, figures: dict[str, Callable],
+                 dpi: int) -> dict[str, Path]:
+    """Draw ``figures`` (name -> function of ``ds`` returning a Figure, or None when the store
+    lacks the data) as PNGs into ``directory``; returns name -> path of those drawn."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ds = normalise(ds)
+    out = {}
+    for name, draw in figures.items():
+        fig = draw(ds)
+        if fig is not None:
+            fig.savefig(directory / name, dpi=dpi)
+            out[name] = directory / name
+    return out
+
+
+def finding_lines(f: Finding, figures: dict[str, Path], out: Path,
+                  label: str = "This sweep") -> list[str]:
+    """Markdown section of one finding: heading, paper, ours, verdict, its figure."""
+    lines = [f"## {f.title}", "", f"- **Paper:** {f.paper}", f"- **{label}:** {f.ours}",
+             f"- **Verdict:** {f.verdict}", ""]
+    if f.figure and f.figure in figures:
+        lines += [f"![{f.title}]({os.path.relpath(figures[f.figure], out.parent)})", ""]
+    return lines
+
+
+def write_document(path: str | Path, out: str | Path, figures_dir: str | Path | None,
+                   command: str, findings: Callable, make_figures: Callable,
+                   render: Callable) -> list:
+    """Open the study at ``path``, compute ``findings(ds)``, draw ``make_figures(ds, dir)``
+    into ``figures_dir`` (default ``<out dir>/figures``) and write ``render(ds, found,
+    figures, out, source, command)`` to ``out``; returns the findings."""
+    from .analysis import open_results
+
+    out = Path(out)
+    figures_dir = Path(figures_dir) if figures_dir is not None else out.parent / "figures"
+    ds = normalise(open_results(path))
+    found = findings(ds)
+    figs = make_figures(ds, figures_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(ds, found, figs, out, str(path), command))
+    return found
+
+
+def document_cli(argv: Sequence[str] | None, module: str, doc: str, default_out: str,
+                 write: Callable, show: Callable[[Any], str]) -> None:
+    """The command line of a study generator: ``python -m MODULE PATH --out FILE
+    [--figures DIR]``; ``write(path, out, figures, command)`` returns findings, each printed
+    as ``show(finding)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0])
+    parser.add_argument("path", help="study store, sweep dir or multirun dir")
+    parser.add_argument("--out", default=default_out, help="markdown file")
+    parser.add_argument("--figures", default=None, help="figure dir (default: <out dir>/figures)")
+    args = parser.parse_args(argv)
+    command = f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)
+    for f in write(args.path, args.out, args.figures, command):
+        print(show(f))
+    print(f"{module}: wrote {args.out}")
