@@ -719,7 +719,8 @@ def render(ds: xr.Dataset, found: Sequence[RoadmapFinding], figures: dict[str, P
         f"{rep['batch']:g}, {ctx_label(rep['context'])} context (the paper's golden setting), "
         f"at {_us(rep['sync_latency'])} where a sync latency is fixed.", "",
         "## Summary", "", "| finding | paper | this study | verdict |", "|---|---|---|---|"]
-    lines += [f"| {f.title} | {f.paper} | {f.headline} | {f.verdict} |" for f in found]
+    lines += ["| " + " | ".join(s.replace("|", "\\|") for s in (f.title, f.paper, f.headline))
+              + f" | {f.verdict} |" for f in found]  # an unescaped pipe would end a cell
     lines.append("")
     for f in found:
         lines += finding_lines(f, figures, out, label="This study")

@@ -87,7 +87,8 @@ def test_document_sections_tables_and_figures(study):
     for f in found.values():
         assert headings.count(f.title) == 1
         assert f.verdict in ("agrees", "partly", "differs"), (f.key, f.ours)
-        assert f"| {f.title} | {f.paper} | {f.headline} | {f.verdict} |" in text
+        row = " | ".join(s.replace("|", "\\|") for s in (f.title, f.paper, f.headline))
+        assert f"| {row} | {f.verdict} |" in text
     assert "python -m limits.roadmap" in text and "--config-name roadmap" in text
     assert "FP8" in text and "xpu_hbm3" in text
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
