@@ -7,6 +7,8 @@ Runs automatically at the end of ``python -m limits.sweep -m hardware=a,b model=
 variables, be complete, and cover every (hardware, model) pair exactly once. A multirun whose
 jobs share one ``store.path`` (the shards of one grid) has nothing to combine: the callback
 only reports whether that store is complete.
+The consolidated store's ``jobs`` attr (JSON) records each job's hardware, model, store,
+overrides and resolved ``config`` (``limits.study.job_params`` rebuilds its parameters).
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def consolidate(directory: str | Path, out: str | Path | None = None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source_directory": str(directory),
         "jobs": json.dumps([{"hardware": k[0], "model": k[1], "store": str(p),
-                             "overrides": ds.attrs.get("overrides", [])}
+                             "overrides": ds.attrs.get("overrides", []),
+                             "config": ds.attrs.get("config", "")}
                             for k, p, ds, _ in jobs]),
         "config": first.attrs.get("config", ""),
     }

@@ -86,9 +86,11 @@ def elasticity_heatmap(ds: xr.Dataset, metric: str, wrt: str, x: str, y: str, ax
     if "bound" in ds:
         bound = ds["bound"].squeeze(drop=True).transpose(y, x).values.astype(float)
         present = np.unique(bound)
-        if present.size > 1:
-            ax.contour(xs, ys, bound, levels=np.arange(len(BOUND_LABELS) - 1) + 0.5,
-                       colors="black", linewidths=1.2)
+        if present.size > 1:  # contour the rank of each present code: one line per boundary
+            # between neighbouring ranks (codes 0 and 2 would otherwise cross levels 0.5, 1.5)
+            ax.contour(xs, ys, np.searchsorted(present, bound).astype(float),
+                       levels=np.arange(present.size - 1) + 0.5, colors="black",
+                       linewidths=1.2)
         for code in present.astype(int):
             rows, cols = np.nonzero(bound == code)
             ax.text(xs[int(np.median(cols))], ys[int(np.median(rows))], BOUND_LABELS[code],

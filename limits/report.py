@@ -17,10 +17,6 @@ does, without Hydra's launcher).
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import itertools
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,13 +24,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .analysis import best_config, open_results
 from .plots import bound_map, frontier_plot
+from .study import (SWEEPS_DIR, Finding, at, ctx_label, document_cli, feasible, finding_lines,
+                    fmax, fmt_coords, grid_lines, has, new_figure, normalise, run_study,
+                    save_figures, where_max, write_document)
 
 __all__ = ["PAPER", "Finding", "FINDINGS", "FIGURES", "findings", "findings_table", "normalise",
            "make_figures", "render", "write_report", "run_study", "SWEEPS_DIR", "main"]
-
-SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
 
 #: the paper's published values (REFERENCES.md s.1), quoted for comparison only
 PAPER = {
@@ -57,89 +53,6 @@ PAPER = {
 BASE_HW = "xpu_hbm3"
 BIG_MODEL = "llama3_405b"
 MOE_MODEL = "deepseek_v3"
-
-
-@dataclasses.dataclass
-class Finding:
-    """One published finding and what the sweep shows.
-
-    ``numbers`` holds the values quoted in ``ours`` (for tests and tables); ``verdict`` is
-    ``agrees``, ``partly`` (agrees in the paper's setting only, the text says which),
-    ``differs`` or ``not covered`` (the store lacks the points)."""
-
-    key: str
-    title: str
-    paper: str
-    ours: str
-    verdict: str
-    numbers: dict[str, float] = dataclasses.field(default_factory=dict)
-    figure: str | None = None
-
-
-# --------------------------------------------------------------------------- selection helpers
-
-def _has(ds: xr.Dataset, dim: str, value: Any) -> bool:
-    if dim not in ds.coords:
-        return False
-    values = ds[dim].values
-    if not np.issubdtype(values.dtype, np.number):
-        return value in set(values.tolist())
-    return bool(np.isclose(values.astype(float), float(value), rtol=1e-6, atol=0).any())
-
-
-def _at(ds: xr.Dataset, **coords: Any) -> xr.Dataset | None:
-    """``ds`` at the given coordinates (numeric ones matched to 1e-6 relative), or None when
-    the store lacks one of them. A scalar coordinate (dim swept away) must match too."""
-    pick = {}
-    for dim, value in coords.items():
-        if dim in ds.dims:
-            if not _has(ds, dim, value):
-                return None
-            if not np.issubdtype(ds[dim].values.dtype, np.number):
-                pick[dim] = value
-            else:
-                i = int(np.argmin(np.abs(ds[dim].values.astype(float) - float(value))))
-                pick[dim] = ds[dim].values[i]
-        elif dim in ds.coords and ds[dim].size == 1:
-            if not _has(ds, dim, value):
-                return None
-        else:
-            return None
-    return ds.sel(pick)
-
-
-def _feasible(ds: xr.Dataset) -> xr.DataArray:
-    return ds["feasible"].astype(bool) if "feasible" in ds else xr.ones_like(ds["utps"], bool)
-
-
-def _fmax(da: xr.DataArray, ok: xr.DataArray) -> float:
-    """Max of ``da`` over points where ``ok`` (NaN when none)."""
-    values = np.asarray(da.where(ok).values, float)
-    return float(np.nanmax(values)) if np.isfinite(values).any() else float("nan")
-
-
-def _where_max(ds: xr.Dataset, name: str, ok: xr.DataArray | None = None) -> dict[str, Any]:
-    """Coordinates of the max of ``name`` among points where ``ok`` (feasible by default)."""
-    ok = _feasible(ds) if ok is None else ok
-    best = best_config(ds.assign(_ok=ok), maximize=name, constraints={"_ok": ("==", True)})
-    return {d: best[d].item() for d in ds[name].dims}
-
-
-def _fmt_coords(coords: dict[str, Any]) -> str:
-    out = []
-    for d, v in coords.items():
-        if d == "sync_latency":
-            out.append(f"sync {float(v) * 1e6:g} us")
-        elif d == "context":
-            out.append(f"context {_ctx(v)}")
-        else:
-            out.append(f"{d} {v:g}" if isinstance(v, (int, float, np.number)) else str(v))
-    return ", ".join(out)
-
-
-def _ctx(tokens: Any) -> str:
-    tokens = int(round(float(tokens)))
-    return f"{tokens // 1024}K" if tokens % 1024 == 0 else str(tokens)
 
 
 def _hw_ratio(hw: str, name: str = "mem_bw") -> float:
@@ -172,13 +85,13 @@ def _golden(ds: xr.Dataset) -> Finding:
              f"(TP{PAPER['golden_tp']}, {PAPER['scale_out_sync_s'] * 1e6:g} us sync)")
     numbers, parts, agree = {}, [], True
     for context, published in paper_values.items():
-        point = _at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=PAPER["golden_tp"], batch=1,
+        point = at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=PAPER["golden_tp"], batch=1,
                     context=context, sync_latency=PAPER["scale_out_sync_s"])
         if point is None:
             return _not_covered("golden", title, paper, "the golden points")
         utps = float(point["utps"])
-        numbers[f"utps_{_ctx(context)}"] = utps
-        parts.append(f"{utps:.1f} UTPS at {_ctx(context)}")
+        numbers[f"utps_{ctx_label(context)}"] = utps
+        parts.append(f"{utps:.1f} UTPS at {ctx_label(context)}")
         agree &= round(utps) == published
     return Finding("golden", title, paper, "; ".join(parts) + ".",
                    "agrees" if agree else "differs", numbers)
@@ -187,20 +100,21 @@ def _golden(ds: xr.Dataset) -> Finding:
 def _tp128(ds: xr.Dataset) -> Finding:
     title = "128 HBM3 chips easily reach 600 UTPS on Llama3-405B"
     paper = f"TP128 on xPU-HBM3 serves Llama3-405B at well over {PAPER['tp128_utps']} UTPS."
-    sub = _at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=128, batch=1,
+    sub = at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=128, batch=1,
               sync_latency=PAPER["scale_out_sync_s"])
     if sub is None:
         return _not_covered("tp128", title, paper, "HBM3 x 405B x TP128 x batch 1 x 2.25 us")
     utps = sub["utps"]
     numbers = {"utps_min": float(utps.min()), "utps_max": float(utps.max())}
-    at4k = _at(sub, context=4096)
+    at4k = at(sub, context=4096)
     text = ""
     if at4k is not None:
         numbers["utps_4K"] = float(at4k["utps"])
         text = f"{numbers['utps_4K']:.0f} UTPS at 4K context; "
     lo, hi = float(sub["context"].min()), float(sub["context"].max())
     text += (f"{numbers['utps_min']:.0f}-{numbers['utps_max']:.0f} UTPS over context "
-             f"{_ctx(lo)}-{_ctx(hi)} (batch 1, {PAPER['scale_out_sync_s'] * 1e6:g} us sync).")
+             f"{ctx_label(lo)}-{ctx_label(hi)} (batch 1, {PAPER['scale_out_sync_s'] * 1e6:g} us "
+             f"sync).")
     verdict = "agrees" if numbers["utps_min"] >= PAPER["tp128_utps"] else "differs"
     return Finding("tp128", title, paper, text, verdict, numbers)
 
@@ -209,20 +123,20 @@ def _hbm3_long_context(ds: xr.Dataset) -> Finding:
     title = "No HBM3 configuration reaches 1000 UTPS at long context"
     paper = (f"At 128K context no xPU-HBM3 deployment of Llama3-405B reaches "
              f"{PAPER['hbm3_long_context_utps']} UTPS.")
-    sub = _at(ds, hardware=BASE_HW, model=BIG_MODEL)
+    sub = at(ds, hardware=BASE_HW, model=BIG_MODEL)
     if sub is None or "context" not in sub.dims:
         return _not_covered("hbm3_long_context", title, paper, "HBM3 x 405B over context")
     sub = sub.sel(context=sub["context"].max())
-    ok = _feasible(sub)
-    at_paper_sync = _at(sub, sync_latency=PAPER["scale_out_sync_s"])
-    numbers = {"max_utps_any_sync": _fmax(sub["utps"], ok), "context": float(sub["context"])}
-    where = _where_max(sub, "utps")
-    text = (f"at {_ctx(numbers['context'])} the best feasible HBM3 point reaches "
-            f"{numbers['max_utps_any_sync']:.0f} UTPS ({_fmt_coords(where)}) over every swept "
+    ok = feasible(sub)
+    at_paper_sync = at(sub, sync_latency=PAPER["scale_out_sync_s"])
+    numbers = {"max_utps_any_sync": fmax(sub["utps"], ok), "context": float(sub["context"])}
+    where = where_max(sub, "utps")
+    text = (f"at {ctx_label(numbers['context'])} the best feasible HBM3 point reaches "
+            f"{numbers['max_utps_any_sync']:.0f} UTPS ({fmt_coords(where)}) over every swept "
             f"sync latency")
     verdict_value = numbers["max_utps_any_sync"]
     if at_paper_sync is not None:
-        numbers["max_utps"] = _fmax(at_paper_sync["utps"], _feasible(at_paper_sync))
+        numbers["max_utps"] = fmax(at_paper_sync["utps"], feasible(at_paper_sync))
         text = (f"max {numbers['max_utps']:.0f} UTPS at the paper's "
                 f"{PAPER['scale_out_sync_s'] * 1e6:g} us sync; " + text)
         verdict_value = numbers["max_utps"]
@@ -235,14 +149,14 @@ def _hbm3_long_context(ds: xr.Dataset) -> Finding:
 
 def _gain_vs_hbm3(ds: xr.Dataset, hw: str, sync: float | None) -> xr.DataArray | None:
     """UTPS of ``hw`` over UTPS of HBM3 at equal everything else, where both are feasible."""
-    base, other = _at(ds, hardware=BASE_HW), _at(ds, hardware=hw)
+    base, other = at(ds, hardware=BASE_HW), at(ds, hardware=hw)
     if base is None or other is None:
         return None
     if sync is not None:
-        base, other = _at(base, sync_latency=sync), _at(other, sync_latency=sync)
+        base, other = at(base, sync_latency=sync), at(other, sync_latency=sync)
         if base is None:
             return None
-    ok = _feasible(base) & _feasible(other)
+    ok = feasible(base) & feasible(other)
     return (other["utps"] / base["utps"]).where(ok)
 
 
@@ -251,7 +165,7 @@ def _bandwidth(ds: xr.Dataset) -> Finding:
     title = f"Raising bandwidth {PAPER['bandwidth_factor']}x buys only {lo}-{hi}x UTPS"
     paper = (f"About {PAPER['bandwidth_factor']}x the HBM3 bandwidth gives only {lo}-{hi}x "
              f"UTPS, because exposed sync takes over.")
-    if "hardware" not in ds.dims or not _has(ds, "hardware", BASE_HW):
+    if "hardware" not in ds.dims or not has(ds, "hardware", BASE_HW):
         return _not_covered("bandwidth", title, paper, "xPU-HBM3 and faster parts")
     numbers, rows = {}, []
     for hw in ds["hardware"].values.tolist():
@@ -269,7 +183,7 @@ def _bandwidth(ds: xr.Dataset) -> Finding:
         numbers[f"{hw}_gain_min"] = float(values.min())
         numbers[f"{hw}_gain_max"] = float(values.max())
         row = f"{hw} ({bw:.3g}x bandwidth): {values.min():.2f}-{values.max():.2f}x"
-        if "batch" in gain.dims and _has(gain, "batch", 1):
+        if "batch" in gain.dims and has(gain, "batch", 1):
             b1 = np.asarray(gain.sel(batch=1).values, float)
             b1 = b1[np.isfinite(b1)]
             if b1.size:
@@ -313,7 +227,7 @@ def _sync(ds: xr.Dataset) -> Finding:
         return _not_covered("sync", title, paper, "a sync-latency axis over several parts")
     syncs = np.sort(ds["sync_latency"].values.astype(float))
     above = syncs[syncs >= PAPER["sync_knee_s"]]
-    if _has(ds, "sync_latency", PAPER["scale_out_sync_s"]):
+    if has(ds, "sync_latency", PAPER["scale_out_sync_s"]):
         slow = PAPER["scale_out_sync_s"]
     else:
         slow = float(above.min()) if above.size else None
@@ -324,12 +238,12 @@ def _sync(ds: xr.Dataset) -> Finding:
     numbers, rows = {}, []
     for hw in ds["hardware"].values.tolist():
         tps = _scale_out_tps(ds, hw)
-        sub = _at(ds, hardware=hw, batch=1)
+        sub = at(ds, hardware=hw, batch=1)
         if sub is None or not tps:
             continue
         sub = sub.sel(tp=tps)
         a, b = sub.sel(sync_latency=fastest), sub.sel(sync_latency=slow)
-        gain = (a["utps"] / b["utps"]).where(_feasible(b))
+        gain = (a["utps"] / b["utps"]).where(feasible(b))
         values = np.asarray(gain.values, float)
         values = values[np.isfinite(values)]
         if not values.size:
@@ -340,11 +254,11 @@ def _sync(ds: xr.Dataset) -> Finding:
         numbers[f"{hw}_gain_max"] = float(values.max())
         row = (f"{hw} ({bw:.3g}x bandwidth): median {np.median(values):.2f}x, up to "
                f"{values.max():.2f}x")
-        if _has(sub, "sync_latency", PAPER["sync_needed_s"]) and \
+        if has(sub, "sync_latency", PAPER["sync_needed_s"]) and \
                 abs(fastest - PAPER["sync_needed_s"]) > 1e-12:
             at1 = (sub.sel(sync_latency=sub["sync_latency"].values[np.argmin(np.abs(
                 sub["sync_latency"].values - PAPER["sync_needed_s"]))])["utps"] / b["utps"]
-                   ).where(_feasible(b))
+                   ).where(feasible(b))
             v1 = np.asarray(at1.values, float)
             v1 = v1[np.isfinite(v1)]
             numbers[f"{hw}_gain_1us_median"] = float(np.median(v1))
@@ -372,17 +286,17 @@ def _utilization(ds: xr.Dataset) -> Finding:
     if "compute_utilization" not in ds or "batch" not in ds.dims:
         return _not_covered("utilization", title, paper,
                             "compute_utilization (add it to store.variables)")
-    b1 = _at(ds, batch=1)
+    b1 = at(ds, batch=1)
     if b1 is None:
         return _not_covered("utilization", title, paper, "batch 1")
-    numbers = {"max_batch1": _fmax(b1["compute_utilization"], _feasible(b1))}
-    where = _where_max(b1.assign(cu=b1["compute_utilization"]), "cu")
+    numbers = {"max_batch1": fmax(b1["compute_utilization"], feasible(b1))}
+    where = where_max(b1.assign(cu=b1["compute_utilization"]), "cu")
     text = (f"max {numbers['max_batch1']:.2%} at batch 1 over every feasible point "
-            f"({_fmt_coords(where)})")
+            f"({fmt_coords(where)})")
     per_batch = []
     for b in ds["batch"].values:
         sub = ds.sel(batch=b)
-        v = _fmax(sub["compute_utilization"], _feasible(sub))
+        v = fmax(sub["compute_utilization"], feasible(sub))
         numbers[f"max_batch{int(b)}"] = v
         per_batch.append(f"{int(b)}: {v:.1%}")
     text += "; max by batch: " + ", ".join(per_batch)
@@ -390,15 +304,15 @@ def _utilization(ds: xr.Dataset) -> Finding:
         per_model = []
         for m in b1["model"].values.tolist():
             one = b1.sel(model=m)
-            v = _fmax(one["compute_utilization"], _feasible(one))
+            v = fmax(one["compute_utilization"], feasible(one))
             numbers[f"{m}_max_batch1"] = v
             per_model.append(f"{m} {v:.2%}")
         text += "; at batch 1 by model: " + ", ".join(per_model)
-    if "hardware" in b1.dims and _has(b1, "hardware", BASE_HW):
+    if "hardware" in b1.dims and has(b1, "hardware", BASE_HW):
         one = b1.sel(hardware=BASE_HW)
         parts = []
         for m in (one["model"].values.tolist() if "model" in one.dims else []):
-            v = _fmax(one.sel(model=m)["compute_utilization"], _feasible(one.sel(model=m)))
+            v = fmax(one.sel(model=m)["compute_utilization"], feasible(one.sel(model=m)))
             numbers[f"{BASE_HW}_{m}_max_batch1"] = v
             parts.append(f"{m} {v:.2%}")
         if parts:
@@ -420,23 +334,23 @@ def _capacity(ds: xr.Dataset) -> Finding:
     title = "Large models need hundreds of GB; TP8 serves 405B to a single user only"
     paper = ("Serving a large model needs hundreds of GB of memory; small systems (TP8) serve "
              "Llama3-405B to a single user only.")
-    sub = _at(ds, model=BIG_MODEL, tp=8)
+    sub = at(ds, model=BIG_MODEL, tp=8)
     if sub is None or "max_batch" not in ds or "memory_required" not in ds:
         return _not_covered("capacity", title, paper, "405B at TP8 with max_batch stored")
     numbers, rows = {}, []
-    b1 = _at(ds, model=BIG_MODEL, batch=1)
+    b1 = at(ds, model=BIG_MODEL, batch=1)
     if b1 is not None:
         numbers["memory_required_batch1_min_GB"] = float(b1["memory_required"].min()) / 1e9
     contexts = sub["context"].values if "context" in sub.dims else [None]
-    pick_ctx = [c for c in (4096, 131072) if c is not None and _has(sub, "context", c)] or \
+    pick_ctx = [c for c in (4096, 131072) if c is not None and has(sub, "context", c)] or \
         [float(contexts[0])]
     for hw in sub["hardware"].values.tolist() if "hardware" in sub.dims else []:
         cells = []
         for c in pick_ctx:
-            one = _at(sub, hardware=hw, context=c)
+            one = at(sub, hardware=hw, context=c)
             mb = float(np.asarray(one["max_batch"].values, float).max())
-            numbers[f"{hw}_max_batch_{_ctx(c)}"] = mb
-            cells.append(f"{mb:.0f} at {_ctx(c)}")
+            numbers[f"{hw}_max_batch_{ctx_label(c)}"] = mb
+            cells.append(f"{mb:.0f} at {ctx_label(c)}")
         rows.append(f"{hw}: " + ", ".join(cells))
     text = ""
     if "memory_required_batch1_min_GB" in numbers:
@@ -447,7 +361,7 @@ def _capacity(ds: xr.Dataset) -> Finding:
     verdict = "agrees" if single and max(single) <= 1 else "differs"
     if verdict == "differs":
         more = [r.split(":")[0] for r in rows if any(
-            numbers[f"{r.split(':')[0]}_max_batch_{_ctx(c)}"] > 1 for c in pick_ctx)]
+            numbers[f"{r.split(':')[0]}_max_batch_{ctx_label(c)}"] > 1 for c in pick_ctx)]
         text += (f" More than one user fits on TP8 with {', '.join(more)}; "
                  f"parts with less memory cannot hold the model at all (max batch 0).")
     return Finding("capacity", title, paper, text, verdict, numbers)
@@ -459,27 +373,27 @@ def _extreme_utps(ds: xr.Dataset) -> Finding:
              f"{PAPER['extreme_utps']:,}+ needs smaller models or shorter context.")
     if "model" not in ds.dims or "sync_latency" not in ds.dims:
         return _not_covered("extreme_utps", title, paper, "models x sync latency")
-    ok = _feasible(ds)
+    ok = feasible(ds)
     fast = ds["sync_latency"] <= PAPER["sync_needed_s"] * (1 + 1e-6)
     numbers, rows = {}, []
     for m in ds["model"].values.tolist():
         sub, okm = ds.sel(model=m), ok.sel(model=m)
-        best_fast = _fmax(sub["utps"], okm & fast.broadcast_like(okm))
+        best_fast = fmax(sub["utps"], okm & fast.broadcast_like(okm))
         numbers[f"{m}_max_utps_fast_sync"] = best_fast
         n_ctx = []
         if "context" in ds.dims:
             for c in ds["context"].values:
-                v = _fmax(sub["utps"].sel(context=c), okm.sel(context=c))
-                numbers[f"{m}_max_utps_{_ctx(c)}"] = v
+                v = fmax(sub["utps"].sel(context=c), okm.sel(context=c))
+                numbers[f"{m}_max_utps_{ctx_label(c)}"] = v
                 if v >= PAPER["extreme_utps"]:
-                    n_ctx.append(_ctx(c))
+                    n_ctx.append(ctx_label(c))
         rows.append(f"{m}: {best_fast:,.0f} UTPS at sync <= {PAPER['sync_needed_s'] * 1e6:g} us"
                     + (f", {PAPER['extreme_utps']:,}+ at context {', '.join(n_ctx)}" if n_ctx
                        else f", never {PAPER['extreme_utps']:,}+"))
     big = numbers.get(f"{BIG_MODEL}_max_utps_fast_sync", float("nan"))
     slow = ds["sync_latency"] >= PAPER["scale_out_sync_s"] * (1 - 1e-6)
     if BIG_MODEL in ds["model"].values.tolist():
-        numbers[f"{BIG_MODEL}_max_utps_slow_sync"] = _fmax(
+        numbers[f"{BIG_MODEL}_max_utps_slow_sync"] = fmax(
             ds["utps"].sel(model=BIG_MODEL),
             ok.sel(model=BIG_MODEL) & slow.broadcast_like(ok.sel(model=BIG_MODEL)))
     text = "Best feasible UTPS per model: " + "; ".join(rows) + "."
@@ -497,10 +411,10 @@ def _moe(ds: xr.Dataset) -> Finding:
     paper = ("DeepSeek-V3 reads more of its experts as the batch grows, so each weight byte "
              "serves more tokens; long context adds KV traffic that erodes the gain.")
     need = ("weight_bytes_read", "stps")
-    sub = _at(ds, model=MOE_MODEL, hardware=BASE_HW)
+    sub = at(ds, model=MOE_MODEL, hardware=BASE_HW)
     if sub is None or any(n not in ds for n in need) or "batch" not in ds.dims:
         return _not_covered("moe", title, paper, "DeepSeek-V3 on HBM3 with weight_bytes_read")
-    sub = _at(sub, sync_latency=PAPER["scale_out_sync_s"]) or sub
+    sub = at(sub, sync_latency=PAPER["scale_out_sync_s"]) or sub
     if "tp" in sub.dims:
         sub = sub.sel(tp=sub["tp"].max())
     b_lo, b_hi = float(sub["batch"].min()), float(sub["batch"].max())
@@ -518,20 +432,20 @@ def _moe(ds: xr.Dataset) -> Finding:
             f"{b_hi:g}, so weight bytes per token fall {reuse:.1f}x for a {b_hi / b_lo:g}x "
             f"batch (a dense model: exactly {b_hi / b_lo:g}x).")
     if "context" in sub.dims and sub.sizes["context"] > 1:
-        ok = _feasible(sub)
+        ok = feasible(sub)
         gains = {}
         for c in sub["context"].values:
             s = sub.sel(context=c)
             okc = ok.sel(context=c)
             if bool(okc.sel(batch=b_lo)) and bool(okc.any()):
-                best = _fmax(s["stps"], okc)
+                best = fmax(s["stps"], okc)
                 gains[float(c)] = best / float(s["stps"].sel(batch=b_lo))
         if gains:
             c_short, c_long = min(gains), max(gains)
             numbers["stps_gain_short_context"] = gains[c_short]
             numbers["stps_gain_long_context"] = gains[c_long]
             text += (f" Best feasible STPS over batch {b_lo:g} STPS: {gains[c_short]:.1f}x at "
-                     f"{_ctx(c_short)} context, {gains[c_long]:.1f}x at {_ctx(c_long)}.")
+                     f"{ctx_label(c_short)} context, {gains[c_long]:.1f}x at {ctx_label(c_long)}.")
     verdict = "agrees" if reuse > 1 and numbers.get("stps_gain_long_context", 0) < \
         numbers.get("stps_gain_short_context", np.inf) else "differs"
     return Finding("moe", title, paper, text, verdict, numbers, "moe_batch.png")
@@ -540,17 +454,6 @@ def _moe(ds: xr.Dataset) -> Finding:
 FINDINGS: tuple[Callable[[xr.Dataset], Finding], ...] = (
     _golden, _tp128, _hbm3_long_context, _bandwidth, _sync, _utilization, _capacity,
     _extreme_utps, _moe)
-
-
-def normalise(ds: xr.Dataset) -> xr.Dataset:
-    """Load ``ds`` and give string coordinates (``hardware``, ``model``) object dtype: the
-    consolidated store holds them as numpy ``StringDType``, which ``limits.plots``
-    (``frontier_plot(color_by="hardware")``) does not recognise as strings."""
-    ds = ds.load()
-    fix = {d: ds[d].values.astype(object) for d in ds.coords
-           if ds[d].ndim == 1 and ds[d].dtype.kind == "T"}
-    return ds.assign_coords({d: (d if d in ds.dims else ds[d].dims, v, ds[d].attrs)
-                             for d, v in fix.items()})
 
 
 def findings(ds: xr.Dataset) -> list[Finding]:
@@ -567,15 +470,9 @@ def findings_table(found: Sequence[Finding]) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- figures
 
-def _new_figure(width: float = 6.4, height: float = 4.4):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, fig.add_subplot()
-
 
 def _fig_frontier(ds: xr.Dataset):
-    sub = _at(ds, model=BIG_MODEL, context=4096, sync_latency=PAPER["scale_out_sync_s"])
+    sub = at(ds, model=BIG_MODEL, context=4096, sync_latency=PAPER["scale_out_sync_s"])
     if sub is None or "hardware" not in sub.dims:
         return None
     fig = frontier_plot(sub, "utps", "stps", color_by="hardware")
@@ -584,7 +481,7 @@ def _fig_frontier(ds: xr.Dataset):
 
 
 def _fig_bound_map(ds: xr.Dataset):
-    sub = _at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=32,
+    sub = at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=32,
               sync_latency=PAPER["scale_out_sync_s"])
     if sub is None or "batch" not in sub.dims or "context" not in sub.dims:
         return None
@@ -594,9 +491,9 @@ def _fig_bound_map(ds: xr.Dataset):
 
 
 def _fig_bandwidth(ds: xr.Dataset):
-    if "hardware" not in ds.dims or not _has(ds, "hardware", BASE_HW):
+    if "hardware" not in ds.dims or not has(ds, "hardware", BASE_HW):
         return None
-    fig, ax = _new_figure()
+    fig, ax = new_figure()
     for hw in ds["hardware"].values.tolist():
         if hw == BASE_HW:
             continue
@@ -623,14 +520,14 @@ def _fig_bandwidth(ds: xr.Dataset):
 def _fig_sync(ds: xr.Dataset):
     if "sync_latency" not in ds.dims or "hardware" not in ds.dims:
         return None
-    sub = _at(ds, model=BIG_MODEL, batch=1, tp=128, context=4096)
+    sub = at(ds, model=BIG_MODEL, batch=1, tp=128, context=4096)
     if sub is None:
         return None
-    fig, ax = _new_figure()
+    fig, ax = new_figure()
     x = sub["sync_latency"].values.astype(float) * 1e6
     for hw in sub["hardware"].values.tolist():
         one = sub.sel(hardware=hw)
-        y = np.asarray(one["utps"].where(_feasible(one)).values, float)
+        y = np.asarray(one["utps"].where(feasible(one)).values, float)
         ax.plot(x, y, marker="o", label=hw)
     ax.axvline(PAPER["sync_knee_s"] * 1e6, color="0.5", ls=":", label="paper: 2.5 us knee")
     ax.set_xscale("log")
@@ -645,8 +542,8 @@ def _fig_sync(ds: xr.Dataset):
 def _fig_max_utps(ds: xr.Dataset):
     if "model" not in ds.dims or "context" not in ds.dims:
         return None
-    fig, ax = _new_figure()
-    ok = _feasible(ds)
+    fig, ax = new_figure()
+    ok = feasible(ds)
     x = ds["context"].values.astype(float)
     dims = [d for d in ds["utps"].dims if d not in ("model", "context")]
     has_sync = "sync_latency" in ds.dims
@@ -669,13 +566,13 @@ def _fig_max_utps(ds: xr.Dataset):
 
 
 def _fig_moe(ds: xr.Dataset):
-    sub = _at(ds, model=MOE_MODEL, hardware=BASE_HW)
+    sub = at(ds, model=MOE_MODEL, hardware=BASE_HW)
     if sub is None or "batch" not in sub.dims or "context" not in sub.dims:
         return None
-    sub = _at(sub, sync_latency=PAPER["scale_out_sync_s"]) or sub
+    sub = at(sub, sync_latency=PAPER["scale_out_sync_s"]) or sub
     if "tp" in sub.dims:
         sub = sub.sel(tp=sub["tp"].max())
-    fig = _new_figure(9.6, 4.0)[0]
+    fig = new_figure(9.6, 4.0)[0]
     fig.clear()
     left, right = fig.subplots(1, 2)
     b = sub["batch"].values.astype(float)
@@ -689,10 +586,10 @@ def _fig_moe(ds: xr.Dataset):
     left.set_xlabel("batch")
     left.set_ylabel("weight bytes read per token [GB]")
     left.legend(fontsize="small")
-    ok = _feasible(sub)
+    ok = feasible(sub)
     for c in sub["context"].values:
         y = sub["stps"].sel(context=c).where(ok.sel(context=c))
-        right.plot(b, np.asarray(y.values, float), marker="o", label=f"context {_ctx(c)}")
+        right.plot(b, np.asarray(y.values, float), marker="o", label=f"context {ctx_label(c)}")
     right.set_xscale("log", base=2)
     right.set_yscale("log")
     right.set_xlabel("batch")
@@ -711,42 +608,16 @@ FIGURES: dict[str, Callable[[xr.Dataset], Any]] = {
 def make_figures(ds: xr.Dataset, directory: str | Path) -> dict[str, Path]:
     """Draw the report's figures (those the store has data for) as PNGs into
     ``directory``; returns name -> path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    ds = normalise(ds)
-    out = {}
-    for name, draw in FIGURES.items():
-        fig = draw(ds)
-        if fig is None:
-            continue
-        path = directory / name
-        fig.savefig(path, dpi=110)
-        out[name] = path
-    return out
+    return save_figures(ds, directory, FIGURES, dpi=110)
 
 
 # --------------------------------------------------------------------------- the report
-
-def _grid_lines(ds: xr.Dataset) -> list[str]:
-    lines = []
-    for d in ds["utps"].dims:
-        values = ds[d].values
-        if d == "sync_latency":
-            shown = ", ".join(f"{float(v) * 1e6:g} us" for v in values)
-        elif d == "context":
-            shown = ", ".join(_ctx(v) for v in values)
-        elif not np.issubdtype(values.dtype, np.number):
-            shown = ", ".join(map(str, values))
-        else:
-            shown = ", ".join(f"{float(v):g}" for v in values)
-        lines.append(f"- `{d}` ({len(values)}): {shown}")
-    return lines
 
 
 def _feasible_lines(ds: xr.Dataset) -> list[str]:
     if "hardware" not in ds.dims:
         return []
-    ok = _feasible(ds)
+    ok = feasible(ds)
     cells = []
     for hw in ds["hardware"].values.tolist():
         one = ok.sel(hardware=hw)
@@ -773,7 +644,7 @@ def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
     def rel(p: Path) -> str:
         return os.path.relpath(p, out.parent)
 
-    ok = _feasible(ds)
+    ok = feasible(ds)
     lines = ["# The LIMINAL study: what our sweep shows", "",
              f"Generated by `{command}` from `{source}`. Every number below is read from the "
              f"store with `limits.analysis`; only the paper's published values (arXiv "
@@ -784,7 +655,7 @@ def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
              "--config-dir sweeps --config-name liminal hydra.sweep.dir=outputs/liminal`, then "
              "`python -m limits.report outputs/liminal --out docs/liminal_report.md` writes "
              "this report and its figures (`docs/figures/`).", "",
-             "Grid:", *_grid_lines(ds), "", *_feasible_lines(ds),
+             "Grid:", *grid_lines(ds), "", *_feasible_lines(ds),
              "The `sync_latency` axis is the scale-out all-reduce latency (collectives among "
              "more chips than one 8-chip server); TP8 collectives stay in one server and use "
              "each preset's in-node latency (2.25 us), so TP8 points do not vary with it.", "",
@@ -792,10 +663,7 @@ def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
     lines += [f"| {f.title} | {f.verdict} |" for f in found]
     lines.append("")
     for f in found:
-        lines += [f"## {f.title}", "", f"- **Paper:** {f.paper}", f"- **This sweep:** {f.ours}",
-                  f"- **Verdict:** {f.verdict}", ""]
-        if f.figure and f.figure in figures:
-            lines += [f"![{f.title}]({rel(figures[f.figure])})", ""]
+        lines += finding_lines(f, figures, out)
     shown = {f.figure for f in found}
     extra = [n for n in figures if n not in shown]
     if extra:
@@ -808,76 +676,15 @@ def write_report(path: str | Path, out: str | Path, figures_dir: str | Path | No
                  command: str | None = None) -> list[Finding]:
     """Open the study at ``path``, write the report to ``out`` and its figures to
     ``figures_dir`` (default ``<out dir>/figures``); returns the findings."""
-    out = Path(out)
-    figures_dir = Path(figures_dir) if figures_dir is not None else out.parent / "figures"
-    ds = normalise(open_results(path))
-    found = findings(ds)
-    figs = make_figures(ds, figures_dir)
-    command = command or f"python -m limits.report {path} --out {out}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(ds, found, figs, out, str(path), command))
-    return found
-
-
-# --------------------------------------------------------------------------- running a recipe
-
-def run_study(recipe: str, sweep_dir: str | Path, overrides: Sequence[str] = (),
-              jobs: dict[str, Sequence[str]] | None = None,
-              sweeps_dir: str | Path = SWEEPS_DIR, verbose: bool = False) -> Path:
-    """Run the multirun recipe ``sweeps/<recipe>.yaml`` job by job in this process: one
-    store per (hardware, model) of its ``hydra.sweeper.params`` in ``sweep_dir/<n>/``, then
-    consolidate them. Returns the consolidated store's path.
-
-    **Arguments:** ``overrides`` apply to every job (e.g. ``grid.batch=[1,8]``); ``jobs``
-    replaces some of the recipe's sweeper choices (``{"hardware": ["xpu_hbm3"]}``);
-    ``sweeps_dir``: where the recipes are; ``verbose``: the sweep's progress output."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from .consolidate import consolidate
-    from .sweep import CONF_DIR, run
-
-    sweep_dir = Path(sweep_dir)
-    search = f"hydra.searchpath=[file://{CONF_DIR}]"
-
-    def _compose(extra: Sequence[str], hydra_cfg: bool = False):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(Path(sweeps_dir).resolve()),
-                                   version_base="1.3"):
-            return compose(config_name=recipe, overrides=[search, *overrides, *extra],
-                           return_hydra_config=hydra_cfg)
-
-    params = dict(_compose([], hydra_cfg=True).hydra.sweeper.params or {})
-    choices_by_name = {n: str(v).split(",") for n, v in params.items()}
-    choices_by_name.update({n: list(v) for n, v in (jobs or {}).items()})
-    names = list(choices_by_name)
-    choices = [choices_by_name[n] for n in names]
-    for num, combo in enumerate(itertools.product(*choices)):
-        job = [f"{n}={v.strip()}" for n, v in zip(names, combo)]
-        store = sweep_dir / str(num) / "sweep.zarr"
-        cfg = _compose([*job, f"store.path={store}"])
-        run(cfg, overrides=[*overrides, *job], verbose=verbose)
-    GlobalHydra.instance().clear()
-    return consolidate(sweep_dir)
+    return write_document(path, out, figures_dir,
+                          command or f"python -m limits.report {path} --out {out}",
+                          findings, make_figures, render)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m limits.report STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    parser = argparse.ArgumentParser(prog="python -m limits.report", description=__doc__
-                                     .split("\n\n")[0])
-    parser.add_argument("path", help="study store, sweep dir or multirun dir")
-    parser.add_argument("--out", default="docs/liminal_report.md", help="markdown file")
-    parser.add_argument("--figures", default=None, help="figure dir (default: <out dir>/figures)")
-    args = parser.parse_args(argv)
-    command = "python -m limits.report " + " ".join(sys.argv[1:] if argv is None else argv)
-    found = write_report(args.path, args.out, args.figures, command)
-    for f in found:
-        print(f"[{f.verdict:>11}] {f.title}")
-    print(f"limits.report: wrote {args.out}")
-
+    document_cli(argv, "limits.report", __doc__, "docs/liminal_report.md", write_report,
+                 lambda f: f"[{f.verdict:>11}] {f.title}")
 
 if __name__ == "__main__":
     main()
