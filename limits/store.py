@@ -284,7 +284,7 @@ def write_region(arrays: Mapping[str, Any], region: tuple[slice, ...],
     All variables of the region are written in one call of zarr's event loop, so their chunks
     are compressed (Blosc releases the GIL) and stored concurrently rather than one after the
     other (on 2 loaded cores: 13.4 vs 11.8 M points/s, median of 6 alternating runs of 14
-    variables, docs/sweep.md). Arrays without ``async_array`` are written one by one.
+    variables). Arrays without ``async_array`` are written one by one.
     """
     items = [(arrays[name], values) for name, values in data.items()]
     if len(items) < 2 or not all(hasattr(a, "async_array") for a, _ in items):
