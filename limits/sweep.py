@@ -29,7 +29,7 @@ from .outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
 from .params import ParameterError, parameter_index
 from .store import (StoreError, StoreLayout, VariableSpec, check_same_config, chunk_shape,
                     codec_for, create_store, done_mask, mark_done, open_store_group,
-                    output_attrs, provenance)
+                    output_attrs, provenance, write_region)
 from .units import UnitError, format_quantity, parse_quantity
 
 __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DIR"]
@@ -357,8 +357,7 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
 
     def sink(block: tuple[int, ...], data: dict[str, np.ndarray]) -> None:
         region = plan.region(block)
-        for name, values in data.items():
-            arrays[name][region] = values
+        write_region(arrays, region, data)
         mark_done(group, block)
         summary.add(region, data)
         if bar is not None:

@@ -1,0 +1,313 @@
+"""Sweep throughput and memory against a write-only baseline (not a test; prints a report).
+
+Run from the repository root::
+
+    python benchmarks/bench_sweep.py            # the figures and their targets (~3 min)
+    python benchmarks/bench_sweep.py --codecs   # plus write speed and size of each store.codec
+
+It prints, each as the median of ``--repeats`` runs:
+
+(a) model points/s without I/O: the jitted block function of ``limits.engine`` on float32
+    computing every variable a default sweep stores (``DEFAULT_OUTPUTS``), one block of the
+    default chunk shape, ``block_until_ready``, compile excluded;
+(b) end-to-end points/s of ``limits.sweep.run`` (the real engine) into a zarr store in a
+    temporary directory, default codec and chunking;
+(c) the baseline: the same arrays (read back from (b)'s store beforehand, so same values,
+    dtypes, codec and chunks) written region by region with the engine's store writer into a
+    fresh copy of the empty template, without computing anything;
+the ratio (b)/(c); and the peak resident memory of the end-to-end sweep (fresh process per
+size, ``VmHWM`` of ``/proc/self/status``) at 2e7 and 2e8 grid points.
+
+The grid is the default study's axes (xPU-HBM3, Llama3-405B): ``tp`` (8 values) x ``batch``
+(250) x ``context`` (250) x ``sync_latency`` (40, or 400 for the 2e8-point sweep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # import this checkout's `limits`, not an installed copy
+    sys.path.insert(0, str(REPO))
+
+#: targets of the issue on a 2-core machine
+TARGET_MODEL_PPS = 1e8  # (a) points/s, float32
+TARGET_RATIO = 0.5  # (b) / (c)
+TARGET_PEAK_RSS_B = 2e9  # peak RSS of the 2e8-point sweep [B]
+# "flat": a sweep that held its grid in memory would need 10x the memory for 10x the points;
+# the engine's is bounded by a few blocks, but glibc's allocator caches freed block buffers,
+# so the high-water mark still varies by ~0.2 GB from run to run (docs/sweep.md).
+TARGET_RSS_GROWTH = 1.5  # peak RSS(2e8) / peak RSS(2e7) at most this
+
+
+def grid_overrides(n_sync: int = 40, n_batch: int = 250, n_context: int = 250,
+                   tps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128)) -> list[str]:
+    """Hydra overrides of the benchmark grid: ``len(tps) x n_batch x n_context x n_sync``."""
+    return ["grid=point",
+            f"++grid.tp=[{','.join(str(t) for t in tps)}]",
+            f"++grid.batch={{start:1,stop:{n_batch},num:{n_batch}}}",
+            f"++grid.context={{start:1024,stop:131072,num:{n_context}}}",
+            f"++grid.sync_latency={{start:0.1us,stop:10us,num:{n_sync},scale:log}}",
+            "limits.progress=false"]
+
+
+def _median_rate(points: int, seconds: Sequence[float]) -> float:
+    return points / statistics.median(seconds)
+
+
+def model_rate(overrides: Sequence[str], repeats: int = 20) -> dict[str, Any]:
+    """(a) points/s of the jitted block function on one block (compile excluded)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from limits.config import params_from_cfg
+    from limits.engine import BlockFunction, BlockPlan, cast_params
+    from limits.grid import parse_grid
+    from limits.store import chunk_shape
+    from limits.outputs import DEFAULT_OUTPUTS
+    from limits.sweep import compose
+
+    cfg = compose(list(overrides))
+    dtype = np.dtype(cfg.precision)
+    grid = parse_grid(OmegaConf.to_container(cfg.grid, resolve=True))
+    chunks = chunk_shape(grid.shape, int(cfg.store.chunk_points),
+                         OmegaConf.to_container(cfg.store.chunks), grid.names)
+    plan = BlockPlan(grid.axes, chunks)
+    variables = DEFAULT_OUTPUTS
+    fn = BlockFunction(grid.names, chunks, variables)
+    base = cast_params(params_from_cfg(cfg), dtype)
+    values = tuple(jnp.asarray(v) for v in plan.axis_values((0,) * len(chunks), dtype))
+    jax.block_until_ready(fn(base, values))  # compile
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(base, values))
+        times.append(time.perf_counter() - t0)
+    points = math.prod(chunks)
+    return {"points_per_s": _median_rate(points, times), "block": chunks,
+            "variables": len(variables), "dtype": dtype.name}
+
+
+def _sweep(overrides: Sequence[str], path: Path):
+    """One end-to-end ``limits.sweep.run`` into ``path`` (quiet); its ``SweepResult``."""
+    from limits.sweep import compose, run
+
+    return run(compose([*overrides, f"store.path={path}"]), verbose=False)
+
+
+def _empty_copy(store: Path, dest: Path, data_vars: Sequence[str]) -> None:
+    """A copy of ``store`` without its data chunks (and progress): the same empty template."""
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        here = Path(directory)
+        if here == store:
+            return [n for n in names if n == "_progress"]
+        return [n for n in names if n == "c" and here.name in data_vars]
+
+    shutil.copytree(store, dest, ignore=ignore)
+
+
+def _blocks(store: Path) -> tuple[list[str], list[tuple[slice, ...]], list[dict[str, Any]]]:
+    """The data variables of ``store`` and its arrays read into memory, chunk by chunk."""
+    import numpy as np
+    import xarray as xr
+
+    from limits.engine import BlockPlan
+    from limits.store import open_store_group
+
+    ds = xr.open_zarr(store)
+    names = list(ds.data_vars)
+    dims = [d for d in ds[names[0]].dims if d != "wrt"]
+    plan = BlockPlan({d: ds[d].values for d in dims},
+                     tuple(ds[names[0]].encoding["chunks"][:len(dims)]))
+    group = open_store_group(store)
+    regions = [plan.region(b) for b in plan.blocks()]
+    return names, regions, [{n: np.ascontiguousarray(group[n][r]) for n in names}
+                            for r in regions]
+
+
+def _write_only(store: Path, dest: Path, names: Sequence[str],
+                regions: Sequence[tuple[slice, ...]], data: Sequence[dict[str, Any]]) -> float:
+    """Seconds to write the precomputed ``data`` region by region into an empty copy of
+    ``store``'s template with the engine's writer (``limits.store.write_region``)."""
+    from limits.store import open_store_group, write_region
+
+    _empty_copy(store, dest, names)
+    target = open_store_group(dest)
+    arrays = {n: target[n] for n in names}
+    t0 = time.perf_counter()
+    for region, values in zip(regions, data):
+        write_region(arrays, region, values)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(dest)
+    return seconds
+
+
+def sweep_vs_baseline(overrides: Sequence[str], workdir: Path,
+                      repeats: int = 3) -> dict[str, Any]:
+    """(b) end-to-end points/s of ``limits.sweep.run`` and (c) write-only points/s of the same
+    arrays, timed alternately (so both see the same machine load); plus the store's size.
+
+    A first, untimed sweep compiles and produces the arrays the baseline writes.
+    """
+    source = workdir / "source.zarr"
+    first = _sweep(overrides, source)
+    names, regions, data = _blocks(source)
+    stored = sum(f.stat().st_size for f in source.rglob("*") if f.is_file())
+    sweep_s, write_s = [], []
+    for k in range(repeats):
+        path = workdir / f"sweep-{k}.zarr"
+        sweep_s.append(_sweep(overrides, path).seconds)
+        shutil.rmtree(path)
+        write_s.append(_write_only(source, workdir / f"baseline-{k}.zarr", names, regions,
+                                   data))
+    shutil.rmtree(source)
+    points = first.points
+    return {"sweep_pps": _median_rate(points, sweep_s), "write_pps": _median_rate(points, write_s),
+            "sweep_s": statistics.median(sweep_s), "write_s": statistics.median(write_s),
+            "points": points, "variables": len(names), "bytes": stored}
+
+
+_RSS_CHILD = """
+import json, resource, sys
+sys.path.insert(0, {repo!r})
+from limits.sweep import compose, run
+result = run(compose({overrides!r}), verbose=False)
+try:  # the high-water mark of this process' own memory (ru_maxrss keeps the parent's after fork)
+    with open("/proc/self/status") as f:
+        peak = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+except OSError:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = rss if sys.platform == "darwin" else rss * 1024
+print(json.dumps({{"peak_rss_B": peak, "points": result.points, "seconds": result.seconds}}))
+"""
+
+
+def peak_memory(overrides: Sequence[str], path: Path) -> dict[str, Any]:
+    """Peak RSS [B] of one end-to-end sweep in a fresh Python process (compile included)."""
+    code = _RSS_CHILD.format(repo=str(REPO), overrides=[*overrides, f"store.path={path}"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False)
+    if out.returncode:
+        raise RuntimeError(f"peak-memory sweep failed:\n{out.stderr[-2000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    shutil.rmtree(path, ignore_errors=True)
+    return result
+
+
+def codec_table(overrides: Sequence[str], workdir: Path, repeats: int = 3,
+                codecs: Sequence[str] = ("lz4", "zstd", "none")) -> list[dict[str, Any]]:
+    """``sweep_vs_baseline`` for each ``store.codec``: points/s and stored bytes."""
+    rows = []
+    for codec in codecs:
+        sub = workdir / f"codec-{codec}"
+        sub.mkdir()
+        rows.append({"codec": codec, **sweep_vs_baseline([*overrides, f"store.codec={codec}"],
+                                                         sub, repeats)})
+        shutil.rmtree(sub)
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _pps(x: float) -> str:
+    return f"{x / 1e6:6.1f} M points/s"
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:.2f} GB"
+
+
+def machine() -> str:
+    """One line: host, CPUs, Python, jax and its platform, zarr."""
+    import jax
+    import zarr
+
+    return (f"{platform.node()}, {os.cpu_count()} CPUs ({platform.machine()}), Python "
+            f"{platform.python_version()}, jax {jax.__version__} ({jax.devices()[0].platform}), "
+            f"zarr {zarr.__version__}")
+
+
+def _load() -> str:
+    return "load average {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median)")
+    ap.add_argument("--variables", default="default",
+                    help="store.variables of the sweeps, e.g. '[utps,stps,bound,feasible]' "
+                         "(default: the 14 variables of a default sweep)")
+    ap.add_argument("--codecs", action="store_true", help="also measure every store.codec")
+    ap.add_argument("--skip-memory", action="store_true", help="skip the 2e7/2e8 RSS sweeps")
+    ap.add_argument("--dir", default=None, help="where the temporary stores go "
+                                                "(default: the system temp dir)")
+    args = ap.parse_args(argv)
+
+    var = [f"store.variables={args.variables}"]
+    small = [*grid_overrides(n_sync=40), *var]  # 8 x 250 x 250 x 40 = 2e7 points
+    big = [*grid_overrides(n_sync=400), *var]  # 2e8 points
+    print(f"limits sweep benchmark, {_dt.date.today()}: {machine()}")
+    print(f"grid: xpu_hbm3 x llama3_405b, tp[8] x batch[250] x context[250] x "
+          f"sync_latency[40 | 400] = 2e7 | 2e8 points; store.variables={args.variables}; "
+          f"default codec and chunks; median of {args.repeats}; {_load()}")
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="limits-bench-", dir=args.dir) as tmp:
+        work = Path(tmp)
+        a = model_rate(small, repeats=max(20, args.repeats))
+        ok_a = a["points_per_s"] >= TARGET_MODEL_PPS
+        print(f"(a) model, no I/O, {a['variables']} variables, {a['dtype']}, block "
+              f"{'x'.join(map(str, a['block']))}:  {_pps(a['points_per_s'])}   target >= "
+              f"{TARGET_MODEL_PPS:.0e}  {_verdict(ok_a)}")
+        bc = sweep_vs_baseline(small, work, args.repeats)
+        ratio = bc["sweep_pps"] / bc["write_pps"]
+        print(f"(b) end-to-end sweep into zarr, 2e7 points, {bc['variables']} variables:  "
+              f"{_pps(bc['sweep_pps'])}   ({bc['sweep_s']:.2f} s per sweep)")
+        print(f"(c) write-only baseline, same arrays/codec/chunks:   {_pps(bc['write_pps'])}   "
+              f"({bc['write_s']:.2f} s)")
+        print(f"    (b)/(c) = {ratio:.2f}   target >= {TARGET_RATIO}  "
+              f"{_verdict(ratio >= TARGET_RATIO)}")
+        if not args.skip_memory:
+            m_small = peak_memory(small, work / "rss-2e7.zarr")
+            m_big = peak_memory(big, work / "rss-2e8.zarr")
+            growth = m_big["peak_rss_B"] / m_small["peak_rss_B"]
+            for label, m in (("2e7", m_small), ("2e8", m_big)):
+                print(f"peak RSS of a fresh end-to-end sweep, {label} points: "
+                      f"{_gb(m['peak_rss_B'])}   ({m['seconds']:.1f} s, "
+                      f"{_pps(m['points'] / m['seconds']).strip()} incl. compile)")
+            print(f"    2e8 points: {_gb(m_big['peak_rss_B'])} < {_gb(TARGET_PEAK_RSS_B)}  "
+                  f"{_verdict(m_big['peak_rss_B'] < TARGET_PEAK_RSS_B)};  flat: "
+                  f"RSS(2e8)/RSS(2e7) = {growth:.2f} <= {TARGET_RSS_GROWTH}  "
+                  f"{_verdict(growth <= TARGET_RSS_GROWTH)}")
+        if args.codecs:
+            print("\nstore.codec (Blosc, byte shuffle, clevel 5), 2e7 points, "
+                  f"{bc['variables']} variables:")
+            print(f"  {'codec':<6} {'end-to-end':>17} {'write-only':>17} {'stored':>9} "
+                  f"{'B/point':>8}")
+            for row in codec_table(small, work, args.repeats):
+                print(f"  {row['codec']:<6} {_pps(row['sweep_pps'])} {_pps(row['write_pps'])} "
+                      f"{_gb(row['bytes']):>9} {row['bytes'] / row['points']:8.2f}")
+    print(f"total {time.perf_counter() - t_start:.0f} s; {_load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Smoke test of benchmarks/bench_sweep.py on a tiny grid (no timing is asserted)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from limits.outputs import DEFAULT_OUTPUTS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sweep.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_sweep", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_functions_run_on_a_tiny_grid(bench, tmp_path):
+    tiny = bench.grid_overrides(n_sync=3, n_batch=4, n_context=5, tps=(8, 16))
+    a = bench.model_rate(tiny, repeats=2)
+    assert a["variables"] == len(DEFAULT_OUTPUTS) and a["dtype"] == "float32"
+    assert a["block"] == (2, 4, 5, 3) and a["points_per_s"] > 0
+
+    bc = bench.sweep_vs_baseline(tiny, tmp_path, repeats=1)
+    assert bc["points"] == 2 * 4 * 5 * 3 and bc["variables"] == len(DEFAULT_OUTPUTS)
+    assert bc["sweep_pps"] > 0 and bc["write_pps"] > 0 and bc["bytes"] > 0
+
+    rows = bench.codec_table(tiny, tmp_path, repeats=1, codecs=("none", "lz4"))
+    assert [r["codec"] for r in rows] == ["none", "lz4"]
+    # uncompressed chunks hold at least 4 B per point for each float32 variable
+    assert rows[0]["bytes"] >= 4 * bc["points"] * (len(DEFAULT_OUTPUTS) - 2)
+
+    m = bench.peak_memory([*tiny, "store.variables=[utps,bound]"], tmp_path / "rss.zarr")
+    assert m["points"] == bc["points"] and m["peak_rss_B"] > 50e6
+    assert list(tmp_path.iterdir()) == []  # every store it wrote is gone
