@@ -100,6 +100,21 @@ def test_mla_caches_a_latent_and_gqa_its_kv_heads():
     assert mla["memory_kv"] == mla["kv_bytes_read"]
 
 
+def test_mqa_caches_one_kv_head_and_mha_all_of_them():
+    """KV bytes per token = L x 2 x h_kv x d_h x kv_bytes with h_kv = 1 (MQA) or h (MHA); the
+    KV read of a step scales with it (the preset's nominal n_params keeps the weights fixed)."""
+    _, p = ev(tp=8, batch=3, context=1000, kv_bytes=2)
+    runs = {}
+    for kind, kv_heads in (("mqa", 1.0), ("mha", 64.0)):
+        model = p.model.replace(attention=kind, n_kv_heads=kv_heads)
+        q = dataclasses.replace(p, model=model)
+        assert float(arch.kv_bytes_per_token(model, q.deployment)) == 80 * 2 * kv_heads * 128 * 2
+        runs[kind] = {k: float(v) for k, v in limits.evaluate(q).items()}
+    assert runs["mqa"]["kv_bytes_read"] == 3 * 1000 * 80 * 2 * 1 * 128 * 2
+    assert runs["mha"]["kv_bytes_read"] == 64 * runs["mqa"]["kv_bytes_read"]
+    assert runs["mha"]["t_mem"] > runs["mqa"]["t_mem"]
+
+
 @pytest.mark.parametrize("fraction", [1.0, 0.5])
 def test_sliding_window_caps_kv_reads_and_capacity(fraction):
     window, context = 4096, 131072
