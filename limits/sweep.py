@@ -264,13 +264,14 @@ def _stored_spec(name: str, dtype: np.dtype, extra: tuple[int, ...],
 
 class _Summary:
     """Running headline numbers over written blocks: best utps / stps among feasible points
-    (with where they are) and the fraction of feasible points."""
+    (with where they are; after a reduction also the chosen best_<axis> values) and the
+    fraction of feasible points (of the stored points)."""
 
     def __init__(self, axes: Mapping[str, np.ndarray]) -> None:
         self.axes = axes
         self.points = 0
         self.feasible = 0
-        self.best: dict[str, tuple[float, tuple[int, ...]]] = {}
+        self.best: dict[str, tuple[float, dict[str, float]]] = {}
 
     def add(self, region: tuple[slice, ...], data: Mapping[str, np.ndarray]) -> None:
         n = math.prod(s.stop - s.start for s in region)
@@ -288,18 +289,20 @@ class _Summary:
             if values.size == 0 or not np.isfinite(values.max()):
                 continue
             i = np.unravel_index(int(np.argmax(values)), values.shape)
-            where = tuple(s.start + k for s, k in zip(region, i))
             if name not in self.best or values[i] > self.best[name][0]:
-                self.best[name] = (float(values[i]), where)
+                at = {a: float(self.axes[a][s.start + k])
+                      for a, s, k in zip(self.axes, region, i)}
+                at.update({k.removeprefix(BEST_PREFIX): float(np.asarray(v)[i])
+                           for k, v in data.items() if k.startswith(BEST_PREFIX)})
+                self.best[name] = (float(values[i]), at)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"points": self.points}
         if self.points and self.feasible is not None:
             out["fraction_feasible"] = self.feasible / self.points
-        for name, (value, where) in self.best.items():
+        for name, (value, at) in self.best.items():
             out[f"best_{name}"] = value
-            out[f"best_{name}_at"] = {a: float(self.axes[a][k])
-                                      for a, k in zip(self.axes, where)}
+            out[f"best_{name}_at"] = at  # with a reduction: also the best reduced axes
         return out
 
     def lines(self, has_feasible: bool) -> list[str]:
@@ -409,7 +412,8 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
     skipped = [b for b in all_blocks if done[plan.stored_block(b)]]
     summary = _Summary(stored_axes)
     arrays = {s.name: group[s.name] for s in specs}
-    summary_vars = [v for v in ("utps", "stps", "feasible") if v in arrays]
+    summary_vars = [v for v in arrays if v in ("utps", "stps", "feasible")
+                    or v.startswith(BEST_PREFIX)]
     for b in skipped:  # resumed: headline numbers of blocks written before
         region = plan.stored_region(b)
         summary.add(region, {v: arrays[v][region] for v in summary_vars})
