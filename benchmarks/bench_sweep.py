@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_sweep.py            # the figures and their targets (~3 min)
     python benchmarks/bench_sweep.py --codecs   # plus write speed and size of each store.codec
+    python benchmarks/bench_sweep.py --reduce   # plus (d): the same grid reduced over batch
 
 It prints, each as the median of ``--repeats`` runs:
 
@@ -15,7 +16,9 @@ It prints, each as the median of ``--repeats`` runs:
 (c) the baseline: the same arrays (read back from (b)'s store beforehand, so same values,
     dtypes, codec and chunks) written region by region with the engine's store writer into a
     fresh copy of the empty template, without computing anything;
-the ratio (b)/(c); and the peak resident memory of the end-to-end sweep (fresh process per
+the ratio (b)/(c); with ``--reduce``, (d) end-to-end points/s (grid points evaluated) of the
+same sweep reduced over ``batch`` on device (``REDUCE``: max stps with utps >= 50 among
+feasible points) and its speed-up over (b); and the peak resident memory of the end-to-end sweep (fresh process per
 size, ``VmHWM`` of ``/proc/self/status``) at 2e7 and 2e8 grid points.
 
 The grid is the default study's axes (xPU-HBM3, Llama3-405B): ``tp`` (8 values) x ``batch``
@@ -62,6 +65,11 @@ def grid_overrides(n_sync: int = 40, n_batch: int = 250, n_context: int = 250,
             f"++grid.context={{start:1024,stop:131072,num:{n_context}}}",
             f"++grid.sync_latency={{start:0.1us,stop:10us,num:{n_sync},scale:log}}",
             "limits.progress=false"]
+
+
+#: the reduction of (d): for every other grid point, the batch of most stps with utps >= 50
+REDUCE = ("reduce.over=[batch]", "reduce.objective=stps", "reduce.mode=max",
+          '++reduce.constraints.utps=[">=",50]')
 
 
 def _median_rate(points: int, seconds: Sequence[float]) -> float:
@@ -182,6 +190,23 @@ def sweep_vs_baseline(overrides: Sequence[str], workdir: Path,
             "points": points, "variables": len(names), "bytes": stored}
 
 
+def reduced_rate(overrides: Sequence[str], workdir: Path, repeats: int = 3) -> dict[str, Any]:
+    """(d) end-to-end points/s (grid points evaluated) of the sweep reduced with ``REDUCE``;
+    a first, untimed sweep compiles."""
+    overrides = [*overrides, *REDUCE]
+    first = _sweep(overrides, workdir / "reduce-first.zarr")
+    stored = sum(f.stat().st_size for f in first.path.rglob("*") if f.is_file())
+    shutil.rmtree(first.path)
+    seconds = []
+    for k in range(repeats):
+        result = _sweep(overrides, workdir / f"reduce-{k}.zarr")
+        seconds.append(result.seconds)
+        shutil.rmtree(result.path)
+    return {"sweep_pps": _median_rate(first.points, seconds),
+            "sweep_s": statistics.median(seconds), "points": first.points, "bytes": stored,
+            "blocks": first.blocks_total}
+
+
 _RSS_CHILD = """
 import json, resource, sys
 sys.path.insert(0, {repo!r})
@@ -257,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="store.variables of the sweeps, e.g. '[utps,stps,bound,feasible]' "
                          "(default: the 14 variables of a default sweep)")
     ap.add_argument("--codecs", action="store_true", help="also measure every store.codec")
+    ap.add_argument("--reduce", action="store_true",
+                    help="also time the sweep reduced over batch on device (d)")
     ap.add_argument("--skip-memory", action="store_true", help="skip the 2e7/2e8 RSS sweeps")
     ap.add_argument("--dir", default=None, help="where the temporary stores go "
                                                 "(default: the system temp dir)")
@@ -285,6 +312,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({bc['write_s']:.2f} s)")
         print(f"    (b)/(c) = {ratio:.2f}   target >= {TARGET_RATIO}  "
               f"{_verdict(ratio >= TARGET_RATIO)}")
+        if args.reduce:
+            d = reduced_rate(small, work, args.repeats)
+            print(f"(d) same sweep reduced over batch on device ({' '.join(REDUCE[:2])}, "
+                  f"utps >= 50): {_pps(d['sweep_pps'])} grid points evaluated   "
+                  f"({d['sweep_s']:.2f} s, {d['blocks']} blocks, {_gb(d['bytes'])} stored); "
+                  f"{d['sweep_pps'] / bc['sweep_pps']:.1f}x (b)")
         if not args.skip_memory:
             m_small = peak_memory(small, work / "rss-2e7.zarr")
             m_big = peak_memory(big, work / "rss-2e8.zarr")

@@ -87,6 +87,23 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     _case("shard index out of range", "shard.index", "shard.index=2", "shard.count=2"),
     _case("shards without a shared store", "store.path", "shard.count=2", "store.path=null"),
     _case("no devices", "devices", "devices=0"),
+    # reductions (grid=point has no axes: these add a batch axis to reduce over)
+    _case("reduction over a missing axis", "reduce.over", "++grid.batch=[1,2]",
+          "reduce.over=[tp]"),
+    _case("reduction over an axis twice", "reduce.over", "++grid.batch=[1,2]",
+          "reduce.over=[batch,batch]"),
+    _case("unknown reduction objective", "reduce.objective", "++grid.batch=[1,2]",
+          "reduce.over=[batch]", "reduce.objective=speed"),
+    _case("unknown reduction mode", "reduce.mode", "++grid.batch=[1,2]", "reduce.over=[batch]",
+          "reduce.mode=best"),
+    _case("constraint on an unknown output", "reduce.constraints", "++grid.batch=[1,2]",
+          "reduce.over=[batch]", '++reduce.constraints.speed=[">=",50]'),
+    _case("unknown constraint operator", "reduce.constraints.utps", "++grid.batch=[1,2]",
+          "reduce.over=[batch]", '++reduce.constraints.utps=["=>",50]'),
+    _case("wrong unit on a constraint", "reduce.constraints.ttft", "++grid.batch=[1,2]",
+          "reduce.over=[batch]", '++reduce.constraints.ttft=["<=","2 GB"]'),
+    _case("chunk length splitting a reduced axis", "store.chunks.batch", "++grid.batch=[1,2]",
+          "reduce.over=[batch]", "++store.chunks.batch=1"),
 )
 
 

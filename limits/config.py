@@ -20,6 +20,7 @@ from .params import (Calibration, Deployment, Economics, Hardware, Model, Parame
                      Params)
 
 __all__ = ["SweepSchema", "StoreSchema", "SensitivitySchema", "LimitsSchema", "ShardSchema",
+           "ReduceSchema",
            "params_from_cfg", "register_schemas", "SCHEMA_NAME", "DATA_KEYS"]
 
 SCHEMA_NAME = "limits_schema"
@@ -27,7 +28,7 @@ SCHEMA_NAME = "limits_schema"
 #: config keys that determine the stored numbers; a store is resumable only if they match.
 DATA_KEYS = ("hardware", "model", "deployment", "calibration", "economics", "grid",
              "store.variables", "store.codec", "store.clevel", "store.chunk_points",
-             "store.chunks", "sensitivity", "precision")
+             "store.chunks", "sensitivity", "precision", "reduce")
 
 
 def _schema_of(cls: type) -> type:
@@ -66,6 +67,17 @@ class SensitivitySchema:
 
 
 @dataclass
+class ReduceSchema:
+    """Keep only the best point along ``over`` (limits.reduce; docs/sweep.md, Reductions)."""
+
+    over: list[Any] = field(default_factory=list)  # grid axes to reduce away; [] = off
+    objective: str = "stps"  # model output to optimise
+    mode: str = "max"  # max | min
+    constraints: dict[str, Any] = field(default_factory=dict)  # output -> [op, value (SI)]
+    feasible_only: Any = True  # only points that fit in memory count
+
+
+@dataclass
 class LimitsSchema:
     max_points: Any = 4_000_000_000  # refuse grids with more points
     max_bytes: Any = "2 TB"  # refuse grids whose stored variables exceed this, uncompressed
@@ -90,6 +102,7 @@ class SweepSchema:
     grid: dict[str, Any] = field(default_factory=dict)
     store: StoreSchema = field(default_factory=StoreSchema)
     sensitivity: SensitivitySchema = field(default_factory=SensitivitySchema)
+    reduce: ReduceSchema = field(default_factory=ReduceSchema)
     precision: str = "float32"
     limits: LimitsSchema = field(default_factory=LimitsSchema)
     shard: ShardSchema = field(default_factory=ShardSchema)

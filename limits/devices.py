@@ -4,7 +4,8 @@ A 1-D ``Mesh`` over the chosen devices; the block's largest axis whose block len
 by the device count is split across them (``NamedSharding``), every other axis and the base
 parameters are replicated. Each device then evaluates its slice of the block; the compiled
 function is still one per sweep. When no axis divides (or one device is chosen), the block
-runs on one device, unsharded.
+runs on one device, unsharded. Axes a reduction removes inside the block (``limits.reduce``) are never
+split, so each device reduces whole groups.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class BlockSharding:
 
     devices: tuple[Any, ...]
     axis: int | None
+    out_axis: int | None = None  # position of ``axis`` in the outputs (default: ``axis``)
 
     @property
     def n_devices(self) -> int:
@@ -65,17 +67,21 @@ class BlockSharding:
         replicated = NamedSharding(mesh, PartitionSpec())
         split = NamedSharding(mesh, PartitionSpec(MESH_AXIS))
         axis_values = tuple(split if i == self.axis else replicated for i in range(rank))
-        out = NamedSharding(mesh, PartitionSpec(*[MESH_AXIS if i == self.axis else None
-                                                  for i in range(rank)]))
+        out_axis = self.axis if self.out_axis is None else self.out_axis
+        out = NamedSharding(mesh, PartitionSpec(*[MESH_AXIS if i == out_axis else None
+                                                  for i in range(out_axis + 1)]))
         return jax.jit(fn, in_shardings=(replicated, axis_values), out_shardings=out)
 
 
-def block_sharding(block_shape: Sequence[int], devices: Sequence[Any]) -> BlockSharding:
+def block_sharding(block_shape: Sequence[int], devices: Sequence[Any],
+                   keep: Sequence[int] | None = None) -> BlockSharding:
     """Split the largest block axis whose length divides by ``len(devices)``; fall back to
-    one device when there is a single device or no such axis."""
+    one device when there is a single device or no such axis. ``keep``: the axes that the
+    outputs still have, in order (default: all); only those may be split."""
     n = len(devices)
-    candidates = [i for i, c in enumerate(block_shape) if n > 1 and c % n == 0]
+    keep = tuple(range(len(block_shape))) if keep is None else tuple(keep)
+    candidates = [i for i in keep if n > 1 and block_shape[i] % n == 0]
     if not candidates:
         return BlockSharding(tuple(devices[:1]), None)
     axis = max(candidates, key=lambda i: (block_shape[i], -i))
-    return BlockSharding(tuple(devices), axis)
+    return BlockSharding(tuple(devices), axis, keep.index(axis))

@@ -7,6 +7,10 @@ dispatched asynchronously; a single background thread pulls finished blocks from
 queue, converts them to host arrays and hands them to a sink (the store writer), so device
 compute of block k+1 overlaps the write of block k and memory stays bounded by
 ``(queue_size + 2)`` blocks.
+
+With a reduction (``limits.reduce``), the reduced axes lie whole inside every block, the block
+function returns arrays without them, and the plan's ``stored_*`` helpers map a block to its
+region of the (smaller) store.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .devices import block_sharding
 from .grid import broadcast_axes
 from .model import evaluate
 from .params import Params
+from .reduce import Reduction, reduce_block
 
 __all__ = ["BlockPlan", "BlockFunction", "cast_params", "run_blocks"]
 
@@ -36,6 +41,14 @@ class BlockPlan:
 
     axes: Mapping[str, np.ndarray]
     chunks: tuple[int, ...]
+    reduced: tuple[str, ...] = ()  # axes reduced away inside each block (whole in a block)
+
+    def __post_init__(self) -> None:
+        for name in self.reduced:
+            i = self.names.index(name)
+            if self.chunks[i] != self.shape[i]:
+                raise ValueError(f"reduced axis {name} must lie whole in a block: chunk "
+                                 f"{self.chunks[i]} != length {self.shape[i]}")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -73,6 +86,30 @@ class BlockPlan:
         """Slices that crop a padded block result to its real extent."""
         return tuple(slice(0, s.stop - s.start) for s in self.region(block))
 
+    def _kept(self, values: tuple) -> tuple:
+        return tuple(v for n, v in zip(self.names, values) if n not in self.reduced)
+
+    @property
+    def stored_names(self) -> tuple[str, ...]:
+        """Dims of the stored arrays: the axes not reduced away."""
+        return self._kept(self.names)
+
+    @property
+    def stored_chunks(self) -> tuple[int, ...]:
+        return self._kept(self.chunks)
+
+    def stored_block(self, block: tuple[int, ...]) -> tuple[int, ...]:
+        """Index of ``block`` among the stored chunks (reduced axes have one block)."""
+        return self._kept(block)
+
+    def stored_region(self, block: tuple[int, ...]) -> tuple[slice, ...]:
+        """Region of the store that ``block`` fills."""
+        return self._kept(self.region(block))
+
+    def stored_crop(self, block: tuple[int, ...]) -> tuple[slice, ...]:
+        """Slices that crop a (reduced) padded block result to its real extent."""
+        return self._kept(self.crop(block))
+
 
 def cast_params(params: Params, dtype: Any) -> Params:
     """Every numeric leaf as a 0-d array of ``dtype`` (strict dtype promotion then holds)."""
@@ -86,20 +123,27 @@ class BlockFunction:
     non-empty, ``limits.sensitivity.elasticities`` adds ``elasticity_<metric>`` arrays with a
     trailing ``wrt`` dimension. ``traces`` counts how often JAX traced (= compiled) it.
     ``devices``: the block is spread over these (``limits.devices``; default: one device).
+    ``reduction``: a ``limits.reduce.Reduction``; every output is then reduced over its axes
+    in the same compiled function (they are never split over devices).
     """
 
     def __init__(self, names: Sequence[str], block_shape: tuple[int, ...],
                  variables: Sequence[str], metrics: Sequence[str] = (),
-                 wrt: Sequence[str] = (), devices: Sequence[Any] | None = None) -> None:
+                 wrt: Sequence[str] = (), devices: Sequence[Any] | None = None,
+                 reduction: Reduction | None = None) -> None:
         self.names = tuple(names)
         self.block_shape = tuple(block_shape)
         self.variables = tuple(variables)
         self.metrics = tuple(metrics)
         self.wrt = tuple(wrt)
+        self.reduction = reduction
         self.traces = 0
         self._sensitivity = (importlib.import_module("limits.sensitivity")
                              if self.metrics else None)
-        self.sharding = block_sharding(self.block_shape, tuple(devices or jax.devices()[:1]))
+        keep = tuple(i for i, n in enumerate(self.names)
+                     if reduction is None or n not in reduction.over)
+        self.sharding = block_sharding(self.block_shape, tuple(devices or jax.devices()[:1]),
+                                       keep)
         self.jitted = self.sharding.jit(self._fn, len(self.block_shape))
 
     def _fn(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
@@ -112,16 +156,21 @@ class BlockFunction:
                                                    wrt=list(self.wrt))
             for k, v in extra.items():
                 result[k] = jnp.broadcast_to(v, self.block_shape + (len(self.wrt),))
+        if self.reduction is not None:
+            inputs = {k: jnp.broadcast_to(out[k], self.block_shape)
+                      for k in self.reduction.inputs}
+            result = reduce_block(self.reduction, self.names, result, inputs)
         return result
 
     @classmethod
     def cached(cls, names: Sequence[str], block_shape: tuple[int, ...],
                variables: Sequence[str], metrics: Sequence[str] = (),
-               wrt: Sequence[str] = (), devices: Sequence[Any] | None = None) -> "BlockFunction":
+               wrt: Sequence[str] = (), devices: Sequence[Any] | None = None,
+               reduction: Reduction | None = None) -> "BlockFunction":
         """A shared instance per signature, so that sweeps run one after another in one
         process (Hydra's default launcher, notebooks) reuse the compiled function."""
         key = (tuple(names), tuple(block_shape), tuple(variables), tuple(metrics), tuple(wrt),
-               tuple(devices or jax.devices()[:1]))
+               tuple(devices or jax.devices()[:1]), reduction)
         if key not in _CACHE or (metrics and _CACHE[key]._sensitivity is not
                                  importlib.import_module("limits.sensitivity")):
             _CACHE[key] = cls(*key)
@@ -134,7 +183,7 @@ class BlockFunction:
         """Shapes and dtypes of the outputs, by tracing only (no compile, no evaluation)."""
         probe = tuple(jax.ShapeDtypeStruct((c,), dtype) for c in self.block_shape)
         fn = BlockFunction(self.names, self.block_shape, self.variables, self.metrics,
-                           self.wrt)
+                           self.wrt, reduction=self.reduction)
         return jax.eval_shape(fn._fn, base, probe)
 
 
@@ -167,7 +216,7 @@ def run_blocks(fn: Callable, base: Params, plan: BlockPlan, blocks: Iterable[tup
                 continue  # drain without writing after an error
             block, result = item
             try:
-                crop = plan.crop(block)
+                crop = plan.stored_crop(block)
                 host = {k: np.asarray(v)[crop] for k, v in result.items()}
                 del result
                 sink(block, host)

@@ -27,6 +27,8 @@ from .config import DATA_KEYS, params_from_cfg
 from .grid import Grid, parse_grid, validate_grid
 from .outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
 from .params import ParameterError, parameter_index
+from .reduce import FOUND, INDEX_PREFIX, BEST_PREFIX, ReduceError, Reduction, finish_host, \
+    parse_reduction
 from .store import (StoreError, StoreLayout, VariableSpec, check_same_config, chunk_shape,
                     codec_for, create_store, done_mask, mark_done, open_store_group,
                     output_attrs, provenance, write_region)
@@ -66,7 +68,36 @@ def _data_config(cfg: DictConfig) -> dict[str, Any]:
         node = OmegaConf.select(cfg, key)
         out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) \
             else node
+    if not (out.get("reduce") or {}).get("over"):  # no reduction: same data as before it existed
+        out.pop("reduce", None)
     return out
+
+
+def _reduction(cfg: DictConfig, grid: Grid) -> Reduction | None:
+    """The checked ``reduce`` settings (``None``: store every point)."""
+    node = OmegaConf.to_container(cfg.reduce, resolve=True)
+    try:
+        return parse_reduction(node, grid.names, OUTPUTS)
+    except ReduceError as err:
+        raise SweepError(str(err)) from None
+
+
+def _chunks(cfg: DictConfig, grid: Grid, reduction: Reduction | None) -> tuple[int, ...]:
+    """Block shape: ``store.chunk_points`` grid points; reduced axes whole (the other axes
+    then share ``chunk_points / (points along the reduced axes)``)."""
+    overrides = OmegaConf.to_container(cfg.store.chunks)
+    over = reduction.over if reduction else ()
+    for name in over:
+        if name in overrides and int(overrides[name]) != len(grid.axes[name]):
+            raise SweepError(f"store.chunks.{name} = {overrides[name]}: reduce.over needs the "
+                             f"whole axis ({len(grid.axes[name])}) in each block; drop it")
+    kept = tuple(n for n in grid.names if n not in over)
+    reduced = math.prod(len(grid.axes[n]) for n in over)
+    small = chunk_shape(tuple(len(grid.axes[n]) for n in kept),
+                        max(1, int(cfg.store.chunk_points) // reduced),
+                        {k: v for k, v in overrides.items() if k not in over}, kept)
+    part = dict(zip(kept, small))
+    return tuple(part.get(n, len(grid.axes[n])) for n in grid.names)
 
 
 def _variables(cfg: DictConfig) -> tuple[str, ...]:
@@ -165,19 +196,22 @@ def _devices(cfg: DictConfig) -> tuple[Any, ...]:
         raise SweepError(str(err)) from None
 
 
-def _check_size(cfg: DictConfig, grid: Grid, bytes_per_point: int) -> None:
+def _check_size(cfg: DictConfig, grid: Grid, bytes_per_point: int,
+                stored: int | None = None) -> None:
     """Refuse grids above ``limits.max_points`` points or ``limits.max_bytes`` (uncompressed,
-    at most ``bytes_per_point`` per point), before anything is traced or compiled."""
+    at most ``bytes_per_point`` per stored point; ``stored``: points kept after a reduction,
+    default all), before anything is traced or compiled."""
     points = grid.size
+    stored = points if stored is None else stored
     max_points = float(parse_quantity(cfg.limits.max_points, "1", "limits.max_points"))
     max_bytes = float(parse_quantity(cfg.limits.max_bytes, "B", "limits.max_bytes"))
-    est_bytes = points * bytes_per_point
+    est_bytes = stored * bytes_per_point
     if points <= max_points and est_bytes <= max_bytes:
         return
     biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
     what = (f"{points:,} points, more than limits.max_points = {max_points:,.0f}"
             if points > max_points else
-            f"up to {_human_bytes(est_bytes)} uncompressed ({points:,} points x "
+            f"up to {_human_bytes(est_bytes)} uncompressed ({stored:,} points x "
             f"{bytes_per_point} B), more than limits.max_bytes = {_human_bytes(max_bytes)}")
     raise SweepError(f"grid has {what}; shrink an axis (largest: grid.{biggest} with "
                      f"{len(grid.axes[biggest])} values), store fewer variables "
@@ -198,17 +232,46 @@ def _store_io(path: Path) -> Iterator[None]:
             from err
 
 
+def _units() -> dict[str, str]:
+    return {name: units for name, (units, _) in OUTPUTS.items()}
+
+
+def _stored_spec(name: str, dtype: np.dtype, extra: tuple[int, ...],
+                 axis_attrs: Mapping[str, Mapping[str, Any]], reduced: bool) -> VariableSpec:
+    """How a block function output is stored: name, dtype, dims after the axes, attrs."""
+    if name.startswith(INDEX_PREFIX):  # becomes the chosen coordinate value on the host
+        axis = name.removeprefix(INDEX_PREFIX)
+        attrs = {"units": axis_attrs[axis]["units"],
+                 "long_name": f"{axis_attrs[axis]['long_name']} at the best point (reduce); "
+                              f"NaN where none was valid"}
+        return VariableSpec(BEST_PREFIX + axis, np.dtype(np.float64), attrs=attrs)
+    if name == FOUND:
+        return VariableSpec(name, dtype, attrs={"units": "1", "long_name": "some point met "
+                                                "the reduce constraints"})
+    if name in OUTPUTS:
+        attrs = output_attrs(name)
+        if reduced and name == "bound":  # -1: no valid point (limits.reduce)
+            attrs["flag_values"] = [-1, *attrs["flag_values"]]
+            attrs["flag_meanings"] = "none " + attrs["flag_meanings"]
+    else:
+        attrs = {"units": "1", "long_name": f"elasticity of {name.removeprefix('elasticity_')} "
+                                            f"with respect to each parameter in wrt "
+                                            f"(d ln y / d ln x)"}
+    return VariableSpec(name, dtype, ("wrt",) if extra else (), extra, attrs)
+
+
 # --------------------------------------------------------------------------- summary
 
 class _Summary:
     """Running headline numbers over written blocks: best utps / stps among feasible points
-    (with where they are) and the fraction of feasible points."""
+    (with where they are; after a reduction also the chosen best_<axis> values) and the
+    fraction of feasible points (of the stored points)."""
 
-    def __init__(self, grid: Grid) -> None:
-        self.grid = grid
+    def __init__(self, axes: Mapping[str, np.ndarray]) -> None:
+        self.axes = axes
         self.points = 0
         self.feasible = 0
-        self.best: dict[str, tuple[float, tuple[int, ...]]] = {}
+        self.best: dict[str, tuple[float, dict[str, float]]] = {}
 
     def add(self, region: tuple[slice, ...], data: Mapping[str, np.ndarray]) -> None:
         n = math.prod(s.stop - s.start for s in region)
@@ -222,21 +285,24 @@ class _Summary:
             values = np.asarray(data[name], np.float64)
             if mask is not None:
                 values = np.where(mask, values, -np.inf)
+            values = np.where(np.isnan(values), -np.inf, values)  # reduced: nothing valid
             if values.size == 0 or not np.isfinite(values.max()):
                 continue
             i = np.unravel_index(int(np.argmax(values)), values.shape)
-            where = tuple(s.start + k for s, k in zip(region, i))
             if name not in self.best or values[i] > self.best[name][0]:
-                self.best[name] = (float(values[i]), where)
+                at = {a: float(self.axes[a][s.start + k])
+                      for a, s, k in zip(self.axes, region, i)}
+                at.update({k.removeprefix(BEST_PREFIX): float(np.asarray(v)[i])
+                           for k, v in data.items() if k.startswith(BEST_PREFIX)})
+                self.best[name] = (float(values[i]), at)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"points": self.points}
         if self.points and self.feasible is not None:
             out["fraction_feasible"] = self.feasible / self.points
-        for name, (value, where) in self.best.items():
+        for name, (value, at) in self.best.items():
             out[f"best_{name}"] = value
-            out[f"best_{name}_at"] = {a: float(self.grid.axes[a][k])
-                                      for a, k in zip(self.grid.names, where)}
+            out[f"best_{name}_at"] = at  # with a reduction: also the best reduced axes
         return out
 
     def lines(self, has_feasible: bool) -> list[str]:
@@ -288,36 +354,37 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
     metrics, wrt = _sensitivity(cfg)
     shard_index, shard_count = _shard(cfg)
     devices = _devices(cfg)
-    chunks = chunk_shape(grid.shape, int(cfg.store.chunk_points),
-                         OmegaConf.to_container(cfg.store.chunks), grid.names)
+    reduction = _reduction(cfg, grid)
+    chunks = _chunks(cfg, grid, reduction)
     codec_for(str(cfg.store.codec), int(cfg.store.clevel))  # validate early
-    # size check before any tracing: at most one dtype-sized number per stored value
-    _check_size(cfg, grid, dtype.itemsize * (len(variables) + len(metrics) * len(wrt)))
+    plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
+    stored_axes = {n: grid.axes[n] for n in plan.stored_names}
+    stored_points = math.prod(len(v) for v in stored_axes.values())
+    # size check before any tracing: at most one dtype-sized number per stored value (plus a
+    # best_<axis> and reduce_found per stored point of a reduction)
+    _check_size(cfg, grid, dtype.itemsize * (len(variables) + len(metrics) * len(wrt))
+                + (9 * len(reduction.over) + 1 if reduction else 0), stored_points)
 
-    plan = BlockPlan(grid.axes, chunks)
-    fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt, devices)
+    fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt, devices, reduction)
     traces_before = fn.traces
     base_cast = cast_params(base, dtype)
     shapes = fn.output_shapes(base_cast, dtype)
+    axis_attrs = {n: {"units": grid.units(n), "long_name": grid.long_name(n)}
+                  for n in grid.names}
     specs = []
     for name, sd in shapes.items():
-        extra = tuple(sd.shape[len(chunks):])
-        attrs = output_attrs(name) if name in OUTPUTS else {
-            "units": "1", "long_name": f"elasticity of {name.removeprefix('elasticity_')} "
-                                       f"with respect to each parameter in wrt "
-                                       f"(d ln y / d ln x)"}
-        specs.append(VariableSpec(name, np.dtype(sd.dtype), ("wrt",) if extra else (),
-                                  extra, attrs))
+        extra = tuple(sd.shape[len(plan.stored_chunks):])
+        specs.append(_stored_spec(name, np.dtype(sd.dtype), extra, axis_attrs,
+                                  reduction is not None))
     layout = StoreLayout(
-        axes=grid.axes,
-        axis_attrs={n: {"units": grid.units(n), "long_name": grid.long_name(n)}
-                    for n in grid.names},
-        chunks=chunks, variables=tuple(specs),
+        axes=stored_axes,
+        axis_attrs={n: axis_attrs[n] for n in stored_axes},
+        chunks=plan.stored_chunks, variables=tuple(specs),
         extra_coords={"wrt": np.array(wrt, dtype=object)} if metrics else {},
         codec=str(cfg.store.codec), clevel=int(cfg.store.clevel))
 
     points = grid.size
-    est_bytes = points * layout.bytes_per_point
+    est_bytes = stored_points * layout.bytes_per_point
     path = _store_path(cfg)
     data_config = _data_config(cfg)
     resolved_yaml = OmegaConf.to_yaml(cfg)
@@ -327,22 +394,28 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
               f"~{_human_bytes(est_bytes)} uncompressed, {math.prod(plan.n_blocks)} blocks of "
               f"{math.prod(chunks):,} points, {dtype.name}, {fn.sharding.n_devices} "
               f"device(s)", flush=True)
+        if reduction is not None:
+            print(f"limits.sweep: reduction: {reduction.describe(_units())}; stores "
+                  f"{stored_points:,} points", flush=True)
     with _store_io(path):
         if not path.exists():  # shards race here: the atomic rename lets exactly one win
-            create_store(path, layout, provenance(resolved_yaml, _overrides(cfg, overrides),
-                                                  data_config))
+            attrs = provenance(resolved_yaml, _overrides(cfg, overrides), data_config)
+            if reduction is not None:
+                attrs["reduction"] = reduction.describe(_units())
+            create_store(path, layout, attrs)
         group = open_store_group(path)
     check_same_config(group, path, data_config)
 
     done = done_mask(group)
     all_blocks = [b for k, b in enumerate(plan.blocks()) if k % shard_count == shard_index]
-    todo = [b for b in all_blocks if not done[b]]
-    skipped = [b for b in all_blocks if done[b]]
-    summary = _Summary(grid)
+    todo = [b for b in all_blocks if not done[plan.stored_block(b)]]
+    skipped = [b for b in all_blocks if done[plan.stored_block(b)]]
+    summary = _Summary(stored_axes)
     arrays = {s.name: group[s.name] for s in specs}
-    summary_vars = [v for v in ("utps", "stps", "feasible") if v in arrays]
+    summary_vars = [v for v in arrays if v in ("utps", "stps", "feasible")
+                    or v.startswith(BEST_PREFIX)]
     for b in skipped:  # resumed: headline numbers of blocks written before
-        region = plan.region(b)
+        region = plan.stored_region(b)
         summary.add(region, {v: arrays[v][region] for v in summary_vars})
 
     bar = None
@@ -356,9 +429,11 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
                    desc="sweep", file=sys.stderr, dynamic_ncols=True)
 
     def sink(block: tuple[int, ...], data: dict[str, np.ndarray]) -> None:
-        region = plan.region(block)
+        region = plan.stored_region(block)
+        if reduction is not None:
+            data = finish_host(data, grid.axes)
         write_region(arrays, region, data)
-        mark_done(group, block)
+        mark_done(group, plan.stored_block(block))
         summary.add(region, data)
         if bar is not None:
             bar.update(plan.points(block))

@@ -33,6 +33,9 @@ def test_benchmark_functions_run_on_a_tiny_grid(bench, tmp_path):
     # uncompressed chunks hold at least 4 B per point for each float32 variable
     assert rows[0]["bytes"] >= 4 * bc["points"] * (len(DEFAULT_OUTPUTS) - 2)
 
+    d = bench.reduced_rate(tiny, tmp_path, repeats=1)
+    assert d["points"] == bc["points"] and d["sweep_pps"] > 0 and d["bytes"] > 0
+
     m = bench.peak_memory([*tiny, "store.variables=[utps,bound]"], tmp_path / "rss.zarr")
     assert m["points"] == bc["points"] and m["peak_rss_B"] > 50e6
     assert list(tmp_path.iterdir()) == []  # every store it wrote is gone
