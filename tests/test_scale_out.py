@@ -123,8 +123,10 @@ def _progress_files(store: Path) -> int:
 
 
 def test_sigkill_at_a_random_point_leaves_a_store_that_resumes_exactly(tmp_path):
-    grid = SMALL[:-3] + ["++grid.batch=[1,2,4,8,16,32,64,128]", "store.chunk_points=2",
-                         "limits.progress=false"]  # 3 x 4 x 8, 48 blocks of 2 points
+    # 3 x 4 x 32, 192 blocks of 2 points: the kill lands in the first 24 blocks, so the
+    # sweep still has ~170 blocks to go when it comes, even on a loaded machine
+    grid = SMALL[:-3] + ["++grid.batch={start:1,stop:32,num:32}", "store.chunk_points=2",
+                         "limits.progress=false"]
     store = tmp_path / "killed.zarr"
     full = run(compose(grid + [f"store.path={tmp_path / 'full.zarr'}"]), verbose=False)
     kill_after = random.Random(os.environ.get("LIMITS_KILL_SEED", 0)).randint(1, 24)
