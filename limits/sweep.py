@@ -500,7 +500,7 @@ def main() -> None:
     """Entry point of ``python -m limits.sweep`` and the ``limits-sweep`` console script."""
     import hydra
 
-    hydra.main(config_path="conf", config_name="config", version_base="1.3")(_task)()
+    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)()
 
 
 if __name__ == "__main__":

@@ -82,6 +82,20 @@ def test_acceptance_command_in_a_real_process(tmp_path):
         ds.attrs["overrides"] == ACCEPTANCE
 
 
+def test_console_script_finds_the_config(tmp_path):
+    """``limits-sweep`` (the installed console script) runs like ``python -m limits.sweep``."""
+    script = Path(sys.executable).parent / "limits-sweep"
+    if not script.exists():
+        pytest.skip("the package is not installed with its console script in this environment")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([str(script), "grid=point", "++grid.tp=[32]", "deployment.batch=1",
+                           f"hydra.run.dir={tmp_path}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert str(tmp_path / "sweep.zarr") in proc.stdout
+    assert round(float(xr.open_zarr(tmp_path / "sweep.zarr").utps.values[0])) == 290
+
+
 def test_user_error_is_one_line_and_nonzero_exit(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-m", "limits.sweep", "grid=point",
