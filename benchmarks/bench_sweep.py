@@ -8,7 +8,7 @@ Run from the repository root::
 
 It prints, each as the median of ``--repeats`` runs:
 
-(a) model points/s without I/O: the jitted block function of ``limits.engine`` on float32
+(a) model points/s without I/O: the jitted block function of ``limits.sweep.engine`` on float32
     computing every variable a default sweep stores (``DEFAULT_OUTPUTS``), one block of the
     default chunk shape, ``block_until_ready``, compile excluded;
 (b) end-to-end points/s of ``limits.sweep.run`` (the real engine) into a zarr store in a
@@ -83,11 +83,12 @@ def model_rate(overrides: Sequence[str], repeats: int = 20) -> dict[str, Any]:
     import numpy as np
     from omegaconf import OmegaConf
 
-    from limits.config import params_from_cfg
-    from limits.engine import BlockFunction, BlockPlan, cast_params
-    from limits.grid import parse_grid
-    from limits.store import chunk_shape
-    from limits.outputs import DEFAULT_OUTPUTS
+    from limits.sweep.config import params_from_cfg
+    from limits.sweep.blocks import BlockFunction
+    from limits.sweep.engine import BlockPlan, cast_params
+    from limits.sweep.grid import parse_grid
+    from limits.sweep.store import chunk_shape
+    from limits.model.outputs import DEFAULT_OUTPUTS
     from limits.sweep import compose
 
     cfg = compose(list(overrides))
@@ -134,8 +135,8 @@ def _blocks(store: Path) -> tuple[list[str], list[tuple[slice, ...]], list[dict[
     import numpy as np
     import xarray as xr
 
-    from limits.engine import BlockPlan
-    from limits.store import open_store_group
+    from limits.sweep.engine import BlockPlan
+    from limits.sweep.store import open_store_group
 
     ds = xr.open_zarr(store)
     names = list(ds.data_vars)
@@ -151,8 +152,8 @@ def _blocks(store: Path) -> tuple[list[str], list[tuple[slice, ...]], list[dict[
 def _write_only(store: Path, dest: Path, names: Sequence[str],
                 regions: Sequence[tuple[slice, ...]], data: Sequence[dict[str, Any]]) -> float:
     """Seconds to write the precomputed ``data`` region by region into an empty copy of
-    ``store``'s template with the engine's writer (``limits.store.write_region``)."""
-    from limits.store import open_store_group, write_region
+    ``store``'s template with the engine's writer (``limits.sweep.store.write_region``)."""
+    from limits.sweep.store import open_store_group, write_region
 
     _empty_copy(store, dest, names)
     target = open_store_group(dest)

@@ -11,15 +11,14 @@ already being in the SI unit of the parameter.
 
 from __future__ import annotations
 
+from limits.errors import UnitError
+
 import math
 import re
 from collections import Counter
 
 __all__ = ["UnitError", "parse_quantity", "UNIT_KINDS", "format_quantity"]
 
-
-class UnitError(ValueError):
-    """A value whose unit is unknown or does not match the parameter's kind."""
 
 
 _SI_PREFIXES = {

@@ -1,7 +1,7 @@
 """Datasets in the sweep-store layout for analysis tests: model-evaluated grids and toys.
 
 Layout (as the sweep engine writes it): dims = axis names in the given order, coords in SI
-units with `units`/`long_name`, variables named as in `limits.outputs.OUTPUTS` with the same
+units with `units`/`long_name`, variables named as in `limits.model.outputs.OUTPUTS` with the same
 attrs, `bound` int8 with CF flag attrs, provenance `config` YAML in the dataset attrs.
 """
 
@@ -14,8 +14,8 @@ import xarray as xr
 import yaml
 
 import limits
-from limits.outputs import BOUND_LABELS, OUTPUTS
-from limits.params import parameter_index
+from limits.model.outputs import BOUND_LABELS, OUTPUTS
+from limits.model.params import numeric_fields, parameter_index
 
 UNIT_TEXT = {"B/s": "B/s", "B": "B", "FLOP/s": "FLOP/s", "s": "s", "tok": "tok", "1": "1",
              "W": "W", "USD/h": "USD/h", "USD": "USD", "USD/kWh": "USD/kWh"}
@@ -53,8 +53,11 @@ def model_dataset(hardware: str = "xpu_hbm3", model: str = "llama3_8b",
                    "long_name": index[n][1].doc}) for n in names}
     keep = outputs or tuple(out)
     data = {k: (names, np.broadcast_to(np.asarray(out[k]), shape).copy()) for k in keep}
-    config = {"hardware": {"name": hardware}, "model": {"name": model},
-              "deployment": {k: float(v) for k, v in (fixed or {}).items()}}
+    # the provenance a real store records: every parameter value of the run (SI units)
+    config = {group: ({"name": getattr(params, group).name} if group in ("hardware", "model")
+                      else {}) | {k: float(getattr(getattr(params, group), k))
+                                  for k in numeric_fields(type(getattr(params, group)))}
+              for group in ("hardware", "model", "deployment")}
     ds = xr.Dataset(data, coords=coords, attrs={"config": yaml.safe_dump(config),
                                                 "limits_version": limits.__version__})
     return with_output_attrs(ds)

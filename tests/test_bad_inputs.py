@@ -1,4 +1,4 @@
-"""Every catalogued bad input (limits/bad_inputs.py, the table of docs/scale_out.md) is refused
+"""Every catalogued bad input (tools/bad_inputs.py, the table of docs/scale_out.md) is refused
 before anything is traced, with a one-line message naming the setting; on the command line
 it exits non-zero without a Python traceback."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hydra.errors import HydraException
 
-from limits.bad_inputs import BAD_INPUTS, attempt, first_paragraph
-from limits.engine import BlockFunction
+from tools.bad_inputs import BAD_INPUTS, attempt, first_paragraph
+from limits.sweep.blocks import BlockFunction
 from limits.sweep import USER_ERRORS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from limits.outputs import DEFAULT_OUTPUTS
+from limits.model.outputs import DEFAULT_OUTPUTS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sweep.py"
 

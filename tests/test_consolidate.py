@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 from omegaconf import OmegaConf
 
-from limits.consolidate import ConsolidateCallback, ConsolidateError, consolidate, main
+from limits.sweep.consolidate import ConsolidateCallback, ConsolidateError, consolidate, main
 from limits.sweep import compose, run
 
 GRID = ["grid=point", "++grid.tp=[8,16]", "++grid.batch=[1,4,16]", "limits.progress=false",

@@ -7,9 +7,10 @@ import pytest
 import xarray as xr
 
 import limits
-from limits.outputs import DEFAULT_OUTPUTS
-from limits.devices import block_sharding, select_devices
-from limits.engine import BlockFunction, BlockPlan, cast_params
+from limits.model.outputs import DEFAULT_OUTPUTS
+from limits.sweep.devices import block_sharding, select_devices
+from limits.sweep.blocks import BlockFunction
+from limits.sweep.engine import BlockPlan, cast_params
 from limits.sweep import SweepError, compose, run
 
 GRID = ["grid=point", "++grid.tp=[8,16,32]", "++grid.context=[1024,4096,16384,131072]",

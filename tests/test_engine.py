@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import limits
-from limits.engine import BlockFunction, BlockPlan, cast_params, run_blocks
-from limits.grid import broadcast_axes, parse_grid
+from limits.sweep.blocks import BlockFunction
+from limits.sweep.engine import BlockPlan, cast_params, run_blocks
+from limits.sweep.grid import broadcast_axes, parse_grid
 
 VARIABLES = ("utps", "stps", "feasible", "bound", "ttft", "memory_required")
 

@@ -8,7 +8,7 @@ import pytest
 import limits
 
 pytest.importorskip("SALib", reason="SALib is in the 'analysis' extra")
-from limits.global_sensitivity import sobol_indices  # noqa: E402
+from limits.autodiff.global_sensitivity import sobol_indices  # noqa: E402
 
 TIB = 2.0**40
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import limits
-from limits.grid import broadcast_axes, parse_axis, parse_grid, validate_grid
-from limits.params import ParameterError
+from limits.sweep.grid import broadcast_axes, parse_axis, parse_grid, validate_grid
+from limits.model.params import ParameterError
 from limits.units import UnitError
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from limits.hf import SUPPORTED_MODEL_TYPES, main, model_from_hf_config, preset_yaml
+from limits.presets.hf import SUPPORTED_MODEL_TYPES, main, model_from_hf_config, preset_yaml
 from limits.model.architecture import architecture_params
-from limits.params import Model, ParameterError
+from limits.model.params import Model, ParameterError
 from limits.presets import load_preset
 
 DATA = Path(__file__).parent / "data" / "hf"
@@ -133,7 +133,7 @@ def test_generated_preset_counts_like_hand_written_one():
 def test_cli_prints_yaml_that_round_trips(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text((DATA / "gpt-oss-120b.json").read_text())
-    out = subprocess.run([sys.executable, "-m", "limits.hf", str(cfg), "--name", "oss"],
+    out = subprocess.run([sys.executable, "-m", "limits.presets.hf", str(cfg), "--name", "oss"],
                          capture_output=True, text=True, check=True, cwd=REPO,
                          env={"PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}).stdout
     loaded = Model.from_mapping(yaml.safe_load(out))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import limits
-from limits.inverse import (LATENCY_PARAMS, REASON_LABELS, max_sync_latency, min_chips,
+from limits.autodiff.inverse import (LATENCY_PARAMS, REASON_LABELS, max_sync_latency, min_chips,
                             min_mem_bw, required_utps, tp_candidates)
 
 _evaluate = jax.jit(limits.evaluate)

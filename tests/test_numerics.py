@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import limits
-from limits.outputs import OUTPUTS
+from limits.model.outputs import OUTPUTS
 
 POINTS = {
     "dense_gqa": ("llama3_70b", dict(tp=8.0, batch=4.0, context=8192.0, link_bw=1e11,

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from limits import plots
 from limits.analysis import pareto_frontier
-from limits.outputs import DEFAULT_OUTPUTS
+from limits.model.outputs import DEFAULT_OUTPUTS
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_time_breakdown_stacks_to_step_time(grid):
     assert "sync (t_sync)" in _legend(ax)
 
 
-def test_roofline_on_multirun_slice_reads_the_hardware_preset():
+def test_roofline_on_multirun_slice_reads_that_jobs_provenance():
     from limits.analysis import combine_jobs
 
     jobs = [model_dataset(hw, "llama3_8b", outputs=tuple(DEFAULT_OUTPUTS), batch=[1.0, 64.0])
@@ -115,7 +115,7 @@ def test_roofline_on_multirun_slice_reads_the_hardware_preset():
     ds = combine_jobs(jobs)
     assert "config" not in ds.attrs  # the jobs' configs differ: dropped when combined
     ax = _render(plots.roofline(ds.sel(hardware="xpu_hbm4", model="llama3_8b")))
-    # xPU-HBM4 preset: 18 TiB/s and 2.25 PFLOP/s -> ridge point 2.25e15 / (18 x 2^40)
+    # the xPU-HBM4 job recorded 18 TiB/s and 2.25 PFLOP/s -> ridge point 2.25e15 / (18 x 2^40)
     assert ax.lines[1].get_xdata()[0] == pytest.approx(2.25e15 / (18 * 2.0**40))
     with pytest.raises(ValueError, match="hardware"):
         plots.roofline(ds.sel(model="llama3_8b"))  # two chips: pick one

@@ -8,7 +8,7 @@ import pytest
 
 import limits
 from limits.model.architecture import active_params, architecture_params
-from limits.params import Hardware, Model
+from limits.model.params import Hardware, Model
 from limits.presets import CONF_DIR, available, load_preset
 
 HARDWARE = available("hardware")

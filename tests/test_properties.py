@@ -9,8 +9,8 @@ import pytest
 from hypothesis import assume, given, settings
 
 import limits
-from limits.outputs import BOUND_LABELS
-from limits.params import numeric_fields
+from limits.model.outputs import BOUND_LABELS
+from limits.model.params import numeric_fields
 
 # "fast" keeps the suite quick; LIMITS_HYPOTHESIS_PROFILE=thorough runs many more examples.
 settings.register_profile("fast", max_examples=30, deadline=None, derandomize=True)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from limits.engine import BlockFunction
-from limits.reduce import Reduction
-from limits.store import StoreError
+from limits.sweep.blocks import BlockFunction
+from limits.sweep.reduce import Reduction
+from limits.sweep.store import StoreError
 from limits.sweep import SweepError, compose, run
 
 GRID = ["grid=point", "++grid.tp=[8,16,32]", "++grid.context=[1024,8192,65536,131072]",
@@ -187,3 +187,18 @@ def test_constraint_values_take_the_units_of_their_output(full, tmp_path):
     _, a = _sweep(tmp_path, "a.zarr", "reduce.over=[batch]", '++reduce.constraints.ttft=["<=","500 ms"]')
     _, b = _sweep(tmp_path, "b.zarr", "reduce.over=[batch]", '++reduce.constraints.ttft=["<=",0.5]')
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+def test_chips_after_reducing_tp_come_from_the_best_tp_not_the_base_config(tmp_path):
+    """Regression: after ``reduce.over=[tp]`` the store's best ``tp`` is per point, while the
+    saved config still holds the base ``deployment.tp`` (1). ``chips`` must follow ``best_tp``."""
+    from limits.analysis import metric, open_results
+
+    _sweep(tmp_path, "r.zarr", "reduce.over=[tp]", "reduce.objective=utps")
+    ds = open_results(tmp_path / "r.zarr")
+    assert "best_tp" in ds and float(ds["best_tp"].max()) == 32.0
+    chips = metric(ds, "chips").load()
+    np.testing.assert_array_equal(chips.values, ds["best_tp"].values)  # NaN where none found
+    found = ds["reduce_found"].values
+    assert found.any() and (chips.values[found] == ds["best_tp"].values[found]).all()
+    assert (chips.values[found] > 1).all()

@@ -1,4 +1,4 @@
-"""The LIMINAL report generator (limits.report) on a tiny study store."""
+"""The LIMINAL report generator (limits.studies.liminal) on a tiny study store."""
 
 import re
 
@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from limits import report  # noqa: E402
+from limits.studies import liminal as report  # noqa: E402
 from limits.analysis import open_results  # noqa: E402
 
 HARDWARE = ["xpu_hbm3", "xpu_3d_dram"]
@@ -124,8 +124,8 @@ def test_study_recipes_compose_and_every_job_grid_is_valid(recipe, n_jobs, n_poi
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from limits.config import params_from_cfg
-    from limits.grid import parse_grid, validate_grid
+    from limits.sweep.config import params_from_cfg
+    from limits.sweep.grid import parse_grid, validate_grid
     from limits.sweep import CONF_DIR
 
     def composed(overrides, hydra_cfg=False):

@@ -1,5 +1,5 @@
 """The roadmap study (sweeps/roadmap_small.yaml, a real sweep) and its generator
-(limits.roadmap): the document's key numbers equal values recomputed from the model/store."""
+(limits.studies.roadmap): the document's key numbers equal values recomputed from the model/store."""
 
 import itertools
 import re
@@ -9,11 +9,12 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from limits import evaluate, roadmap  # noqa: E402
+from limits import evaluate  # noqa: E402
+from limits.studies import roadmap  # noqa: E402
 from limits.analysis import open_results  # noqa: E402
-from limits.inverse import REASON_LABELS  # noqa: E402
-from limits.report import PAPER  # noqa: E402
-from limits.study import SWEEPS_DIR, job_params, run_study  # noqa: E402
+from limits.autodiff.inverse import REASON_LABELS  # noqa: E402
+from limits.studies.liminal import PAPER  # noqa: E402
+from limits.studies.common import SWEEPS_DIR, job_params, run_study  # noqa: E402
 
 MODELS = ["llama3_405b", "deepseek_v3"]
 TIB = 2.0 ** 40
@@ -49,8 +50,8 @@ def test_recipes_compose_and_every_job_grid_is_valid(recipe, n_points):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from limits.config import params_from_cfg
-    from limits.grid import parse_grid, validate_grid
+    from limits.sweep.config import params_from_cfg
+    from limits.sweep.grid import parse_grid, validate_grid
 
     params = _composed(recipe, hydra_cfg=True).hydra.sweeper.params
     jobs = list(itertools.product(*(str(v).split(",") for v in params.values())))
@@ -89,7 +90,7 @@ def test_document_sections_tables_and_figures(study):
         assert f.verdict in ("agrees", "partly", "differs"), (f.key, f.ours)
         row = " | ".join(s.replace("|", "\\|") for s in (f.title, f.paper, f.headline))
         assert f"| {row} | {f.verdict} |" in text
-    assert "python -m limits.roadmap" in text and "--config-name roadmap" in text
+    assert "python -m limits.studies.roadmap" in text and "--config-name roadmap" in text
     assert "FP8" in text and "xpu_hbm3" in text
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {p.rsplit("/", 1)[1] for p in images} == set(roadmap.FIGURES)

@@ -17,9 +17,10 @@ import xarray as xr
 import yaml
 import zarr
 
-from limits.consolidate import shared_store_status
-from limits.store import PROGRESS_ARRAY, StoreError, create_store
-from limits.sweep import _task, compose, run
+from limits.sweep.consolidate import shared_store_status
+from limits.sweep.store import PROGRESS_ARRAY, StoreError, create_store
+from limits.sweep import compose, run
+from limits.sweep.job import _task
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
@@ -103,7 +104,7 @@ def test_shards_ignore_shard_and_device_settings_in_the_config_check(tmp_path, f
 def test_losing_the_creation_race_keeps_the_winner(tmp_path, full):
     import dataclasses
 
-    from limits.store import StoreLayout
+    from limits.sweep.store import StoreLayout
 
     ds = xr.open_zarr(full.path)
     layout = StoreLayout(axes={n: ds[n].values for n in ds.dims}, axis_attrs={},
@@ -132,7 +133,7 @@ def test_sigkill_at_a_random_point_leaves_a_store_that_resumes_exactly(tmp_path)
     kill_after = random.Random(os.environ.get("LIMITS_KILL_SEED", 0)).randint(1, 24)
     proc = subprocess.Popen([sys.executable, "-m", "limits.sweep", *grid, f"store.path={store}",
                              f"hydra.run.dir={tmp_path}"], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while _progress_files(store) < kill_after and proc.poll() is None \
             and time.monotonic() < deadline:

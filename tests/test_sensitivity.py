@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 
 import limits
-from limits.params import ParameterError
-from limits.sensitivity import (derivatives, differentiable_parameters, elasticities,
+from limits.model.params import ParameterError
+from limits.autodiff.elasticities import (derivatives, differentiable_parameters, elasticities,
                                 exchange_rate, exchange_rate_to_user_units)
 
 WRT = ["mem_bw", "sync_latency", "sync_latency_intra_node", "peak_flops", "link_bw",
@@ -214,7 +214,7 @@ def test_elasticities_jit_one_compile_over_blocks_of_same_shape():
 
 def test_plots_produce_artists():
     pytest.importorskip("matplotlib", reason="matplotlib is in the 'plots' extra")
-    from limits.plots_sensitivity import elasticity_heatmap, tornado
+    from limits.plots.sensitivity import elasticity_heatmap, tornado
 
     wrt = ["mem_bw", "sync_latency", "peak_flops"]
     params = _point(mem_bw=np.array([1.0, 4.0, 16.0, 64.0])[:, None] * 2.0**40,

@@ -1,8 +1,7 @@
 """The zarr store: schema and provenance, resume after an interruption, config refusal,
 elasticity variables with a trailing ``wrt`` dimension, chunking."""
 
-import sys
-import types
+import collections
 
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +10,9 @@ import xarray as xr
 import yaml
 
 import limits
-from limits.outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
-from limits.store import StoreError, chunk_shape, config_differences
-from limits.sweep import compose, run
+from limits.model.outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
+from limits.sweep import blocks, compose, run
+from limits.sweep.store import StoreError, chunk_shape, config_differences
 
 SMALL = ["grid=point", "++grid.tp=[8,16,32]", "++grid.context=[1024,4096,16384,131072]",
          "++grid.batch=[1,4,16]", "store.chunk_points=8"]  # 3x4x3 grid, chunks (1,3,3)
@@ -99,8 +98,6 @@ def test_store_written_with_other_settings_is_refused(tmp_path):
 
 
 def test_elasticity_variables_get_a_wrt_dimension(tmp_path, monkeypatch):
-    fake = types.ModuleType("limits.sensitivity")
-
     def elasticities(params, metrics, wrt):  # stand-in: d ln utps / d ln x = -1 for all x
         out = limits.evaluate(params)
         shape = jnp.broadcast_shapes(*(jnp.shape(params.deployment.tp),
@@ -108,8 +105,8 @@ def test_elasticity_variables_get_a_wrt_dimension(tmp_path, monkeypatch):
         return {f"elasticity_{m}": -jnp.ones(shape + (len(wrt),), out[m].dtype)
                 for m in metrics}
 
-    fake.elasticities = elasticities
-    monkeypatch.setitem(sys.modules, "limits.sensitivity", fake)
+    monkeypatch.setattr(blocks, "elasticities", elasticities)
+    monkeypatch.setattr(blocks, "_CACHE", collections.OrderedDict())  # compile afresh
     result = _run(tmp_path, ["sensitivity.metrics=[utps,stps]", "sensitivity.wrt=[mem_bw,tp]",
                              "store.variables=[utps,bound]"])
     ds = xr.open_zarr(result.path)

@@ -11,7 +11,7 @@ import xarray as xr
 from omegaconf import OmegaConf
 
 import limits
-from limits.config import params_from_cfg
+from limits.sweep.config import params_from_cfg
 from limits.presets import available
 from limits.sweep import SweepError, compose, run, run_overrides
 
@@ -23,7 +23,7 @@ ACCEPTANCE = ["hardware=xpu_hbm3", "model=llama3_405b", "grid=point", "++grid.tp
 
 @pytest.mark.parametrize("group", ["hardware", "model", "grid"])
 def test_every_preset_composes_and_validates(group):
-    from limits.grid import parse_grid, validate_grid
+    from limits.sweep.grid import parse_grid, validate_grid
 
     names = available(group)
     assert names, group

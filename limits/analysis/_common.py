@@ -3,15 +3,17 @@ reading parameter values from coordinates or provenance, axis labels with units.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import xarray as xr
 import yaml
 
-from ..outputs import OUTPUTS
-from ..params import parameter_index
-from ..units import parse_quantity
+from limits.model.outputs import OUTPUTS
+from limits.model.params import parameter_index
+from limits.sweep.reduce import BEST_PREFIX
+from limits.units import parse_quantity
 
 __all__ = ["metric", "parameter", "label", "over_dims", "point_dims", "feasible_mask",
            "DERIVED", "broadcast_to_points",
@@ -79,12 +81,38 @@ def metric(ds: xr.Dataset, name: str) -> xr.DataArray:
     return da
 
 
-def _config(ds: xr.Dataset) -> dict:
-    text = ds.attrs.get("config")
-    if not text:
-        return {}
+def _load_config(text: Any) -> dict:
     cfg = yaml.safe_load(text) if isinstance(text, str) else text
     return cfg if isinstance(cfg, dict) else {}
+
+
+def _scalar_label(ds: xr.Dataset, group: str) -> str | None:
+    if group in ds.coords and ds[group].size == 1:
+        return str(ds[group].values.item())
+    return None
+
+
+def _configs(ds: xr.Dataset) -> list[dict]:
+    """The provenance configs that apply to ``ds``: of a multirun (a ``jobs`` record), those of
+    the jobs still in ``ds`` (after ``sel(hardware=..., model=...)``); else the store's own."""
+    try:
+        jobs = json.loads(ds.attrs.get("jobs", "[]"))
+    except (json.JSONDecodeError, TypeError):
+        jobs = []
+    jobs = [j for j in jobs if isinstance(j, dict) and j.get("config")] if isinstance(
+        jobs, list) else []
+    if jobs:
+        kept = {g: ([str(v) for v in np.atleast_1d(ds[g].values)] if g in ds.coords else None)
+                for g in ("hardware", "model")}
+        return [_load_config(j["config"]) for j in jobs
+                if all(kept[g] is None or str(j.get(g)) in kept[g] for g in kept)]
+    return [_load_config(ds.attrs["config"])] if ds.attrs.get("config") else []
+
+
+def _config(ds: xr.Dataset) -> dict:
+    """The one provenance config of ``ds`` (``{}`` when there is none or several jobs')."""
+    configs = _configs(ds)
+    return configs[0] if len(configs) == 1 else {}
 
 
 def _find(mapping: Any, key: str) -> Any:
@@ -101,13 +129,28 @@ def _find(mapping: Any, key: str) -> Any:
 
 def parameter(ds: xr.Dataset, name: str, default: Any = None) -> Any:
     """Value of model parameter ``name`` [SI units]: its coordinate (a swept axis) or
-    variable, else a dataset attr, else the provenance ``config`` YAML (units parsed), else
-    ``default``."""
+    variable, else the best value a reduction chose (``best_<name>``), else a dataset attr,
+    else the provenance ``config`` YAML (units parsed), else ``default``.
+
+    The store's own record is the only source: preset files are never read. An axis that a
+    reduction removed without storing ``best_<name>`` raises ``ValueError`` rather than falling
+    back to the base value in the config (which no stored point used)."""
     if name in ds.variables:
         return ds[name]
+    if BEST_PREFIX + name in ds.variables:
+        return ds[BEST_PREFIX + name]
+    reduced = [c["reduce"].get("over") or [] for c in _configs(ds)
+               if isinstance(c.get("reduce"), dict)]
+    if any(name in over for over in reduced):
+        raise ValueError(f"{name} was reduced away (reduce.over) and {BEST_PREFIX}{name} is not "
+                       f"stored, so no single {name} applies to a stored point")
     value = ds.attrs.get(name)
     if value is None:
-        value = _find(_config(ds), name)
+        found = {repr(v): v for v in (_find(c, name) for c in _configs(ds)) if v is not None}
+        if len(found) > 1:
+            raise ValueError(f"{name} differs between the jobs in this dataset "
+                           f"({', '.join(found)}); select one hardware and model first")
+        value = next(iter(found.values()), None)
     if value is None:
         return default
     unit = parameter_index()[name][1].unit if name in parameter_index() else "1"
@@ -117,8 +160,8 @@ def parameter(ds: xr.Dataset, name: str, default: Any = None) -> Any:
 def preset_name(ds: xr.Dataset, group: str) -> str | None:
     """Name of the `group` preset (``hardware``/``model``) of a dataset: its scalar coordinate
     (a multirun slice), a dataset attr, or ``<group>.name`` in the provenance config."""
-    if group in ds.coords and ds[group].size == 1:
-        return str(ds[group].values.item())
+    if _scalar_label(ds, group) is not None:
+        return _scalar_label(ds, group)
     if isinstance(ds.attrs.get(group), str):
         return ds.attrs[group]
     node = _config(ds).get(group)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._common import broadcast_to_points, feasible_mask, metric
-from .open import bound_labels
+from limits.analysis._common import broadcast_to_points, feasible_mask, metric
+from limits.analysis.open import bound_labels
 
 __all__ = ["batching_advisor", "kv_share"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._common import broadcast_to_points, feasible_mask, metric, over_dims
+from limits.analysis._common import broadcast_to_points, feasible_mask, metric, over_dims
 
 __all__ = ["pareto_mask", "pareto_frontier", "non_dominated"]
 

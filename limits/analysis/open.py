@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from ..outputs import BOUND_LABELS
+from limits.model.outputs import BOUND_LABELS
 
 __all__ = ["open_results", "open_store", "combine_jobs", "job_labels", "bound_labels",
            "MISSING_BOUND"]
@@ -117,7 +118,10 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
             if name in ds:
                 combined[name].attrs = dict(ds[name].attrs)
                 break
-    combined.attrs["jobs"] = "\n".join(names)
+    # each job's own provenance, in the consolidated store's format (``parameter`` reads it)
+    combined.attrs["jobs"] = json.dumps([{"hardware": hw, "model": mdl, "store": name,
+                                          "config": ds.attrs.get("config", "")}
+                                         for (hw, mdl), name, ds in zip(labels, names, datasets)])
     return combined
 
 

@@ -6,8 +6,8 @@ from typing import Any, Iterable, Mapping
 
 import xarray as xr
 
-from ..units import parse_quantity
-from .select import best_config
+from limits.units import parse_quantity
+from limits.analysis.select import best_config
 
 __all__ = ["single_stream", "server", "offline"]
 

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import xarray as xr
 
-from ._common import broadcast_to_points, feasible_mask, metric, over_dims
+from limits.analysis._common import broadcast_to_points, feasible_mask, metric, over_dims
 
 __all__ = ["best_config", "satisfies", "OPERATORS"]
 

@@ -1,6 +1,6 @@
 """The limit model: pure, elementwise JAX functions of a ``Params`` pytree.
 
-``evaluate(params)`` returns every output of ``limits.outputs.OUTPUTS``; numeric fields of the
+``evaluate(params)`` returns every output of ``limits.model.outputs.OUTPUTS``; numeric fields of the
 parameters may be arrays that broadcast against each other (a grid).
 """
 
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..outputs import BOUND_LABELS
-from ..params import Params
-from .capacity import capacity
-from .decode import decode_step, expected_tokens_per_step, no_cache_step
-from .economics import economics
-from .prefill import prefill
+from limits.model.outputs import BOUND_LABELS
+from limits.model.params import Params
+from limits.model.capacity import capacity
+from limits.model.decode import decode_step, expected_tokens_per_step, no_cache_step
+from limits.model.economics import economics
+from limits.model.prefill import prefill
 
 __all__ = ["evaluate", "bound_of", "decode_step", "prefill", "capacity", "economics",
            "no_cache_step", "expected_tokens_per_step"]
@@ -28,7 +28,7 @@ def bound_of(t_mem, t_compute, t_sync, feasible):
 
 
 def evaluate(p: Params) -> dict:
-    """Every model output for ``p`` (see ``limits.outputs.OUTPUTS`` for names and units)."""
+    """Every model output for ``p`` (see ``limits.model.outputs.OUTPUTS`` for names and units)."""
     out = decode_step(p)
     out.update(no_cache_step(p))
     out.update(prefill(p))

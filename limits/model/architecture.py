@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..params import Deployment, Model
+from limits.model.params import Deployment, Model
 
 
 def attention_params_per_layer(m: Model):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..params import Params
-from . import architecture as arch
+from limits.model.params import Params
+from limits.model import architecture as arch
 
 
 def capacity(p: Params) -> dict:

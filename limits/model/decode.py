@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..params import Params
-from . import architecture as arch
-from .sync import sync_time
+from limits.model.params import Params
+from limits.model import architecture as arch
+from limits.model.sync import sync_time
 
 
 def expected_tokens_per_step(p: Params):
@@ -25,20 +25,31 @@ def expected_tokens_per_step(p: Params):
     return jnp.where(a < 1.0, geometric, k + 1.0)
 
 
-def _bandwidth(p: Params):
+def bandwidth(p: Params):
+    """Achieved memory bandwidth of one pipeline stage (``tp`` chips) [B/s]."""
     return p.deployment.tp * p.hardware.mem_bw * p.calibration.mem_efficiency
 
 
-def _flop_rate(p: Params):
+def flop_rate(p: Params):
+    """Achieved tensor FLOP rate of one pipeline stage (``tp`` chips) [FLOP/s]."""
     return p.deployment.tp * p.hardware.peak_flops * p.calibration.flops_efficiency
+
+
+def draft_step(p: Params) -> dict:
+    """One draft-model step for the microbatch: ``bytes`` [B] and ``flops`` [FLOP] it moves and
+    computes, and its exposed ``sync`` [s] (the draft is dense, with ``draft_layers`` layers)."""
+    d = p.deployment
+    return {"bytes": d.draft_params * d.weight_bytes,
+            "flops": 2.0 * d.draft_params * d.batch,
+            "sync": sync_time(p, d.batch, d.draft_layers)}
 
 
 def draft_time(p: Params):
     """Time the draft model spends producing ``draft_len`` tokens for the microbatch [s]."""
     d = p.deployment
-    draft_mem = d.draft_params * d.weight_bytes / _bandwidth(p)
-    draft_compute = 2.0 * d.draft_params * d.batch / _flop_rate(p)
-    one_step = jnp.maximum(draft_mem, draft_compute) + sync_time(p, d.batch, d.draft_layers)
+    step = draft_step(p)
+    one_step = jnp.maximum(step["bytes"] / bandwidth(p), step["flops"] / flop_rate(p)) + \
+        step["sync"]
     return jnp.where(d.draft_len > 0, d.draft_len * one_step, 0.0)
 
 
@@ -55,8 +66,8 @@ def decode_step(p: Params) -> dict:
     flops_per_step = tokens * (2.0 * arch.active_params(m)
                                + m.n_layers * ctx * arch.attention_flops_per_pair(m))
 
-    t_mem = bytes_per_step / _bandwidth(p)
-    t_compute = flops_per_step / _flop_rate(p)
+    t_mem = bytes_per_step / bandwidth(p)
+    t_compute = flops_per_step / flop_rate(p)
     t_sync = sync_time(p, tokens)
     t_overhead = m.n_layers * c.layer_overhead
     t_draft = draft_time(p)
@@ -94,6 +105,6 @@ def no_cache_step(p: Params) -> dict:
                        + m.n_layers * arch.attended_pairs(m, n, "causal")
                        * arch.prefill_attention_flops_per_pair(m))
     weight_read = arch.weight_bytes_read(m, d, d.batch * n)
-    t = jnp.maximum(flops / _flop_rate(p), weight_read / _bandwidth(p)) + \
+    t = jnp.maximum(flops / flop_rate(p), weight_read / bandwidth(p)) + \
         sync_time(p, d.batch * n) + m.n_layers * p.calibration.layer_overhead
     return {"flops_per_token_no_cache": flops / d.batch, "step_time_no_cache": t}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..params import Params
+from limits.model.params import Params
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 

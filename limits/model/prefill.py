@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..params import Params
-from . import architecture as arch
-from .decode import _bandwidth, _flop_rate
-from .sync import sync_time
+from limits.model.params import Params
+from limits.model import architecture as arch
+from limits.model.decode import bandwidth, flop_rate
+from limits.model.sync import sync_time
 
 
 def prefill(p: Params) -> dict:
@@ -21,8 +21,8 @@ def prefill(p: Params) -> dict:
     flops = linear + attention
     kv_written = arch.effective_context(m, n) * arch.kv_bytes_per_token(m, d)
     bytes_moved = arch.weight_bytes_read(m, d, n) + kv_written
-    t_compute = flops / _flop_rate(p)
-    t_mem = bytes_moved / _bandwidth(p)
+    t_compute = flops / flop_rate(p)
+    t_mem = bytes_moved / bandwidth(p)
     ttft = jnp.maximum(t_compute, t_mem) + sync_time(p, n) + m.n_layers * c.layer_overhead
     return {
         "prefill_flops": flops,

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..params import Params
-from .architecture import n_moe_layers
+from limits.model.params import Params
+from limits.model.architecture import n_moe_layers
+
+
+def leaves_node(hardware, group):
+    """Whether a collective among ``group`` chips leaves one node (and so pays the scale-out
+    ``sync_latency`` rather than ``sync_latency_intra_node``). The one place of this rule."""
+    return group > hardware.node_size
 
 
 def collective_latency(p: Params, group):
     """Latency of one collective among ``group`` chips [s]."""
     hw = p.hardware
-    return jnp.where(group <= hw.node_size, hw.sync_latency_intra_node, hw.sync_latency)
+    return jnp.where(leaves_node(hw, group), hw.sync_latency, hw.sync_latency_intra_node)
 
 
 def allreduce_time(p: Params, group, message_bytes):

@@ -1,4 +1,4 @@
-"""Helpers shared by the study generators (``limits.report``, ``limits.roadmap``): selecting
+"""Helpers shared by the study generators (``limits.studies.liminal``, ``limits.studies.roadmap``): selecting
 points of a study store, formatting its coordinates, rebuilding the parameters of a stored
 job (for inverse design on the store's own settings), running a multirun recipe of
 ``sweeps/`` in this process, and writing a study document (figures, sections, command line)."""
@@ -17,14 +17,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from .analysis import best_config
-from .params import Params, parameter_index
+from limits.analysis import best_config
+from limits.plots.figure import new_figure
+from limits.model.params import Params, parameter_index
 
 __all__ = ["SWEEPS_DIR", "Finding", "has", "at", "feasible", "fmax", "where_max", "fmt_coords",
            "ctx_label", "normalise", "new_figure", "grid_lines", "run_study", "job_params",
            "grid_params", "save_figures", "finding_lines", "write_document", "document_cli"]
 
-SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+SWEEPS_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 
 
 @dataclasses.dataclass
@@ -123,14 +124,6 @@ def normalise(ds: xr.Dataset) -> xr.Dataset:
                              for d, v in fix.items()})
 
 
-def new_figure(width: float = 6.4, height: float = 4.4):
-    """A constrained-layout matplotlib Figure (no pyplot state) and its one Axes."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, fig.add_subplot()
-
-
 def grid_lines(ds: xr.Dataset) -> list[str]:
     """One markdown bullet per dim of `utps`: its name, length and values (with units)."""
     lines = []
@@ -163,8 +156,8 @@ def run_study(recipe: str, sweep_dir: str | Path, overrides: Sequence[str] = (),
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from .consolidate import consolidate
-    from .sweep import CONF_DIR, run
+    from limits.sweep.consolidate import consolidate
+    from limits.sweep.job import CONF_DIR, run
 
     sweep_dir = Path(sweep_dir)
     search = f"hydra.searchpath=[file://{CONF_DIR}]"
@@ -198,7 +191,7 @@ def job_params(ds: xr.Dataset, hardware: str | None = None, model: str | None = 
     ``ValueError`` when the store does not record that job's config."""
     from omegaconf import OmegaConf
 
-    from .config import params_from_cfg
+    from limits.sweep.config import params_from_cfg
 
     configs = []
     try:
@@ -214,14 +207,14 @@ def job_params(ds: xr.Dataset, hardware: str | None = None, model: str | None = 
             return params_from_cfg(cfg)
     raise ValueError(f"the store records no config of the job hardware={hardware}, "
                      f"model={model}; consolidate its multirun again (python -m "
-                     f"limits.consolidate DIR) to record every job's config")
+                     f"limits.sweep.consolidate DIR) to record every job's config")
 
 
 def grid_params(base: Params, ds: xr.Dataset | xr.DataArray,
                 skip: Sequence[str] = ()) -> tuple[Params, list[str]]:
     """``base`` with every parameter dim of ``ds`` (not in ``skip``) set to its coordinate
     values, shaped to broadcast over those dims in order; returns the params and the dims."""
-    from .grid import broadcast_axes
+    from limits.sweep.grid import broadcast_axes
 
     index = parameter_index()
     dims = [str(d) for d in ds.dims if d in index and d not in skip]
@@ -263,7 +256,7 @@ def write_document(path: str | Path, out: str | Path, figures_dir: str | Path | 
     """Open the study at ``path``, compute ``findings(ds)``, draw ``make_figures(ds, dir)``
     into ``figures_dir`` (default ``<out dir>/figures``) and write ``render(ds, found,
     figures, out, source, command)`` to ``out``; returns the findings."""
-    from .analysis import open_results
+    from limits.analysis import open_results
 
     out = Path(out)
     figures_dir = Path(figures_dir) if figures_dir is not None else out.parent / "figures"

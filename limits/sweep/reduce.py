@@ -15,6 +15,8 @@ The module is generic: it knows array names and operators, not what they mean.
 
 from __future__ import annotations
 
+from limits.errors import ReduceError
+
 import dataclasses
 import math
 import operator
@@ -22,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .units import UNIT_KINDS, UnitError, parse_quantity
+from limits.units import UNIT_KINDS, UnitError, parse_quantity
 
 __all__ = ["Reduction", "ReduceError", "parse_reduction", "reduce_block", "finish_host",
            "FOUND", "INDEX_PREFIX", "BEST_PREFIX", "OPS"]
@@ -37,9 +39,6 @@ OPS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq, "!=": operator.ne}
 MODES = ("max", "min")
 
-
-class ReduceError(ValueError):
-    """A ``reduce`` setting that cannot be honoured."""
 
 
 @dataclasses.dataclass(frozen=True)

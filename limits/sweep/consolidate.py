@@ -3,15 +3,17 @@ as leading string dimensions: ``DIR/consolidated.zarr``.
 
 Runs automatically at the end of ``python -m limits.sweep -m hardware=a,b model=c,d`` (the
 ``ConsolidateCallback`` configured in ``conf/config.yaml``) and by hand with
-``python -m limits.consolidate DIR``. The job stores must share their grid axes and
+``python -m limits.sweep.consolidate DIR``. The job stores must share their grid axes and
 variables, be complete, and cover every (hardware, model) pair exactly once. A multirun whose
 jobs share one ``store.path`` (the shards of one grid) has nothing to combine: the callback
 only reports whether that store is complete.
 The consolidated store's ``jobs`` attr (JSON) records each job's hardware, model, store,
-overrides and resolved ``config`` (``limits.study.job_params`` rebuilds its parameters).
+overrides and resolved ``config`` (``limits.studies.common.job_params`` rebuilds its parameters).
 """
 
 from __future__ import annotations
+
+from limits.errors import ConsolidateError
 
 import argparse
 import datetime as _dt
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .store import (CONFIG_ATTR, PROGRESS_ARRAY, StoreError, config_differences,
+from limits.sweep.store import (CONFIG_ATTR, PROGRESS_ARRAY, StoreError, config_differences,
                     quiet_zarr_warnings)
 
 __all__ = ["consolidate", "ConsolidateCallback", "ConsolidateError", "main",
@@ -31,9 +33,6 @@ __all__ = ["consolidate", "ConsolidateCallback", "ConsolidateError", "main",
 CONSOLIDATED_NAME = "consolidated.zarr"
 LEADING_DIMS = ("hardware", "model")
 
-
-class ConsolidateError(StoreError):
-    """Job stores that cannot be combined (different axes, duplicates, missing pairs)."""
 
 
 def _job_stores(directory: Path, store_name: str) -> list[Path]:
@@ -83,7 +82,7 @@ def consolidate(directory: str | Path, out: str | Path | None = None,
     """
     import xarray as xr
 
-    from . import __version__
+    from limits import __version__
 
     directory = Path(directory)
     paths = _job_stores(directory, store_name)
@@ -184,23 +183,23 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
         directory = Path(str(config.hydra.sweep.dir))
         shared = config.get("store", {}).get("path")
         if shared:  # every job wrote into one store (the shards of one grid): say how far
-            print(f"limits.consolidate: the jobs share store.path; {shared_store_status(shared)}")
+            print(f"limits.sweep.consolidate: the jobs share store.path; {shared_store_status(shared)}")
             return
         if not _job_stores(directory, "sweep.zarr"):
-            print(f"limits.consolidate: no job stores under {directory} (store.path set?); "
+            print(f"limits.sweep.consolidate: no job stores under {directory} (store.path set?); "
                   f"nothing to consolidate", file=sys.stderr)
             return
         try:
             out = consolidate(directory)
         except StoreError as err:
-            print(f"limits.consolidate: not consolidated: {err}", file=sys.stderr)
+            print(f"limits.sweep.consolidate: not consolidated: {err}", file=sys.stderr)
             return
-        print(f"limits.consolidate: wrote {out} (open with xarray.open_zarr({str(out)!r}))")
+        print(f"limits.sweep.consolidate: wrote {out} (open with xarray.open_zarr({str(out)!r}))")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m limits.consolidate DIR [--out PATH]``."""
-    parser = argparse.ArgumentParser(prog="python -m limits.consolidate",
+    """``python -m limits.sweep.consolidate DIR [--out PATH]``."""
+    parser = argparse.ArgumentParser(prog="python -m limits.sweep.consolidate",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("directory", help="multirun directory holding */sweep.zarr")
     parser.add_argument("--out", default=None, help="output store (default DIR/consolidated.zarr)")
@@ -208,9 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = consolidate(args.directory, args.out)
     except StoreError as err:
-        print(f"limits.consolidate: error: {err}", file=sys.stderr)
+        print(f"limits.sweep.consolidate: error: {err}", file=sys.stderr)
         return 2
-    print(f"limits.consolidate: wrote {out}")
+    print(f"limits.sweep.consolidate: wrote {out}")
     return 0
 
 

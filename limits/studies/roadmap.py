@@ -2,13 +2,13 @@
 per user, compared with the LIMINAL paper's roadmap statements (arXiv 2507.14397;
 REFERENCES.md s.1).
 
-``python -m limits.roadmap STORE_OR_MULTIRUN_DIR --out docs/roadmap.md`` reads the study store
+``python -m limits.studies.roadmap STORE_OR_MULTIRUN_DIR --out docs/roadmap.md`` reads the study store
 (normally the consolidated multirun of ``sweeps/roadmap.yaml``: dims ``hardware``, ``model``,
 ``mem_bw``, ``sync_latency``, ``tp``, ``context``, ``batch``, elasticities along ``wrt``),
-solves the inverse-design questions (``limits.inverse``) on the store's own grid and settings
-(rebuilt from its provenance, ``limits.study.job_params``) and writes a markdown document plus
+solves the inverse-design questions (``limits.autodiff.inverse``) on the store's own grid and settings
+(rebuilt from its provenance, ``limits.studies.common.job_params``) and writes a markdown document plus
 PNG figures ``roadmap_*.png`` (in ``<out dir>/figures`` unless ``--figures`` says otherwise).
-The only constants are the paper's published values (``limits.report.PAPER``) and the choice
+The only constants are the paper's published values (``limits.studies.liminal.PAPER``) and the choice
 of the representative deployment (``REPRESENTATIVE``), both quoted for comparison.
 
 From Python: ``solve(ds, model, target_utps)`` (inverse design over the grid),
@@ -25,9 +25,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from .inverse import REASON_LABELS, max_sync_latency, min_chips, min_mem_bw
-from .report import BASE_HW, BIG_MODEL, PAPER
-from .study import (Finding, at, ctx_label, document_cli, feasible, finding_lines, fmt_coords,
+from limits.autodiff.inverse import REASON_LABELS, max_sync_latency, min_chips, min_mem_bw
+from limits.model.params import Hardware
+from limits.model.sync import leaves_node
+from limits.studies.paper import BASE_HW, BIG_MODEL, PAPER
+from limits.studies.common import (Finding, at, ctx_label, document_cli, feasible, finding_lines, fmt_coords,
                     grid_lines, grid_params, job_params, new_figure, normalise,
                     save_figures, write_document)
 
@@ -69,9 +71,9 @@ def _models(ds: xr.Dataset) -> list[str]:
     return ds["model"].values.tolist()
 
 
-def _scale_out(sub: xr.Dataset, node_size: float) -> xr.Dataset:
+def _scale_out(sub: xr.Dataset, hardware: Hardware) -> xr.Dataset:
     """Points whose tensor-parallel collectives leave the server (they use ``sync_latency``)."""
-    return sub.sel(tp=[t for t in sub["tp"].values if float(t) > node_size])
+    return sub.sel(tp=[t for t in sub["tp"].values if leaves_node(hardware, float(t))])
 
 
 def _on(sub: xr.Dataset, dims: list[str], values: Any, units: str, long_name: str):
@@ -108,7 +110,7 @@ def solve(ds: xr.Dataset, model: str, target_utps: float) -> xr.Dataset:
     - ``tp_min`` / ``utps_at_tp_min``: the fewest chips among the store's ``tp`` values, per
       (mem_bw, sync_latency, context, batch);
 
-    each with a ``*_reason`` (index into ``limits.inverse.REASON_LABELS``); NaN where
+    each with a ``*_reason`` (index into ``limits.autodiff.inverse.REASON_LABELS``); NaN where
     unreachable. Parameters come from the store's provenance (``job_params``)."""
     sub = _view(ds, model)
     base = job_params(ds, _hardware(ds), model)
@@ -217,12 +219,12 @@ def _bandwidth(ds: xr.Dataset) -> RoadmapFinding:
     parts, heads, at_paper = [], [], []
     for m in _models(ds):
         sub = _view(ds, m)
-        node = float(job_params(ds, _hardware(ds), m).hardware.node_size)
+        hardware = job_params(ds, _hardware(ds), m).hardware
         lo_pt, hi_pt = at(sub, mem_bw=b0), at(sub, mem_bw=b8)
         gain = (hi_pt["utps"] / lo_pt["utps"]).where(feasible(lo_pt) & feasible(hi_pt))
         numbers[f"{m}_gain_min"], numbers[f"{m}_gain_max"] = float(gain.min()), float(gain.max())
         text = f"{m}: {float(gain.min()):.2f}-{float(gain.max()):.2f}x over the whole grid"
-        g = at(_scale_out(gain.to_dataset(name="g"), node), sync_latency=paper_sync)
+        g = at(_scale_out(gain.to_dataset(name="g"), hardware), sync_latency=paper_sync)
         if g is not None:
             g = g["g"]
             numbers[f"{m}_gain_paper_sync_min"] = float(g.min())
@@ -450,7 +452,7 @@ def _elasticities(ds: xr.Dataset) -> RoadmapFinding:
              "low batch (at most ~1% utilisation).")
     if "elasticity_utps" not in ds:
         return _not_covered("elasticities", title, paper, "elasticity_utps (sensitivity.metrics)")
-    from .sensitivity import exchange_rate, exchange_rate_to_user_units
+    from limits.autodiff.elasticities import exchange_rate, exchange_rate_to_user_units
 
     numbers: dict[str, float] = {}
     bw = ds["mem_bw"].values.astype(float)
@@ -532,12 +534,14 @@ def _sync_picks(sub: xr.Dataset) -> list[float]:
     return sorted({w for w in wanted if at(sub, sync_latency=w) is not None})
 
 
-def _bw_marks(ax) -> None:
-    from .presets import load_params
-
-    for hw, style in (("xpu_hbm3", ":"), ("xpu_cows", "--")):
-        ax.axvline(float(load_params(hw, BIG_MODEL).hardware.mem_bw) / TIB, color="0.5",
-                   ls=style, lw=0.8, label=f"{hw} bandwidth")
+def _bw_marks(ax, ds: xr.Dataset) -> None:
+    """Mark the store's own hardware bandwidth (from its provenance) and the paper's COWS
+    reference (quoted, ``PAPER["cows_mem_bw"]``)."""
+    hw = _hardware(ds)
+    ax.axvline(float(job_params(ds, hw, BIG_MODEL).hardware.mem_bw) / TIB, color="0.5",
+               ls=":", lw=0.8, label=f"{hw} bandwidth")
+    ax.axvline(PAPER["cows_mem_bw"] / TIB, color="0.5", ls="--", lw=0.8,
+               label="xpu_cows bandwidth")
 
 
 def _fig_bandwidth(ds: xr.Dataset):
@@ -558,7 +562,7 @@ def _fig_bandwidth(ds: xr.Dataset):
             axes[1, j].plot(x, one["elasticity_utps"].sel(wrt="mem_bw").values, marker=".",
                             label=f"sync {_us(s)}")
         for ax in axes[:, j]:
-            _bw_marks(ax)
+            _bw_marks(ax, ds)
             ax.set_xscale("log")
         axes[0, j].set_yscale("log")
         axes[0, j].set_title(f"{m}, TP{keep['tp']:g}, batch {keep['batch']:g}, "
@@ -580,9 +584,9 @@ def _fig_target(ds: xr.Dataset, target: float, kind: str):
         sol = at(solve(ds, m, target), context=REPRESENTATIVE["context"], batch=1)
         if sol is None:
             return None
-        node = float(job_params(ds, _hardware(ds), m).hardware.node_size)
+        hardware = job_params(ds, _hardware(ds), m).hardware
         for tp in sol["tp"].values:
-            label = f"TP{float(tp):g}" + (" (in-node)" if float(tp) <= node else "")
+            label = f"TP{float(tp):g}" + (" (in-node)" if not leaves_node(hardware, float(tp)) else "")
             if kind == "sync":
                 y = sol["sync_latency_max"].sel(tp=tp)
                 ax.plot(sol["mem_bw"].values / TIB, y.values / US, marker=".", label=label)
@@ -593,7 +597,7 @@ def _fig_target(ds: xr.Dataset, target: float, kind: str):
         if kind == "sync":
             ax.axhline(PAPER["sync_needed_s"] / US, color="k", lw=0.8, ls="--",
                        label=f"paper: {_us(PAPER['sync_needed_s'])}")
-            _bw_marks(ax)
+            _bw_marks(ax, ds)
             ax.set_xlabel("memory bandwidth per chip [TiB/s]")
             ax.set_ylabel(f"largest sync latency for {target:,.0f} UTPS [us]")
             ax.set_ylim(bottom=0)
@@ -612,7 +616,7 @@ def _fig_target(ds: xr.Dataset, target: float, kind: str):
 
 
 def _fig_tornado(ds: xr.Dataset):
-    from .plots_sensitivity import tornado
+    from limits.plots.sensitivity import tornado
 
     m = BIG_MODEL if BIG_MODEL in _models(ds) else _models(ds)[0]
     bw = ds["mem_bw"].values.astype(float)
@@ -630,7 +634,7 @@ def _fig_tornado(ds: xr.Dataset):
 
 
 def _fig_heatmap(ds: xr.Dataset):
-    from .plots_sensitivity import elasticity_heatmap
+    from limits.plots.sensitivity import elasticity_heatmap
 
     if "elasticity_utps" not in ds:
         return None
@@ -704,17 +708,17 @@ def render(ds: xr.Dataset, found: Sequence[RoadmapFinding], figures: dict[str, P
     lines = [
         "# Hardware roadmap: bandwidth, sync latency and chips for fast decode", "",
         f"Generated by `{command}` from `{source}`. Every number below is read from the store "
-        f"or solved on its grid and settings with `limits.inverse`; only the paper's "
+        f"or solved on its grid and settings with `limits.autodiff.inverse`; only the paper's "
         f"published values (arXiv 2507.14397, `REFERENCES.md` s.1) are quoted. "
         f"{int(ok.sum())} of {int(ok.size)} points are feasible (fit in memory).", "",
         "Regenerate: `python -m limits.sweep --config-dir sweeps --config-name roadmap "
         "hydra.sweep.dir=outputs/roadmap` (the recipe `sweeps/roadmap.yaml`, seconds on 2 "
-        "cores), then `python -m limits.roadmap outputs/roadmap --out docs/roadmap.md` "
+        "cores), then `python -m limits.studies.roadmap outputs/roadmap --out docs/roadmap.md` "
         "(this document and `docs/figures/roadmap_*.png`).", "",
         "Settings:", *_settings(ds), "", "Grid:", *grid_lines(ds), "",
         "The `sync_latency` axis is the scale-out all-reduce latency; TP8 collectives stay in "
         "one server and keep the in-node latency, so TP8 points do not vary with it "
-        "(`limits.inverse.max_sync_latency` solves for the in-node latency there). Curves, "
+        "(`limits.autodiff.inverse.max_sync_latency` solves for the in-node latency there). Curves, "
         f"tornado and heatmaps use the representative deployment TP{rep['tp']:g}, batch "
         f"{rep['batch']:g}, {ctx_label(rep['context'])} context (the paper's golden setting), "
         f"at {_us(rep['sync_latency'])} where a sync latency is fixed.", "",
@@ -738,17 +742,17 @@ def write_roadmap(path: str | Path, out: str | Path, figures_dir: str | Path | N
     """Open the study at ``path``, write the document to ``out`` and its figures to
     ``figures_dir`` (default ``<out dir>/figures``); returns the findings."""
     return write_document(path, out, figures_dir,
-                          command or f"python -m limits.roadmap {path} --out {out}",
+                          command or f"python -m limits.studies.roadmap {path} --out {out}",
                           findings, make_figures, render)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m limits.roadmap STORE_OR_MULTIRUN_DIR --out docs/roadmap.md``."""
+    """``python -m limits.studies.roadmap STORE_OR_MULTIRUN_DIR --out docs/roadmap.md``."""
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # inverse design in float64, like the store
-    document_cli(argv, "limits.roadmap", __doc__, "docs/roadmap.md", write_roadmap,
-                 lambda f: f"[{f.verdict:>11}] {f.title}: {f.headline}")
+    with jax.enable_x64(True):  # inverse design in float64, like the store
+        document_cli(argv, "limits.studies.roadmap", __doc__, "docs/roadmap.md", write_roadmap,
+                     lambda f: f"[{f.verdict:>11}] {f.title}: {f.headline}")
 
 if __name__ == "__main__":
     main()

@@ -27,10 +27,10 @@ import jax
 import jax.numpy as jnp
 import xarray as xr
 
-from .model import evaluate
-from .outputs import OUTPUTS
-from .params import ParameterError, Params, parameter_index
-from .units import UNIT_KINDS, parse_quantity
+from limits.model import evaluate
+from limits.model.outputs import OUTPUTS
+from limits.model.params import ParameterError, Params, parameter_index
+from limits.units import UNIT_KINDS, parse_quantity
 
 __all__ = ["elasticities", "derivatives", "differentiable_parameters", "exchange_rate",
            "exchange_rate_to_user_units", "block_shape", "check_wrt", "check_metrics"]

@@ -15,8 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .params import Params, ParameterError, parameter_index
-from .units import UNIT_KINDS, parse_quantity
+from limits.model.params import Params, ParameterError, parameter_index
+from limits.units import UNIT_KINDS, parse_quantity
 
 __all__ = ["Grid", "parse_axis", "parse_grid", "validate_grid"]
 

@@ -16,6 +16,8 @@ exists completely or not at all, even when several shard jobs race to create it.
 
 from __future__ import annotations
 
+from limits.errors import StoreError
+
 import contextlib
 import dataclasses
 import datetime as _dt
@@ -31,7 +33,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from .outputs import BOUND_LABELS, OUTPUTS
+from limits.model.outputs import BOUND_LABELS, OUTPUTS
 
 __all__ = ["CONFIG_ATTR", "VariableSpec", "StoreLayout", "StoreError", "codec_for", "chunk_shape",
            "create_store", "open_store_group", "done_mask", "mark_done", "config_differences",
@@ -41,9 +43,6 @@ __all__ = ["CONFIG_ATTR", "VariableSpec", "StoreLayout", "StoreError", "codec_fo
 PROGRESS_ARRAY = "_progress/block_done"
 CONFIG_ATTR = "limits_data_config"
 
-
-class StoreError(RuntimeError):
-    """A store that cannot be used for this sweep (e.g. written with different settings)."""
 
 
 @contextlib.contextmanager
@@ -158,7 +157,7 @@ def provenance(resolved_yaml: str, overrides: Iterable[str], data_config: Mappin
     import xarray
     import zarr
 
-    from . import __version__
+    from limits import __version__
 
     return {
         "title": "limits sweep",

@@ -12,6 +12,8 @@ NumPy arrays), so a bad value fails early with a message that names the paramete
 
 from __future__ import annotations
 
+from limits.errors import ParameterError
+
 import dataclasses
 import math
 from typing import Any, Mapping
@@ -19,18 +21,15 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
-from .units import UNIT_KINDS, parse_quantity
+from limits.units import UNIT_KINDS, parse_quantity
 
 __all__ = [
     "Hardware", "Model", "Deployment", "Calibration", "Economics", "Params",
-    "ParameterError", "field_spec", "numeric_fields", "PARAMETER_GROUPS", "parameter_index",
+    "ParameterError", "is_concrete", "field_spec", "numeric_fields", "PARAMETER_GROUPS", "parameter_index",
 ]
 
 INF = math.inf
 
-
-class ParameterError(ValueError):
-    """A parameter value outside its allowed range; the message names the parameter."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +71,7 @@ def numeric_fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if "spec" in f.metadata]
 
 
-def _is_concrete(value: Any) -> bool:
+def is_concrete(value: Any) -> bool:
     return isinstance(value, (int, float, np.ndarray, np.number)) and not isinstance(value, bool)
 
 
@@ -81,7 +80,7 @@ def _check_field(owner: str, name: str, spec: FieldSpec, value: Any) -> None:
         raise ParameterError(f"{owner}.{name} = {value!r} is not a number; allowed: "
                              f"{spec.describe()} (strings with units are parsed by "
                              f"from_mapping, replace and load_params)")
-    if not _is_concrete(value):
+    if not is_concrete(value):
         return  # traced or abstract values are checked before they are traced
     arr = np.asarray(value, dtype=np.float64)
     where = f"{owner}.{name}"
@@ -224,7 +223,7 @@ class Model(_Group):
     max_context: float = _num(INF, "tok", "longest supported context", lo=1, allow_inf=True)
 
     def _check(self) -> None:
-        if not all(_is_concrete(getattr(self, n)) for n in ("n_heads", "n_kv_heads")):
+        if not all(is_concrete(getattr(self, n)) for n in ("n_heads", "n_kv_heads")):
             return
         h, kv = np.asarray(self.n_heads), np.asarray(self.n_kv_heads)
         if self.attention == "mha" and (h != kv).any():
@@ -235,17 +234,17 @@ class Model(_Group):
         if self.attention == "gqa" and (np.mod(h, kv) != 0).any():
             raise ParameterError(f"model.n_kv_heads = {kv.flat[0]:g} must divide model.n_heads = "
                                  f"{h.flat[0]:g} for attention=gqa")
-        if self.attention == "mla" and _is_concrete(self.kv_lora_rank) and (
+        if self.attention == "mla" and is_concrete(self.kv_lora_rank) and (
                 np.asarray(self.kv_lora_rank) <= 0).any():
             raise ParameterError("model.kv_lora_rank must be > 0 for attention=mla")
-        if self.ffn == "moe" and _is_concrete(self.n_experts):
+        if self.ffn == "moe" and is_concrete(self.n_experts):
             e, k = np.asarray(self.n_experts), np.asarray(self.top_k)
             if (e < 1).any() or (k < 1).any() or (k > e).any():
                 raise ParameterError(f"model.top_k = {k.flat[0]:g} must be in [1, n_experts = "
                                      f"{e.flat[0]:g}] for ffn=moe")
             if (np.asarray(self.d_ff_expert) <= 0).any():
                 raise ParameterError("model.d_ff_expert must be > 0 for ffn=moe")
-        if _is_concrete(self.n_dense_layers) and (
+        if is_concrete(self.n_dense_layers) and (
                 np.asarray(self.n_dense_layers) > np.asarray(self.n_layers)).any():
             raise ParameterError("model.n_dense_layers must be <= model.n_layers")
 
@@ -275,7 +274,7 @@ class Deployment(_Group):
     draft_layers: float = _num(0.0, "1", "layers of the draft model", integer=True)
 
     def _check(self) -> None:
-        if _is_concrete(self.tp) and _is_concrete(self.ep):
+        if is_concrete(self.tp) and is_concrete(self.ep):
             tp, ep = np.asarray(self.tp), np.asarray(self.ep)
             if (np.mod(tp, ep) != 0).any():
                 raise ParameterError(f"deployment.ep = {ep.flat[0]:g} must divide deployment.tp = "
@@ -361,7 +360,7 @@ def check_cross_group(model: Model, dep: Deployment) -> None:
     """Checks that need both the model and the deployment (parallelism, context)."""
     values = (model.n_heads, model.n_layers, dep.tp, dep.pp, dep.ep, model.n_experts,
               dep.context, model.max_context)
-    if not all(_is_concrete(v) for v in values):
+    if not all(is_concrete(v) for v in values):
         return
     h, tp = np.broadcast_arrays(np.asarray(model.n_heads), np.asarray(dep.tp))
     split = (np.mod(h, tp) != 0) & (np.mod(tp, h) != 0)

@@ -1,7 +1,7 @@
 """Generated reference tables: docs/model.md (output variables, parameters) and
 docs/scale_out.md (every bad input a sweep refuses and its message).
 
-``python -m limits.docs`` prints the tables; ``python -m limits.docs --write docs/model.md``
+``python -m tools.docs_tables`` prints the tables; ``python -m tools.docs_tables --write docs/model.md``
 (or ``docs/scale_out.md``) rewrites that document's generated blocks in place (between
 ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``). Tests check that
 the documents hold the current tables.
@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .outputs import BOUND_LABELS, OUTPUTS
-from .params import PARAMETER_GROUPS
-from .units import UNIT_KINDS
+from limits.model.outputs import BOUND_LABELS, OUTPUTS
+from limits.model.params import PARAMETER_GROUPS
+from limits.units import UNIT_KINDS
 
 __all__ = ["output_table", "parameter_table", "generated_blocks", "update_document",
            "DOCUMENTS"]
@@ -71,7 +71,7 @@ def generated_blocks() -> dict[str, str]:
 
 def scale_out_blocks() -> dict[str, str]:
     """Name -> content of each generated block of docs/scale_out.md."""
-    from .bad_inputs import bad_input_table
+    from tools.bad_inputs import bad_input_table
 
     return {"bad_inputs": bad_input_table()}
 

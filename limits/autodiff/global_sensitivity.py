@@ -25,9 +25,9 @@ import xarray as xr
 from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import sobol as sobol_sample
 
-from .outputs import OUTPUTS
-from .params import ParameterError, Params
-from .sensitivity import _tangent_outputs, block_shape, check_metrics, check_wrt
+from limits.model.outputs import OUTPUTS
+from limits.model.params import ParameterError, Params
+from limits.autodiff.elasticities import _tangent_outputs, block_shape, check_metrics, check_wrt
 
 __all__ = ["sobol_indices", "Range"]
 

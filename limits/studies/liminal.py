@@ -1,7 +1,7 @@
 """The LIMINAL study report: what a sweep shows for each published finding of the paper
 (arXiv 2507.14397; REFERENCES.md s.1), with figures.
 
-``python -m limits.report STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md`` reads a study
+``python -m limits.studies.liminal STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md`` reads a study
 store (normally the consolidated multirun of ``sweeps/liminal.yaml``, dims ``hardware``,
 ``model``, ``tp``, ``context``, ``batch``, ``sync_latency``), computes every number from it
 with ``limits.analysis`` and writes a markdown report plus PNG figures (next to the report in
@@ -24,43 +24,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .plots import bound_map, frontier_plot
-from .study import (SWEEPS_DIR, Finding, at, ctx_label, document_cli, feasible, finding_lines,
-                    fmax, fmt_coords, grid_lines, has, new_figure, normalise, run_study,
+from limits.plots.results import bound_map, frontier_plot
+from limits.model.sync import leaves_node
+from limits.studies.paper import BASE_HW, BIG_MODEL, MOE_MODEL, PAPER
+from limits.studies.common import (SWEEPS_DIR, Finding, at, ctx_label, document_cli, feasible, finding_lines,
+                    fmax, fmt_coords, grid_lines, has, job_params, new_figure, normalise, run_study,
                     save_figures, where_max, write_document)
 
 __all__ = ["PAPER", "Finding", "FINDINGS", "FIGURES", "findings", "findings_table", "normalise",
            "make_figures", "render", "write_report", "run_study", "SWEEPS_DIR", "main"]
 
-#: the paper's published values (REFERENCES.md s.1), quoted for comparison only
-PAPER = {
-    "golden_utps": {4096: 290, 131072: 271},     # Llama3-405B, HBM3, TP32, batch 1
-    "golden_tp": 32,
-    "scale_out_sync_s": 2.25e-6,                 # the paper's all-reduce latency
-    "tp128_utps": 600,                           # "128 HBM3 chips easily reach 600 UTPS"
-    "hbm3_long_context_utps": 1000,              # "no HBM3 config reaches 1000 at long ctx"
-    "bandwidth_factor": 8,                       # "raising bandwidth 8x ..."
-    "bandwidth_gain": (1.1, 4.5),                # "... buys only 1.1-4.5x UTPS"
-    "fast_bandwidth_factor": 10,                 # "once bandwidth is ~10x HBM3 ..."
-    "sync_knee_s": 2.5e-6,                       # "... sync below 2.5 us gives large gains"
-    "sync_needed_s": 1e-6,                       # "~1 us is needed"
-    "low_batch_utilization": 0.01,               # "at most about 1 %"
-    "large_model_bytes": 100e9,                  # "hundreds of GB"
-    "fast_sync_utps": 2000,                      # "2000+ UTPS reachable with fast sync"
-    "extreme_utps": 10000,                       # "10,000+ needs smaller models or context"
-}
-
-BASE_HW = "xpu_hbm3"
-BIG_MODEL = "llama3_405b"
-MOE_MODEL = "deepseek_v3"
 
 
-def _hw_ratio(hw: str, name: str = "mem_bw") -> float:
+def _hw_ratio(ds: xr.Dataset, hw: str, name: str = "mem_bw") -> float:
     """Per-chip ``name`` of preset ``hw`` over that of the HBM3 preset."""
-    from .presets import load_params
-
-    a = getattr(load_params(hw, BIG_MODEL).hardware, name)
-    b = getattr(load_params(BASE_HW, BIG_MODEL).hardware, name)
+    a = getattr(job_params(ds, hw, BIG_MODEL).hardware, name)
+    b = getattr(job_params(ds, BASE_HW, BIG_MODEL).hardware, name)
     return float(a) / float(b)
 
 
@@ -70,10 +49,10 @@ def _not_covered(key: str, title: str, paper: str, what: str) -> Finding:
 
 def _scale_out_tps(ds: xr.Dataset, hw: str) -> list[float]:
     """tp values whose collectives leave one server of preset ``hw`` (use ``sync_latency``)."""
-    from .presets import load_params
-
-    node = float(load_params(hw, BIG_MODEL).hardware.node_size)
-    return [float(t) for t in ds["tp"].values if float(t) > node] if "tp" in ds.dims else []
+    if "tp" not in ds.dims:
+        return []
+    hardware = job_params(ds, hw, BIG_MODEL).hardware
+    return [float(t) for t in ds["tp"].values if leaves_node(hardware, float(t))]
 
 
 # --------------------------------------------------------------------------- the findings
@@ -178,7 +157,7 @@ def _bandwidth(ds: xr.Dataset) -> Finding:
         values = values[np.isfinite(values)]
         if not values.size:
             continue
-        bw = _hw_ratio(hw)
+        bw = _hw_ratio(ds, hw)
         numbers[f"{hw}_bw_ratio"] = bw
         numbers[f"{hw}_gain_min"] = float(values.min())
         numbers[f"{hw}_gain_max"] = float(values.max())
@@ -248,7 +227,7 @@ def _sync(ds: xr.Dataset) -> Finding:
         values = values[np.isfinite(values)]
         if not values.size:
             continue
-        bw = _hw_ratio(hw)
+        bw = _hw_ratio(ds, hw)
         numbers[f"{hw}_bw_ratio"] = bw
         numbers[f"{hw}_gain_median"] = float(np.median(values))
         numbers[f"{hw}_gain_max"] = float(values.max())
@@ -503,7 +482,7 @@ def _fig_bandwidth(ds: xr.Dataset):
         v = np.asarray(gain.values, float)
         v = v[np.isfinite(v)]
         if v.size:
-            bw = _hw_ratio(hw)
+            bw = _hw_ratio(ds, hw)
             ax.scatter(np.full(v.size, bw), v, s=8, alpha=0.4, label=hw)
     lims = np.array([1, ax.get_xlim()[1]])
     ax.plot(lims, lims, "k--", lw=0.8, label="UTPS gain = bandwidth gain")
@@ -653,7 +632,7 @@ def render(ds: xr.Dataset, found: Sequence[Finding], figures: dict[str, Path],
              f"{int(ok.sum())} of {int(ok.size)} points are feasible.", "",
              "The paper's study is the recipe `sweeps/liminal.yaml`: `python -m limits.sweep "
              "--config-dir sweeps --config-name liminal hydra.sweep.dir=outputs/liminal`, then "
-             "`python -m limits.report outputs/liminal --out docs/liminal_report.md` writes "
+             "`python -m limits.studies.liminal outputs/liminal --out docs/liminal_report.md` writes "
              "this report and its figures (`docs/figures/`).", "",
              "Grid:", *grid_lines(ds), "", *_feasible_lines(ds),
              "The `sync_latency` axis is the scale-out all-reduce latency (collectives among "
@@ -677,13 +656,13 @@ def write_report(path: str | Path, out: str | Path, figures_dir: str | Path | No
     """Open the study at ``path``, write the report to ``out`` and its figures to
     ``figures_dir`` (default ``<out dir>/figures``); returns the findings."""
     return write_document(path, out, figures_dir,
-                          command or f"python -m limits.report {path} --out {out}",
+                          command or f"python -m limits.studies.liminal {path} --out {out}",
                           findings, make_figures, render)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m limits.report STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md``."""
-    document_cli(argv, "limits.report", __doc__, "docs/liminal_report.md", write_report,
+    """``python -m limits.studies.liminal STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md``."""
+    document_cli(argv, "limits.studies.liminal", __doc__, "docs/liminal_report.md", write_report,
                  lambda f: f"[{f.verdict:>11}] {f.title}")
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ from typing import Any
 
 import yaml
 
-from .params import (Calibration, Deployment, Economics, Hardware, Model, ParameterError,
+from limits.model.params import (Calibration, Deployment, Economics, Hardware, Model, ParameterError,
                      Params)
 
 __all__ = ["CONF_DIR", "available", "load_preset", "load_params"]
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def available(group: str) -> list[str]:
@@ -46,8 +46,8 @@ def load_params(hardware: str | Hardware = "xpu_hbm3", model: str | Model = "lla
 
 
 def _parse_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
-    from .params import parameter_index
-    from .units import parse_quantity
+    from limits.model.params import parameter_index
+    from limits.units import parse_quantity
 
     index = parameter_index()
     parsed = {}

@@ -1,19 +1,15 @@
 """Plots of sensitivities: a tornado chart at one point, an elasticity heatmap over two axes with
-the regions of the binding wall (``bound``) outlined. Matplotlib with the Agg backend."""
+the regions of the binding wall (``bound``) outlined. Figures are made without pyplot (no backend is switched)."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-import matplotlib
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from .outputs import BOUND_LABELS  # noqa: E402
+from limits.model.outputs import BOUND_LABELS
+from limits.plots.figure import figure_and_axes
 
 __all__ = ["tornado", "elasticity_heatmap"]
 
@@ -49,8 +45,7 @@ def tornado(source: Any, metric: str, ax=None, *, wrt: Sequence[str] | None = No
     """
     values = _point_elasticities(source, metric, wrt)
     order = sorted(values, key=lambda k: abs(values[k]))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 0.4 * len(order) + 1.2))
+    _, ax = figure_and_axes(ax, 6, 0.4 * len(order) + 1.2)
     e = np.array([values[k] for k in order])
     ax.barh(order, e, color=np.where(e >= 0, "tab:blue", "tab:red"))
     ax.axvline(0.0, color="black", linewidth=0.8)
@@ -76,8 +71,7 @@ def elasticity_heatmap(ds: xr.Dataset, metric: str, wrt: str, x: str, y: str, ax
                          f"has dims {da.dims}; select all but {x!r} and {y!r} first")
     da = da.transpose(y, x)
     xs, ys = np.asarray(da[x].values, dtype=float), np.asarray(da[y].values, dtype=float)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4.5))
+    _, ax = figure_and_axes(ax, 6.5, 4.5)
     limit = float(np.nanmax(np.abs(da.values))) if np.isfinite(da.values).any() else 1.0
     limit = limit or 1.0
     mesh = ax.pcolormesh(xs, ys, da.values, cmap="RdBu_r", vmin=-limit, vmax=limit,

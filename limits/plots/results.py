@@ -14,13 +14,13 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .analysis._common import (broadcast_to_points, feasible_mask, label, metric, parameter,
+from limits.analysis._common import (broadcast_to_points, feasible_mask, label, metric, parameter,
                                 preset_name)
-from .analysis.frontier import pareto_mask
-from .analysis.open import MISSING_BOUND, bound_labels
-from .outputs import BOUND_LABELS
-from .presets import load_preset
-from .units import parse_quantity
+from limits.analysis.frontier import pareto_mask
+from limits.analysis.open import MISSING_BOUND, bound_labels
+from limits.model.outputs import BOUND_LABELS
+from limits.plots.figure import figure_and_axes
+from limits.units import parse_quantity
 
 __all__ = ["roofline", "frontier_plot", "bound_map", "memory_breakdown", "time_breakdown",
            "BOUND_COLORS"]
@@ -28,13 +28,6 @@ __all__ = ["roofline", "frontier_plot", "bound_map", "memory_breakdown", "time_b
 #: colour of each binding wall (and of points no job computed)
 BOUND_COLORS = {"memory": "#1f77b4", "compute": "#d62728", "sync": "#2ca02c",
                 "capacity": "#7f7f7f", MISSING_BOUND: "#ffffff"}
-
-
-def _figure(ax: Any = None) -> tuple[Figure, Any]:
-    if ax is not None:
-        return ax.figure, ax
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    return fig, fig.add_subplot()
 
 
 def _log_if_wide(ax: Any, values: np.ndarray, axis: str) -> None:
@@ -76,18 +69,14 @@ def _scalar(value: Any, name: str) -> float | None:
 
 
 def _hardware_value(ds: xr.Dataset, name: str, given: Any) -> float:
-    """A per-chip hardware number: given, else stored/provenance, else the hardware preset
-    named by a scalar `hardware` coordinate or the provenance."""
+    """A per-chip hardware number: given, else what the store records (a coordinate or its
+    provenance; preset files are never read, they may have changed since the run)."""
     if given is not None:
         return parse_quantity(given, {"peak_flops": "FLOP/s", "mem_bw": "B/s"}[name], name)
     value = _scalar(parameter(ds, name), name)
-    preset = preset_name(ds, "hardware")
-    if value is None and preset is not None:
-        value = parse_quantity(load_preset("hardware", preset)[name],
-                               {"peak_flops": "FLOP/s", "mem_bw": "B/s"}[name], name)
     if value is None:
-        raise ValueError(f"roofline needs the chip's {name}: not swept, not in the provenance "
-                         f"and no single hardware preset; pass {name}=")
+        raise ValueError(f"roofline needs the chip's {name}: not swept and not in the store's "
+                         f"provenance; pass {name}=")
     return value
 
 
@@ -132,7 +121,7 @@ def roofline(ds: xr.Dataset, *, peak_flops: Any = None, mem_bw: Any = None,
     intensity, attained, keep, walls = broadcast_to_points(ds, intensity, attained, keep, walls)
     ok = np.asarray(keep.values, bool)
     x, y, w = (np.asarray(a.values)[ok] for a in (intensity, attained, walls))
-    fig, ax = _figure(ax)
+    fig, ax = figure_and_axes(ax)
     for wall in [b for b in BOUND_LABELS if b in set(w)]:
         ax.scatter(x[w == wall], y[w == wall], s=14, color=BOUND_COLORS[wall],
                    label=f"{wall}-bound")
@@ -159,7 +148,7 @@ def frontier_plot(ds: xr.Dataset, x: str = "utps", y: str = "stps", color_by: st
                                            feasible_mask(ds, mask), metric(ds, color_by))
     ok = np.asarray(keep.values, bool)
     xs, ys, cs = (np.asarray(a.values)[ok] for a in (xv, yv, cv))
-    fig, ax = _figure(ax)
+    fig, ax = figure_and_axes(ax)
     if cs.dtype.kind in "OUSTb":
         for value in dict.fromkeys(cs.tolist()):
             pick = cs == value
@@ -190,7 +179,7 @@ def bound_map(ds: xr.Dataset, x: str, y: str, ax: Any = None) -> Figure:
     walls = _only_dims(bound_labels(ds), [x, y], "bound_map").transpose(y, x)
     names = list(BOUND_LABELS) + [MISSING_BOUND]
     codes = np.vectorize(names.index, otypes=[int])(np.asarray(walls.values))
-    fig, ax = _figure(ax)
+    fig, ax = figure_and_axes(ax)
     cmap = ListedColormap([BOUND_COLORS[n] for n in names])
     ax.imshow(codes, origin="lower", aspect="auto", cmap=cmap,
               norm=BoundaryNorm(np.arange(len(names) + 1) - 0.5, len(names)),
@@ -215,7 +204,7 @@ def memory_breakdown(ds: xr.Dataset, x: str = "context", hue: str = "batch",
     if missing:
         raise ValueError(f"memory_breakdown needs {', '.join(missing)} stored")
     dims = [x, hue] if hue in ds.dims else [x]
-    fig, ax = _figure(ax)
+    fig, ax = figure_and_axes(ax)
     kv = _only_dims(broadcast_to_points(ds, ds["memory_kv"])[0], dims, "memory_breakdown")
     hues = ds[hue].values if hue in kv.dims else [None]
     for value in hues:
@@ -261,7 +250,7 @@ def time_breakdown(ds: xr.Dataset, dim: str, ax: Any = None) -> Figure:
     colors = {"memory (t_mem)": BOUND_COLORS["memory"], "compute (t_compute)":
               BOUND_COLORS["compute"], "sync (t_sync)": BOUND_COLORS["sync"],
               "overhead (t_overhead)": "#9467bd", "draft (t_draft)": "#ff7f0e"}
-    fig, ax = _figure(ax)
+    fig, ax = figure_and_axes(ax)
     pos = np.arange(ds.sizes[dim])
     bottom = np.zeros(pos.size)
     for name, height in stack.items():

@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .model import evaluate
-from .model.decode import _flop_rate
-from .model.sync import sync_time
-from .params import ParameterError, Params, _is_concrete
-from .sensitivity import block_shape, derivatives
+from limits.model import evaluate
+from limits.model.decode import bandwidth, draft_step, flop_rate
+from limits.model.sync import leaves_node
+from limits.model.params import ParameterError, Params, is_concrete
+from limits.autodiff.elasticities import block_shape, derivatives
 
 __all__ = ["REASON_LABELS", "required_utps", "min_mem_bw", "max_sync_latency", "min_chips",
            "tp_candidates", "LATENCY_PARAMS"]
@@ -92,14 +92,15 @@ def min_mem_bw(params: Params, target_utps=None, *, target_stps=None, max_tbt=No
     **Returns:** ``{"mem_bw", "step_time_budget", "reason"}`` (``mem_bw`` NaN when unreachable).
     """
     out = evaluate(params)
-    d, c_ = params.deployment, params.calibration
+    d = params.deployment
     budget = out["tokens_per_step"] / required_utps(params, target_utps, target_stps, max_tbt)
-    per_bw = d.tp * c_.mem_efficiency  # bytes / (per_bw * mem_bw) = time
+    per_bw = bandwidth(params) / params.hardware.mem_bw  # bytes / (per_bw * mem_bw) = time
     k = jnp.where(d.draft_len > 0, d.draft_len, 0.0)
+    draft = draft_step(params)
     b = out["bytes_per_step"] / per_bw
-    dm = k * d.draft_params * d.weight_bytes / per_bw
-    dc = k * 2.0 * d.draft_params * d.batch / _flop_rate(params)
-    fixed = out["t_sync"] + out["t_overhead"] + k * sync_time(params, d.batch, d.draft_layers)
+    dm = k * draft["bytes"] / per_bw
+    dc = k * draft["flops"] / flop_rate(params)
+    fixed = out["t_sync"] + out["t_overhead"] + k * draft["sync"]
     inf = jnp.full_like(budget * b, jnp.inf)
     u_max = jnp.minimum(jnp.minimum((budget - fixed) / (b + dm), (budget - fixed - dc) / b),
                         jnp.where(dm > 0, (budget - fixed - out["t_compute"]) / jnp.where(
@@ -134,7 +135,7 @@ def max_sync_latency(params: Params, target_utps=None, *, target_stps=None, max_
     budget = out["tokens_per_step"] / required_utps(params, target_utps, target_stps, max_tbt)
     slopes = derivatives(params, ["step_time"], list(LATENCY_PARAMS))["derivative_step_time"]
     if latency == "auto":
-        which = jnp.where(d.tp <= hw.node_size, 0, 1).astype(jnp.int8)
+        which = jnp.where(leaves_node(hw, d.tp), 1, 0).astype(jnp.int8)
     else:
         which = jnp.asarray(LATENCY_PARAMS.index(latency), dtype=jnp.int8)
     shape = slopes.shape[:-1]
@@ -157,7 +158,7 @@ def max_sync_latency(params: Params, target_utps=None, *, target_stps=None, max_
 def tp_candidates(n_heads, max_tp: float = 1024) -> tuple[float, ...]:
     """Tensor-parallel degrees the model allows, ascending: divisors of ``n_heads`` and its
     multiples up to ``max_tp`` (union over the values of a concrete ``n_heads`` array)."""
-    if not _is_concrete(n_heads):
+    if not is_concrete(n_heads):
         raise ParameterError("n_heads is traced or abstract: pass candidates= to min_chips")
     values = set()
     for h in np.unique(np.asarray(n_heads, dtype=float)):

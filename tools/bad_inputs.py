@@ -5,7 +5,7 @@ store path) and the setting its message must name. ``attempt`` runs a case exact
 command line would, up to the error: Hydra's own errors (unknown preset or key, a value of the
 wrong type) come from composing the config; the engine's come from ``limits.sweep.run``, which
 checks every parameter, axis and size before it traces or compiles anything. The table in
-docs/scale_out.md is generated from these cases (``python -m limits.docs``) and
+docs/scale_out.md is generated from these cases (``python -m tools.docs_tables``) and
 tests/test_bad_inputs.py checks each of them, so the docs and the code cannot disagree.
 """
 
@@ -128,7 +128,7 @@ def attempt(overrides: Sequence[str], store: Path) -> tuple[str, BaseException]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .sweep import USER_ERRORS, compose, run
+    from limits.sweep.job import USER_ERRORS, compose, run
 
     try:
         cfg = compose([*BASE, f"store.path={store}", *overrides])

@@ -11,6 +11,8 @@ composes and runs, returning the store path.
 
 from __future__ import annotations
 
+from limits.errors import SweepError
+
 import contextlib
 import dataclasses
 import math
@@ -23,26 +25,23 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from .config import DATA_KEYS, params_from_cfg
-from .grid import Grid, parse_grid, validate_grid
-from .outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
-from .params import ParameterError, parameter_index
-from .reduce import FOUND, INDEX_PREFIX, BEST_PREFIX, ReduceError, Reduction, finish_host, \
+from limits.sweep.config import DATA_KEYS, params_from_cfg
+from limits.sweep.grid import Grid, parse_grid, validate_grid
+from limits.model.outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
+from limits.model.params import ParameterError, parameter_index
+from limits.sweep.reduce import FOUND, INDEX_PREFIX, BEST_PREFIX, ReduceError, Reduction, finish_host, \
     parse_reduction
-from .store import (StoreError, StoreLayout, VariableSpec, check_same_config, chunk_shape,
+from limits.sweep.store import (StoreError, StoreLayout, VariableSpec, check_same_config, chunk_shape,
                     codec_for, create_store, done_mask, mark_done, open_store_group,
                     output_attrs, provenance, write_region)
-from .units import UnitError, format_quantity, parse_quantity
+from limits.units import UnitError, format_quantity, parse_quantity
 
 __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DIR"]
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 STORE_NAME = "sweep.zarr"
 USER_ERRORS = (ParameterError, UnitError, StoreError)
 
-
-class SweepError(ParameterError):
-    """A sweep setting that cannot be honoured (too many points, unknown variable...)."""
 
 
 @dataclasses.dataclass
@@ -134,13 +133,19 @@ def _sensitivity(cfg: DictConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _dtype(cfg: DictConfig) -> Any:
-    import jax
-
     if cfg.precision not in ("float32", "float64"):
         raise SweepError(f"precision = {cfg.precision!r}; allowed: float32, float64")
-    if cfg.precision == "float64" and not jax.config.jax_enable_x64:
-        jax.config.update("jax_enable_x64", True)
     return np.dtype(cfg.precision)
+
+
+def _precision_scope(dtype: np.dtype) -> contextlib.AbstractContextManager:
+    """64-bit JAX for a float64 sweep, for this sweep only (the process setting is left as
+    it was: a library call never switches global state)."""
+    import jax
+
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def _store_path(cfg: DictConfig) -> Path:
@@ -188,7 +193,7 @@ def _shard(cfg: DictConfig) -> tuple[int, int]:
 
 
 def _devices(cfg: DictConfig) -> tuple[Any, ...]:
-    from .devices import DeviceError, select_devices
+    from limits.sweep.devices import DeviceError, select_devices
 
     try:
         return select_devices(cfg.devices)
@@ -250,7 +255,7 @@ def _stored_spec(name: str, dtype: np.dtype, extra: tuple[int, ...],
                                                 "the reduce constraints"})
     if name in OUTPUTS:
         attrs = output_attrs(name)
-        if reduced and name == "bound":  # -1: no valid point (limits.reduce)
+        if reduced and name == "bound":  # -1: no valid point (limits.sweep.reduce)
             attrs["flag_values"] = [-1, *attrs["flag_values"]]
             attrs["flag_meanings"] = "none " + attrs["flag_meanings"]
     else:
@@ -341,12 +346,20 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
     **Returns:** a ``SweepResult``. User mistakes raise ``ParameterError``/``UnitError``/
     ``StoreError`` with a one-line message naming the setting.
     """
-    from .engine import BlockFunction, BlockPlan, cast_params, run_blocks
-
     t0 = time.perf_counter()
     cfg = cfg.copy()
     OmegaConf.resolve(cfg)
     dtype = _dtype(cfg)
+    with _precision_scope(dtype):
+        return _run(cfg, dtype, t0, overrides, block_callback, verbose)
+
+
+def _run(cfg: DictConfig, dtype: np.dtype, t0: float, overrides: Sequence[str] | None,
+         block_callback: Callable[[tuple[int, ...]], None] | None,
+         verbose: bool) -> SweepResult:
+    from limits.sweep.blocks import BlockFunction
+    from limits.sweep.engine import BlockPlan, cast_params, run_blocks
+
     base = params_from_cfg(cfg)
     grid = parse_grid(OmegaConf.to_container(cfg.grid, resolve=True))
     validate_grid(base, grid)

@@ -8,7 +8,7 @@ queue, converts them to host arrays and hands them to a sink (the store writer),
 compute of block k+1 overlaps the write of block k and memory stays bounded by
 ``(queue_size + 2)`` blocks.
 
-With a reduction (``limits.reduce``), the reduced axes lie whole inside every block, the block
+With a reduction (``limits.sweep.reduce``), the reduced axes lie whole inside every block, the block
 function returns arrays without them, and the plan's ``stored_*`` helpers map a block to its
 region of the (smaller) store.
 """
@@ -16,7 +16,6 @@ region of the (smaller) store.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import queue
 import threading
@@ -26,13 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .devices import block_sharding
-from .grid import broadcast_axes
-from .model import evaluate
-from .params import Params
-from .reduce import Reduction, reduce_block
 
-__all__ = ["BlockPlan", "BlockFunction", "cast_params", "run_blocks"]
+__all__ = ["BlockPlan", "cast_params", "run_blocks"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,87 +105,15 @@ class BlockPlan:
         return self._kept(self.crop(block))
 
 
-def cast_params(params: Params, dtype: Any) -> Params:
+def cast_params(params: Any, dtype: Any) -> Any:
     """Every numeric leaf as a 0-d array of ``dtype`` (strict dtype promotion then holds)."""
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=dtype), params)
 
 
-class BlockFunction:
-    """``block_fn(base, axis_values) -> {name: array of block shape (+ wrt)}``, jitted.
-
-    The model outputs in ``variables`` are broadcast to the block shape; when ``metrics`` is
-    non-empty, ``limits.sensitivity.elasticities`` adds ``elasticity_<metric>`` arrays with a
-    trailing ``wrt`` dimension. ``traces`` counts how often JAX traced (= compiled) it.
-    ``devices``: the block is spread over these (``limits.devices``; default: one device).
-    ``reduction``: a ``limits.reduce.Reduction``; every output is then reduced over its axes
-    in the same compiled function (they are never split over devices).
-    """
-
-    def __init__(self, names: Sequence[str], block_shape: tuple[int, ...],
-                 variables: Sequence[str], metrics: Sequence[str] = (),
-                 wrt: Sequence[str] = (), devices: Sequence[Any] | None = None,
-                 reduction: Reduction | None = None) -> None:
-        self.names = tuple(names)
-        self.block_shape = tuple(block_shape)
-        self.variables = tuple(variables)
-        self.metrics = tuple(metrics)
-        self.wrt = tuple(wrt)
-        self.reduction = reduction
-        self.traces = 0
-        self._sensitivity = (importlib.import_module("limits.sensitivity")
-                             if self.metrics else None)
-        keep = tuple(i for i, n in enumerate(self.names)
-                     if reduction is None or n not in reduction.over)
-        self.sharding = block_sharding(self.block_shape, tuple(devices or jax.devices()[:1]),
-                                       keep)
-        self.jitted = self.sharding.jit(self._fn, len(self.block_shape))
-
-    def _fn(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
-        self.traces += 1
-        params = base.replace(**broadcast_axes(self.names, list(axis_values)))
-        out = evaluate(params)
-        result = {k: jnp.broadcast_to(out[k], self.block_shape) for k in self.variables}
-        if self._sensitivity is not None:
-            extra = self._sensitivity.elasticities(params, metrics=list(self.metrics),
-                                                   wrt=list(self.wrt))
-            for k, v in extra.items():
-                result[k] = jnp.broadcast_to(v, self.block_shape + (len(self.wrt),))
-        if self.reduction is not None:
-            inputs = {k: jnp.broadcast_to(out[k], self.block_shape)
-                      for k in self.reduction.inputs}
-            result = reduce_block(self.reduction, self.names, result, inputs)
-        return result
-
-    @classmethod
-    def cached(cls, names: Sequence[str], block_shape: tuple[int, ...],
-               variables: Sequence[str], metrics: Sequence[str] = (),
-               wrt: Sequence[str] = (), devices: Sequence[Any] | None = None,
-               reduction: Reduction | None = None) -> "BlockFunction":
-        """A shared instance per signature, so that sweeps run one after another in one
-        process (Hydra's default launcher, notebooks) reuse the compiled function."""
-        key = (tuple(names), tuple(block_shape), tuple(variables), tuple(metrics), tuple(wrt),
-               tuple(devices or jax.devices()[:1]), reduction)
-        if key not in _CACHE or (metrics and _CACHE[key]._sensitivity is not
-                                 importlib.import_module("limits.sensitivity")):
-            _CACHE[key] = cls(*key)
-        return _CACHE[key]
-
-    def __call__(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
-        return self.jitted(base, axis_values)
-
-    def output_shapes(self, base: Params, dtype: Any) -> dict[str, jax.ShapeDtypeStruct]:
-        """Shapes and dtypes of the outputs, by tracing only (no compile, no evaluation)."""
-        probe = tuple(jax.ShapeDtypeStruct((c,), dtype) for c in self.block_shape)
-        fn = BlockFunction(self.names, self.block_shape, self.variables, self.metrics,
-                           self.wrt, reduction=self.reduction)
-        return jax.eval_shape(fn._fn, base, probe)
-
-
-_CACHE: dict[tuple, BlockFunction] = {}
 _STOP = object()
 
 
-def run_blocks(fn: Callable, base: Params, plan: BlockPlan, blocks: Iterable[tuple[int, ...]],
+def run_blocks(fn: Callable, base: Any, plan: BlockPlan, blocks: Iterable[tuple[int, ...]],
                dtype: Any, sink: Callable[[tuple[int, ...], dict[str, np.ndarray]], None],
                queue_size: int = 2) -> None:
     """Evaluate ``blocks`` with ``fn`` and pass each cropped host result to ``sink``.

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from .params import (Calibration, Deployment, Economics, Hardware, Model, ParameterError,
+from limits.model.params import (Calibration, Deployment, Economics, Hardware, Model, ParameterError,
                      Params)
 
 __all__ = ["SweepSchema", "StoreSchema", "SensitivitySchema", "LimitsSchema", "ShardSchema",
@@ -68,7 +68,7 @@ class SensitivitySchema:
 
 @dataclass
 class ReduceSchema:
-    """Keep only the best point along ``over`` (limits.reduce; docs/sweep.md, Reductions)."""
+    """Keep only the best point along ``over`` (limits.sweep.reduce; docs/sweep.md, Reductions)."""
 
     over: list[Any] = field(default_factory=list)  # grid axes to reduce away; [] = off
     objective: str = "stps"  # model output to optimise

@@ -4,11 +4,13 @@ A 1-D ``Mesh`` over the chosen devices; the block's largest axis whose block len
 by the device count is split across them (``NamedSharding``), every other axis and the base
 parameters are replicated. Each device then evaluates its slice of the block; the compiled
 function is still one per sweep. When no axis divides (or one device is chosen), the block
-runs on one device, unsharded. Axes a reduction removes inside the block (``limits.reduce``) are never
+runs on one device, unsharded. Axes a reduction removes inside the block (``limits.sweep.reduce``) are never
 split, so each device reduces whole groups.
 """
 
 from __future__ import annotations
+
+from limits.errors import DeviceError
 
 import dataclasses
 from typing import Any, Sequence
@@ -20,9 +22,6 @@ __all__ = ["DeviceError", "BlockSharding", "select_devices", "block_sharding"]
 
 MESH_AXIS = "devices"
 
-
-class DeviceError(ValueError):
-    """A ``devices`` setting that cannot be honoured."""
 
 
 def select_devices(spec: Any) -> tuple[Any, ...]:
