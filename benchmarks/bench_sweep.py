@@ -9,17 +9,16 @@ Run from the repository root::
 It prints, each as the median of ``--repeats`` runs:
 
 (a) model points/s without I/O: the jitted block function of ``limits.sweep.engine`` on float32
-    computing every variable a default sweep stores (``DEFAULT_OUTPUTS``), one block of the
-    default chunk shape, ``block_until_ready``, compile excluded;
-(b) end-to-end points/s of ``limits.sweep.run`` (the real engine) into a zarr store in a
-    temporary directory, default codec and chunking;
-(c) the baseline: the same arrays (read back from (b)'s store beforehand, so same values,
-    dtypes, codec and chunks) written region by region with the engine's store writer into a
-    fresh copy of the empty template, without computing anything;
-the ratio (b)/(c); with ``--reduce``, (d) end-to-end points/s (grid points evaluated) of the
-same sweep reduced over ``batch`` on device (``REDUCE``: max stps with utps >= 50 among
-feasible points) and its speed-up over (b); and the peak resident memory of the end-to-end sweep (fresh process per
-size, ``VmHWM`` of ``/proc/self/status``) at 2e7 and 2e8 grid points.
+computing every variable a default sweep stores (``DEFAULT_OUTPUTS``), one block of the default
+chunk shape, ``block_until_ready``, compile excluded; (b) end-to-end points/s of
+``limits.sweep.run`` (the real engine) into a zarr store in a temporary directory, default codec and
+chunking; (c) the baseline: the same arrays (read back from (b)'s store beforehand, so same values,
+dtypes, codec and chunks) written region by region with the engine's store writer into a fresh copy
+of the empty template, without computing anything; the ratio (b)/(c); with ``--reduce``, (d)
+end-to-end points/s (grid points evaluated) of the same sweep reduced over ``batch`` on device
+(``REDUCE``: max stps with utps >= 50 among feasible points) and its speed-up over (b); and the peak
+resident memory of the end-to-end sweep (fresh process per size, ``VmHWM`` of ``/proc/self/status``)
+at 2e7 and 2e8 grid points.
 
 The grid is the default study's axes (xPU-HBM3, Llama3-405B): ``tp`` (8 values) x ``batch``
 (250) x ``context`` (250) x ``sync_latency`` (40, or 400 for the 2e8-point sweep).
@@ -39,8 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # import this checkout's `limits`, not an installed copy
@@ -56,20 +56,30 @@ TARGET_PEAK_RSS_B = 2e9  # peak RSS of the 2e8-point sweep [B]
 TARGET_RSS_GROWTH = 1.5  # peak RSS(2e8) / peak RSS(2e7) at most this
 
 
-def grid_overrides(n_sync: int = 40, n_batch: int = 250, n_context: int = 250,
-                   tps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128)) -> list[str]:
+def grid_overrides(
+    n_sync: int = 40,
+    n_batch: int = 250,
+    n_context: int = 250,
+    tps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128),
+) -> list[str]:
     """Hydra overrides of the benchmark grid: ``len(tps) x n_batch x n_context x n_sync``."""
-    return ["grid=point",
-            f"++grid.tp=[{','.join(str(t) for t in tps)}]",
-            f"++grid.batch={{start:1,stop:{n_batch},num:{n_batch}}}",
-            f"++grid.context={{start:1024,stop:131072,num:{n_context}}}",
-            f"++grid.sync_latency={{start:0.1us,stop:10us,num:{n_sync},scale:log}}",
-            "limits.progress=false"]
+    return [
+        "grid=point",
+        f"++grid.tp=[{','.join(str(t) for t in tps)}]",
+        f"++grid.batch={{start:1,stop:{n_batch},num:{n_batch}}}",
+        f"++grid.context={{start:1024,stop:131072,num:{n_context}}}",
+        f"++grid.sync_latency={{start:0.1us,stop:10us,num:{n_sync},scale:log}}",
+        "limits.progress=false",
+    ]
 
 
 #: the reduction of (d): for every other grid point, the batch of most stps with utps >= 50
-REDUCE = ("reduce.over=[batch]", "reduce.objective=stps", "reduce.mode=max",
-          '++reduce.constraints.utps=[">=",50]')
+REDUCE = (
+    "reduce.over=[batch]",
+    "reduce.objective=stps",
+    "reduce.mode=max",
+    '++reduce.constraints.utps=[">=",50]',
+)
 
 
 def _median_rate(points: int, seconds: Sequence[float]) -> float:
@@ -83,19 +93,23 @@ def model_rate(overrides: Sequence[str], repeats: int = 20) -> dict[str, Any]:
     import numpy as np
     from omegaconf import OmegaConf
 
-    from limits.sweep.config import params_from_cfg
+    from limits.model.outputs import DEFAULT_OUTPUTS
+    from limits.sweep import compose
     from limits.sweep.blocks import BlockFunction
+    from limits.sweep.config import params_from_cfg
     from limits.sweep.engine import BlockPlan, cast_params
     from limits.sweep.grid import parse_grid
     from limits.sweep.store import chunk_shape
-    from limits.model.outputs import DEFAULT_OUTPUTS
-    from limits.sweep import compose
 
     cfg = compose(list(overrides))
     dtype = np.dtype(cfg.precision)
     grid = parse_grid(OmegaConf.to_container(cfg.grid, resolve=True))
-    chunks = chunk_shape(grid.shape, int(cfg.store.chunk_points),
-                         OmegaConf.to_container(cfg.store.chunks), grid.names)
+    chunks = chunk_shape(
+        grid.shape,
+        int(cfg.store.chunk_points),
+        OmegaConf.to_container(cfg.store.chunks),
+        grid.names,
+    )
     plan = BlockPlan(grid.axes, chunks)
     variables = DEFAULT_OUTPUTS
     fn = BlockFunction(grid.names, chunks, variables)
@@ -108,8 +122,12 @@ def model_rate(overrides: Sequence[str], repeats: int = 20) -> dict[str, Any]:
         jax.block_until_ready(fn(base, values))
         times.append(time.perf_counter() - t0)
     points = math.prod(chunks)
-    return {"points_per_s": _median_rate(points, times), "block": chunks,
-            "variables": len(variables), "dtype": dtype.name}
+    return {
+        "points_per_s": _median_rate(points, times),
+        "block": chunks,
+        "variables": len(variables),
+        "dtype": dtype.name,
+    }
 
 
 def _sweep(overrides: Sequence[str], path: Path):
@@ -121,6 +139,7 @@ def _sweep(overrides: Sequence[str], path: Path):
 
 def _empty_copy(store: Path, dest: Path, data_vars: Sequence[str]) -> None:
     """A copy of ``store`` without its data chunks (and progress): the same empty template."""
+
     def ignore(directory: str, names: list[str]) -> list[str]:
         here = Path(directory)
         if here == store:
@@ -141,16 +160,21 @@ def _blocks(store: Path) -> tuple[list[str], list[tuple[slice, ...]], list[dict[
     ds = xr.open_zarr(store)
     names = list(ds.data_vars)
     dims = [d for d in ds[names[0]].dims if d != "wrt"]
-    plan = BlockPlan({d: ds[d].values for d in dims},
-                     tuple(ds[names[0]].encoding["chunks"][:len(dims)]))
+    plan = BlockPlan(
+        {d: ds[d].values for d in dims}, tuple(ds[names[0]].encoding["chunks"][: len(dims)])
+    )
     group = open_store_group(store)
     regions = [plan.region(b) for b in plan.blocks()]
-    return names, regions, [{n: np.ascontiguousarray(group[n][r]) for n in names}
-                            for r in regions]
+    return names, regions, [{n: np.ascontiguousarray(group[n][r]) for n in names} for r in regions]
 
 
-def _write_only(store: Path, dest: Path, names: Sequence[str],
-                regions: Sequence[tuple[slice, ...]], data: Sequence[dict[str, Any]]) -> float:
+def _write_only(
+    store: Path,
+    dest: Path,
+    names: Sequence[str],
+    regions: Sequence[tuple[slice, ...]],
+    data: Sequence[dict[str, Any]],
+) -> float:
     """Seconds to write the precomputed ``data`` region by region into an empty copy of
     ``store``'s template with the engine's writer (``limits.sweep.store.write_region``)."""
     from limits.sweep.store import open_store_group, write_region
@@ -166,8 +190,7 @@ def _write_only(store: Path, dest: Path, names: Sequence[str],
     return seconds
 
 
-def sweep_vs_baseline(overrides: Sequence[str], workdir: Path,
-                      repeats: int = 3) -> dict[str, Any]:
+def sweep_vs_baseline(overrides: Sequence[str], workdir: Path, repeats: int = 3) -> dict[str, Any]:
     """(b) end-to-end points/s of ``limits.sweep.run`` and (c) write-only points/s of the same
     arrays, timed alternately (so both see the same machine load); plus the store's size.
 
@@ -182,13 +205,18 @@ def sweep_vs_baseline(overrides: Sequence[str], workdir: Path,
         path = workdir / f"sweep-{k}.zarr"
         sweep_s.append(_sweep(overrides, path).seconds)
         shutil.rmtree(path)
-        write_s.append(_write_only(source, workdir / f"baseline-{k}.zarr", names, regions,
-                                   data))
+        write_s.append(_write_only(source, workdir / f"baseline-{k}.zarr", names, regions, data))
     shutil.rmtree(source)
     points = first.points
-    return {"sweep_pps": _median_rate(points, sweep_s), "write_pps": _median_rate(points, write_s),
-            "sweep_s": statistics.median(sweep_s), "write_s": statistics.median(write_s),
-            "points": points, "variables": len(names), "bytes": stored}
+    return {
+        "sweep_pps": _median_rate(points, sweep_s),
+        "write_pps": _median_rate(points, write_s),
+        "sweep_s": statistics.median(sweep_s),
+        "write_s": statistics.median(write_s),
+        "points": points,
+        "variables": len(names),
+        "bytes": stored,
+    }
 
 
 def reduced_rate(overrides: Sequence[str], workdir: Path, repeats: int = 3) -> dict[str, Any]:
@@ -203,9 +231,13 @@ def reduced_rate(overrides: Sequence[str], workdir: Path, repeats: int = 3) -> d
         result = _sweep(overrides, workdir / f"reduce-{k}.zarr")
         seconds.append(result.seconds)
         shutil.rmtree(result.path)
-    return {"sweep_pps": _median_rate(first.points, seconds),
-            "sweep_s": statistics.median(seconds), "points": first.points, "bytes": stored,
-            "blocks": first.blocks_total}
+    return {
+        "sweep_pps": _median_rate(first.points, seconds),
+        "sweep_s": statistics.median(seconds),
+        "points": first.points,
+        "bytes": stored,
+        "blocks": first.blocks_total,
+    }
 
 
 _RSS_CHILD = """
@@ -226,8 +258,7 @@ print(json.dumps({{"peak_rss_B": peak, "points": result.points, "seconds": resul
 def peak_memory(overrides: Sequence[str], path: Path) -> dict[str, Any]:
     """Peak RSS [B] of one end-to-end sweep in a fresh Python process (compile included)."""
     code = _RSS_CHILD.format(repo=str(REPO), overrides=[*overrides, f"store.path={path}"])
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if out.returncode:
         raise RuntimeError(f"peak-memory sweep failed:\n{out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -235,20 +266,29 @@ def peak_memory(overrides: Sequence[str], path: Path) -> dict[str, Any]:
     return result
 
 
-def codec_table(overrides: Sequence[str], workdir: Path, repeats: int = 3,
-                codecs: Sequence[str] = ("lz4", "zstd", "none")) -> list[dict[str, Any]]:
+def codec_table(
+    overrides: Sequence[str],
+    workdir: Path,
+    repeats: int = 3,
+    codecs: Sequence[str] = ("lz4", "zstd", "none"),
+) -> list[dict[str, Any]]:
     """``sweep_vs_baseline`` for each ``store.codec``: points/s and stored bytes."""
     rows = []
     for codec in codecs:
         sub = workdir / f"codec-{codec}"
         sub.mkdir()
-        rows.append({"codec": codec, **sweep_vs_baseline([*overrides, f"store.codec={codec}"],
-                                                         sub, repeats)})
+        rows.append(
+            {
+                "codec": codec,
+                **sweep_vs_baseline([*overrides, f"store.codec={codec}"], sub, repeats),
+            }
+        )
         shutil.rmtree(sub)
     return rows
 
 
 # --------------------------------------------------------------------------- report
+
 
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
@@ -267,78 +307,106 @@ def machine() -> str:
     import jax
     import zarr
 
-    return (f"{platform.node()}, {os.cpu_count()} CPUs ({platform.machine()}), Python "
-            f"{platform.python_version()}, jax {jax.__version__} ({jax.devices()[0].platform}), "
-            f"zarr {zarr.__version__}")
+    return (
+        f"{platform.node()}, {os.cpu_count()} CPUs ({platform.machine()}), Python "
+        f"{platform.python_version()}, jax {jax.__version__} ({jax.devices()[0].platform}), "
+        f"zarr {zarr.__version__}"
+    )
 
 
 def _load() -> str:
-    return "load average {:.1f}".format(os.getloadavg()[0]) if hasattr(os, "getloadavg") else ""
+    return f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median)")
-    ap.add_argument("--variables", default="default",
-                    help="store.variables of the sweeps, e.g. '[utps,stps,bound,feasible]' "
-                         "(default: the 14 variables of a default sweep)")
+    ap.add_argument(
+        "--variables",
+        default="default",
+        help="store.variables of the sweeps, e.g. '[utps,stps,bound,feasible]' "
+        "(default: the 14 variables of a default sweep)",
+    )
     ap.add_argument("--codecs", action="store_true", help="also measure every store.codec")
-    ap.add_argument("--reduce", action="store_true",
-                    help="also time the sweep reduced over batch on device (d)")
+    ap.add_argument(
+        "--reduce", action="store_true", help="also time the sweep reduced over batch on device (d)"
+    )
     ap.add_argument("--skip-memory", action="store_true", help="skip the 2e7/2e8 RSS sweeps")
-    ap.add_argument("--dir", default=None, help="where the temporary stores go "
-                                                "(default: the system temp dir)")
+    ap.add_argument(
+        "--dir", default=None, help="where the temporary stores go (default: the system temp dir)"
+    )
     args = ap.parse_args(argv)
 
     var = [f"store.variables={args.variables}"]
     small = [*grid_overrides(n_sync=40), *var]  # 8 x 250 x 250 x 40 = 2e7 points
     big = [*grid_overrides(n_sync=400), *var]  # 2e8 points
     print(f"limits sweep benchmark, {_dt.date.today()}: {machine()}")
-    print(f"grid: xpu_hbm3 x llama3_405b, tp[8] x batch[250] x context[250] x "
-          f"sync_latency[40 | 400] = 2e7 | 2e8 points; store.variables={args.variables}; "
-          f"default codec and chunks; median of {args.repeats}; {_load()}")
+    print(
+        f"grid: xpu_hbm3 x llama3_405b, tp[8] x batch[250] x context[250] x "
+        f"sync_latency[40 | 400] = 2e7 | 2e8 points; store.variables={args.variables}; "
+        f"default codec and chunks; median of {args.repeats}; {_load()}"
+    )
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="limits-bench-", dir=args.dir) as tmp:
         work = Path(tmp)
         a = model_rate(small, repeats=max(20, args.repeats))
         ok_a = a["points_per_s"] >= TARGET_MODEL_PPS
-        print(f"(a) model, no I/O, {a['variables']} variables, {a['dtype']}, block "
-              f"{'x'.join(map(str, a['block']))}:  {_pps(a['points_per_s'])}   target >= "
-              f"{TARGET_MODEL_PPS:.0e}  {_verdict(ok_a)}")
+        print(
+            f"(a) model, no I/O, {a['variables']} variables, {a['dtype']}, block "
+            f"{'x'.join(map(str, a['block']))}:  {_pps(a['points_per_s'])}   target >= "
+            f"{TARGET_MODEL_PPS:.0e}  {_verdict(ok_a)}"
+        )
         bc = sweep_vs_baseline(small, work, args.repeats)
         ratio = bc["sweep_pps"] / bc["write_pps"]
-        print(f"(b) end-to-end sweep into zarr, 2e7 points, {bc['variables']} variables:  "
-              f"{_pps(bc['sweep_pps'])}   ({bc['sweep_s']:.2f} s per sweep)")
-        print(f"(c) write-only baseline, same arrays/codec/chunks:   {_pps(bc['write_pps'])}   "
-              f"({bc['write_s']:.2f} s)")
-        print(f"    (b)/(c) = {ratio:.2f}   target >= {TARGET_RATIO}  "
-              f"{_verdict(ratio >= TARGET_RATIO)}")
+        print(
+            f"(b) end-to-end sweep into zarr, 2e7 points, {bc['variables']} variables:  "
+            f"{_pps(bc['sweep_pps'])}   ({bc['sweep_s']:.2f} s per sweep)"
+        )
+        print(
+            f"(c) write-only baseline, same arrays/codec/chunks:   {_pps(bc['write_pps'])}   "
+            f"({bc['write_s']:.2f} s)"
+        )
+        print(
+            f"    (b)/(c) = {ratio:.2f}   target >= {TARGET_RATIO}  "
+            f"{_verdict(ratio >= TARGET_RATIO)}"
+        )
         if args.reduce:
             d = reduced_rate(small, work, args.repeats)
-            print(f"(d) same sweep reduced over batch on device ({' '.join(REDUCE[:2])}, "
-                  f"utps >= 50): {_pps(d['sweep_pps'])} grid points evaluated   "
-                  f"({d['sweep_s']:.2f} s, {d['blocks']} blocks, {_gb(d['bytes'])} stored); "
-                  f"{d['sweep_pps'] / bc['sweep_pps']:.1f}x (b)")
+            print(
+                f"(d) same sweep reduced over batch on device ({' '.join(REDUCE[:2])}, "
+                f"utps >= 50): {_pps(d['sweep_pps'])} grid points evaluated   "
+                f"({d['sweep_s']:.2f} s, {d['blocks']} blocks, {_gb(d['bytes'])} stored); "
+                f"{d['sweep_pps'] / bc['sweep_pps']:.1f}x (b)"
+            )
         if not args.skip_memory:
             m_small = peak_memory(small, work / "rss-2e7.zarr")
             m_big = peak_memory(big, work / "rss-2e8.zarr")
             growth = m_big["peak_rss_B"] / m_small["peak_rss_B"]
             for label, m in (("2e7", m_small), ("2e8", m_big)):
-                print(f"peak RSS of a fresh end-to-end sweep, {label} points: "
-                      f"{_gb(m['peak_rss_B'])}   ({m['seconds']:.1f} s, "
-                      f"{_pps(m['points'] / m['seconds']).strip()} incl. compile)")
-            print(f"    2e8 points: {_gb(m_big['peak_rss_B'])} < {_gb(TARGET_PEAK_RSS_B)}  "
-                  f"{_verdict(m_big['peak_rss_B'] < TARGET_PEAK_RSS_B)};  flat: "
-                  f"RSS(2e8)/RSS(2e7) = {growth:.2f} <= {TARGET_RSS_GROWTH}  "
-                  f"{_verdict(growth <= TARGET_RSS_GROWTH)}")
+                print(
+                    f"peak RSS of a fresh end-to-end sweep, {label} points: "
+                    f"{_gb(m['peak_rss_B'])}   ({m['seconds']:.1f} s, "
+                    f"{_pps(m['points'] / m['seconds']).strip()} incl. compile)"
+                )
+            print(
+                f"    2e8 points: {_gb(m_big['peak_rss_B'])} < {_gb(TARGET_PEAK_RSS_B)}  "
+                f"{_verdict(m_big['peak_rss_B'] < TARGET_PEAK_RSS_B)};  flat: "
+                f"RSS(2e8)/RSS(2e7) = {growth:.2f} <= {TARGET_RSS_GROWTH}  "
+                f"{_verdict(growth <= TARGET_RSS_GROWTH)}"
+            )
         if args.codecs:
-            print("\nstore.codec (Blosc, byte shuffle, clevel 5), 2e7 points, "
-                  f"{bc['variables']} variables:")
-            print(f"  {'codec':<6} {'end-to-end':>17} {'write-only':>17} {'stored':>9} "
-                  f"{'B/point':>8}")
+            print(
+                "\nstore.codec (Blosc, byte shuffle, clevel 5), 2e7 points, "
+                f"{bc['variables']} variables:"
+            )
+            print(
+                f"  {'codec':<6} {'end-to-end':>17} {'write-only':>17} {'stored':>9} {'B/point':>8}"
+            )
             for row in codec_table(small, work, args.repeats):
-                print(f"  {row['codec']:<6} {_pps(row['sweep_pps'])} {_pps(row['write_pps'])} "
-                      f"{_gb(row['bytes']):>9} {row['bytes'] / row['points']:8.2f}")
+                print(
+                    f"  {row['codec']:<6} {_pps(row['sweep_pps'])} {_pps(row['write_pps'])} "
+                    f"{_gb(row['bytes']):>9} {row['bytes'] / row['points']:8.2f}"
+                )
     print(f"total {time.perf_counter() - t_start:.0f} s; {_load()}")
     return 0
 

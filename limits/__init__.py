@@ -11,15 +11,37 @@ the one error hierarchy. The names below are the public API of the top level.
 from limits.errors import LimitsError, ParameterError, UnitError
 from limits.model import evaluate
 from limits.model.outputs import BOUND_LABELS, OUTPUTS
-from limits.model.params import (Calibration, Deployment, Economics, Hardware, Model, Params,
-                                 parameter_index)
+from limits.model.params import (
+    Calibration,
+    Deployment,
+    Economics,
+    Hardware,
+    Model,
+    Params,
+    parameter_index,
+)
 from limits.presets import available, load_params, load_preset
 from limits.units import parse_quantity
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "evaluate", "BOUND_LABELS", "OUTPUTS", "Calibration", "Deployment", "Economics", "Hardware",
-    "Model", "LimitsError", "ParameterError", "Params", "parameter_index", "available",
-    "load_params", "load_preset", "UnitError", "parse_quantity", "__version__",
+    "evaluate",
+    "BOUND_LABELS",
+    "OUTPUTS",
+    "Calibration",
+    "Deployment",
+    "Economics",
+    "Hardware",
+    "Model",
+    "LimitsError",
+    "ParameterError",
+    "Params",
+    "parameter_index",
+    "available",
+    "load_params",
+    "load_preset",
+    "UnitError",
+    "parse_quantity",
+    "__version__",
 ]

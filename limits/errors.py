@@ -7,8 +7,16 @@ the bad parameter (or file) and what is allowed.
 
 from __future__ import annotations
 
-__all__ = ["LimitsError", "ParameterError", "UnitError", "ReduceError", "DeviceError",
-           "StoreError", "ConsolidateError", "SweepError"]
+__all__ = [
+    "LimitsError",
+    "ParameterError",
+    "UnitError",
+    "ReduceError",
+    "DeviceError",
+    "StoreError",
+    "ConsolidateError",
+    "SweepError",
+]
 
 
 class LimitsError(Exception):

@@ -11,22 +11,38 @@ already being in the SI unit of the parameter.
 
 from __future__ import annotations
 
-from limits.errors import UnitError
-
 import math
 import re
 from collections import Counter
 
+from limits.errors import UnitError
+
 __all__ = ["UnitError", "parse_quantity", "UNIT_KINDS", "format_quantity"]
 
 
-
 _SI_PREFIXES = {
-    "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-    "m": 1e-3, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "n": 1e-9, "p": 1e-12,
+    "": 1.0,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "m": 1e-3,
+    "u": 1e-6,
+    "µ": 1e-6,
+    "μ": 1e-6,
+    "n": 1e-9,
+    "p": 1e-12,
 }
-_IEC_PREFIXES = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50,
-                 "Ei": 2.0**60}
+_IEC_PREFIXES = {
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
 
 # base unit -> (factor to SI, dimension exponents, binary prefixes allowed)
 _BASES: dict[str, tuple[float, dict[str, int], bool]] = {
@@ -75,8 +91,8 @@ def _parse_term(term: str) -> tuple[float, Counter]:
         return factor, Counter(dims)
     for prefixes, binary in ((_IEC_PREFIXES, True), (_SI_PREFIXES, False)):
         for prefix, scale in prefixes.items():
-            if prefix and term.startswith(prefix) and term[len(prefix):] in _BASES:
-                factor, dims, binary_ok = _BASES[term[len(prefix):]]
+            if prefix and term.startswith(prefix) and term[len(prefix) :] in _BASES:
+                factor, dims, binary_ok = _BASES[term[len(prefix) :]]
                 if binary and not binary_ok:
                     continue
                 return scale * factor, Counter(dims)
@@ -132,8 +148,18 @@ def format_quantity(value: float, kind: str) -> str:
     unit = UNIT_KINDS[kind][1] if kind != "1" else ""
     if not math.isfinite(value) or value == 0 or kind in ("1", "USD", "USD/h", "USD/kWh"):
         return f"{value:g} {unit}".strip()
-    for prefix, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
-                          ("k", 1e3), ("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9)):
+    for prefix, scale in (
+        ("E", 1e18),
+        ("P", 1e15),
+        ("T", 1e12),
+        ("G", 1e9),
+        ("M", 1e6),
+        ("k", 1e3),
+        ("", 1.0),
+        ("m", 1e-3),
+        ("u", 1e-6),
+        ("n", 1e-9),
+    ):
         if abs(value) >= scale:
             return f"{value / scale:.4g} {prefix}{unit}"
     return f"{value:g} {unit}"

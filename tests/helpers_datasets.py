@@ -17,8 +17,18 @@ import limits
 from limits.model.outputs import BOUND_LABELS, OUTPUTS
 from limits.model.params import numeric_fields, parameter_index
 
-UNIT_TEXT = {"B/s": "B/s", "B": "B", "FLOP/s": "FLOP/s", "s": "s", "tok": "tok", "1": "1",
-             "W": "W", "USD/h": "USD/h", "USD": "USD", "USD/kWh": "USD/kWh"}
+UNIT_TEXT = {
+    "B/s": "B/s",
+    "B": "B",
+    "FLOP/s": "FLOP/s",
+    "s": "s",
+    "tok": "tok",
+    "1": "1",
+    "W": "W",
+    "USD/h": "USD/h",
+    "USD": "USD",
+    "USD/kWh": "USD/kWh",
+}
 
 
 def with_output_attrs(ds: xr.Dataset) -> xr.Dataset:
@@ -28,14 +38,19 @@ def with_output_attrs(ds: xr.Dataset) -> xr.Dataset:
             units, long_name = OUTPUTS[name]
             ds[name].attrs.update(units=units, long_name=long_name)
     if "bound" in ds:
-        ds["bound"].attrs.update(flag_values=list(range(len(BOUND_LABELS))),
-                                 flag_meanings=" ".join(BOUND_LABELS))
+        ds["bound"].attrs.update(
+            flag_values=list(range(len(BOUND_LABELS))), flag_meanings=" ".join(BOUND_LABELS)
+        )
     return ds
 
 
-def model_dataset(hardware: str = "xpu_hbm3", model: str = "llama3_8b",
-                  outputs: tuple[str, ...] | None = None, fixed: dict | None = None,
-                  **axes: list[float]) -> xr.Dataset:
+def model_dataset(
+    hardware: str = "xpu_hbm3",
+    model: str = "llama3_8b",
+    outputs: tuple[str, ...] | None = None,
+    fixed: dict | None = None,
+    **axes: list[float],
+) -> xr.Dataset:
     """`limits.evaluate` on the broadcast grid of `axes` (name -> values, in order), wrapped in
     the store layout. `fixed` sets other parameters."""
     params = limits.load_params(hardware, model, **(fixed or {}))
@@ -48,18 +63,33 @@ def model_dataset(hardware: str = "xpu_hbm3", model: str = "llama3_8b",
     out = limits.evaluate(params.replace(**grid))
     shape = tuple(len(axes[n]) for n in names)
     index = parameter_index()
-    coords = {n: (n, np.asarray(axes[n], dtype=np.float64),
-                  {"units": UNIT_TEXT.get(index[n][1].unit, index[n][1].unit),
-                   "long_name": index[n][1].doc}) for n in names}
+    coords = {
+        n: (
+            n,
+            np.asarray(axes[n], dtype=np.float64),
+            {
+                "units": UNIT_TEXT.get(index[n][1].unit, index[n][1].unit),
+                "long_name": index[n][1].doc,
+            },
+        )
+        for n in names
+    }
     keep = outputs or tuple(out)
     data = {k: (names, np.broadcast_to(np.asarray(out[k]), shape).copy()) for k in keep}
     # the provenance a real store records: every parameter value of the run (SI units)
-    config = {group: ({"name": getattr(params, group).name} if group in ("hardware", "model")
-                      else {}) | {k: float(getattr(getattr(params, group), k))
-                                  for k in numeric_fields(type(getattr(params, group)))}
-              for group in ("hardware", "model", "deployment")}
-    ds = xr.Dataset(data, coords=coords, attrs={"config": yaml.safe_dump(config),
-                                                "limits_version": limits.__version__})
+    config = {
+        group: ({"name": getattr(params, group).name} if group in ("hardware", "model") else {})
+        | {
+            k: float(getattr(getattr(params, group), k))
+            for k in numeric_fields(type(getattr(params, group)))
+        }
+        for group in ("hardware", "model", "deployment")
+    }
+    ds = xr.Dataset(
+        data,
+        coords=coords,
+        attrs={"config": yaml.safe_dump(config), "limits_version": limits.__version__},
+    )
     return with_output_attrs(ds)
 
 
@@ -78,12 +108,19 @@ def toy_pareto() -> xr.Dataset:
     feasible[2, 1] = False
     bound = np.where(feasible, 0, 3).astype(np.int8)
     ds = xr.Dataset(
-        {"utps": (("a", "b"), utps), "stps": (("a", "b"), stps),
-         "chips": (("a", "b"), chips), "feasible": (("a", "b"), feasible),
-         "bound": (("a", "b"), bound),
-         "cost_per_mtok": (("a", "b"), 1e6 / (stps * 3600.0))},
-        coords={"a": ("a", [1.0, 2.0, 3.0], {"units": "1", "long_name": "axis a"}),
-                "b": ("b", [10.0, 20.0, 30.0], {"units": "s", "long_name": "axis b"})})
+        {
+            "utps": (("a", "b"), utps),
+            "stps": (("a", "b"), stps),
+            "chips": (("a", "b"), chips),
+            "feasible": (("a", "b"), feasible),
+            "bound": (("a", "b"), bound),
+            "cost_per_mtok": (("a", "b"), 1e6 / (stps * 3600.0)),
+        },
+        coords={
+            "a": ("a", [1.0, 2.0, 3.0], {"units": "1", "long_name": "axis a"}),
+            "b": ("b", [10.0, 20.0, 30.0], {"units": "s", "long_name": "axis b"}),
+        },
+    )
     return with_output_attrs(ds)
 
 
@@ -103,16 +140,23 @@ def toy_batching() -> xr.Dataset:
     t_compute = np.broadcast_to(0.02 * batch, (2, 6)).copy()
     dims = ("context", "batch")
     ds = xr.Dataset(
-        {"stps": (dims, stps), "feasible": (dims, feasible),
-         "memory_kv": (dims, mem_kv), "memory_required": (dims, 10.0 + mem_kv),
-         "memory_weights": (dims, np.full((2, 6), 10.0)),
-         "memory_available": (dims, np.full((2, 6), 400.0)),
-         "t_mem": (dims, t_mem), "t_compute": (dims, t_compute),
-         "t_sync": (dims, np.full((2, 6), 0.5)),
-         "bound": (dims, np.where(feasible, 0, 3).astype(np.int8))},
-        coords={"context": ("context", [4096.0, 8192.0], {"units": "tok",
-                                                          "long_name": "context"}),
-                "batch": ("batch", batch, {"units": "1", "long_name": "batch"})})
+        {
+            "stps": (dims, stps),
+            "feasible": (dims, feasible),
+            "memory_kv": (dims, mem_kv),
+            "memory_required": (dims, 10.0 + mem_kv),
+            "memory_weights": (dims, np.full((2, 6), 10.0)),
+            "memory_available": (dims, np.full((2, 6), 400.0)),
+            "t_mem": (dims, t_mem),
+            "t_compute": (dims, t_compute),
+            "t_sync": (dims, np.full((2, 6), 0.5)),
+            "bound": (dims, np.where(feasible, 0, 3).astype(np.int8)),
+        },
+        coords={
+            "context": ("context", [4096.0, 8192.0], {"units": "tok", "long_name": "context"}),
+            "batch": ("batch", batch, {"units": "1", "long_name": "batch"}),
+        },
+    )
     return with_output_attrs(ds)
 
 

@@ -13,12 +13,21 @@ def test_batching_advisor_toy_by_hand():
     # memory_required = 10 + 10 batch: 330 at 32, 90 at 8 -> freed 240 = 0.6 of 400;
     # floor(240 / 90) = 2 extra replicas -> (1 + 2) x 38 = 114.
     # context 8192: batch 32 infeasible -> plateau 30 at 16; 0.95 x 30 = 28.5 -> batch 16.
-    expect = {"plateau_stps": [40, 30], "plateau_batch": [32, 16], "chosen_batch": [8, 16],
-              "chosen_stps": [38, 30], "memory_at_plateau": [330, 170],
-              "memory_at_chosen": [90, 170], "memory_freed": [240, 0],
-              "memory_freed_fraction": [0.6, 0.0], "extra_replicas": [2, 0],
-              "combined_stps": [114, 30], "t_mem_at_chosen": [1.8, 2.6],
-              "t_compute_at_plateau": [0.64, 0.32], "t_sync_at_chosen": [0.5, 0.5]}
+    expect = {
+        "plateau_stps": [40, 30],
+        "plateau_batch": [32, 16],
+        "chosen_batch": [8, 16],
+        "chosen_stps": [38, 30],
+        "memory_at_plateau": [330, 170],
+        "memory_at_chosen": [90, 170],
+        "memory_freed": [240, 0],
+        "memory_freed_fraction": [0.6, 0.0],
+        "extra_replicas": [2, 0],
+        "combined_stps": [114, 30],
+        "t_mem_at_chosen": [1.8, 2.6],
+        "t_compute_at_plateau": [0.64, 0.32],
+        "t_sync_at_chosen": [0.5, 0.5],
+    }
     for name, values in expect.items():
         np.testing.assert_allclose(adv[name].values, values, err_msg=name)
     # KV share proxy memory_kv / memory_required: 80/90 at batch 8, 320/330 at batch 32

@@ -47,10 +47,12 @@ def test_export_zero_dim_best_point_and_string_coords(tmp_path):
 
 def test_export_elasticities_one_column_per_parameter(tmp_path):
     ds = toy_pareto()
-    ds["elasticity_utps"] = xr.DataArray(np.arange(18.0).reshape(3, 3, 2),
-                                         dims=("a", "b", "wrt"),
-                                         coords={"wrt": ["mem_bw", "sync_latency"]},
-                                         attrs={"units": "1"})
+    ds["elasticity_utps"] = xr.DataArray(
+        np.arange(18.0).reshape(3, 3, 2),
+        dims=("a", "b", "wrt"),
+        coords={"wrt": ["mem_bw", "sync_latency"]},
+        attrs={"units": "1"},
+    )
     df = pd.read_csv(export(ds, tmp_path / "e.csv"))
     assert len(df) == 9
     assert df["elasticity_utps.sync_latency"].tolist() == list(np.arange(1.0, 18.0, 2.0))

@@ -12,8 +12,11 @@ from limits.analysis import bound_labels, open_results
 
 @pytest.fixture(scope="module")
 def small():
-    return model_dataset(batch=[1.0, 64.0], context=[4096.0, 131072.0],
-                         outputs=("utps", "stps", "feasible", "bound", "memory_required"))
+    return model_dataset(
+        batch=[1.0, 64.0],
+        context=[4096.0, 131072.0],
+        outputs=("utps", "stps", "feasible", "bound", "memory_required"),
+    )
 
 
 def test_open_single_store_and_run_dir_lazily(tmp_path, small):
@@ -41,26 +44,27 @@ def test_bound_labels_decode(tmp_path, small):
 
 def _job(ds, hardware, model):
     ds = ds.copy()
-    ds.attrs["config"] = yaml.safe_dump({"hardware": {"name": hardware, "mem_bw": "4 TiB/s"},
-                                         "model": {"name": model}})
+    ds.attrs["config"] = yaml.safe_dump(
+        {"hardware": {"name": hardware, "mem_bw": "4 TiB/s"}, "model": {"name": model}}
+    )
     return ds
 
 
 def test_open_multirun_combines_job_stores(tmp_path):
-    a = model_dataset("xpu_hbm3", "llama3_8b", batch=[1.0, 8.0],
-                      outputs=("utps", "feasible", "bound"))
-    b = model_dataset("xpu_hbm4", "llama3_70b", batch=[1.0, 8.0],
-                      outputs=("utps", "feasible", "bound"))
+    a = model_dataset(
+        "xpu_hbm3", "llama3_8b", batch=[1.0, 8.0], outputs=("utps", "feasible", "bound")
+    )
+    b = model_dataset(
+        "xpu_hbm4", "llama3_70b", batch=[1.0, 8.0], outputs=("utps", "feasible", "bound")
+    )
     write_store(_job(a, "xpu_hbm3", "llama3_8b"), tmp_path / "0" / "sweep.zarr")
     write_store(_job(b, "xpu_hbm4", "llama3_70b"), tmp_path / "1" / "sweep.zarr")
     ds = open_results(tmp_path, decode_bound=True)
     assert list(ds["utps"].dims) == ["hardware", "model", "batch"]
     assert ds["hardware"].values.tolist() == ["xpu_hbm3", "xpu_hbm4"]
     assert ds["model"].values.tolist() == ["llama3_70b", "llama3_8b"]
-    np.testing.assert_allclose(ds["utps"].sel(hardware="xpu_hbm3", model="llama3_8b"),
-                               a["utps"])
-    np.testing.assert_allclose(ds["utps"].sel(hardware="xpu_hbm4", model="llama3_70b"),
-                               b["utps"])
+    np.testing.assert_allclose(ds["utps"].sel(hardware="xpu_hbm3", model="llama3_8b"), a["utps"])
+    np.testing.assert_allclose(ds["utps"].sel(hardware="xpu_hbm4", model="llama3_70b"), b["utps"])
     # combinations no job computed: NaN, infeasible, bound "n/a"
     missing = ds.sel(hardware="xpu_hbm3", model="llama3_70b")
     assert np.isnan(missing["utps"]).all()
@@ -74,8 +78,9 @@ def test_open_multirun_combines_job_stores(tmp_path):
 def test_open_multirun_prefers_consolidated(tmp_path):
     toy = toy_pareto()
     write_store(_job(toy, "xpu_hbm3", "llama3_8b"), tmp_path / "0" / "sweep.zarr")
-    consolidated = toy.expand_dims(hardware=np.array(["xpu_hbm3"], dtype=object),
-                                   model=np.array(["llama3_8b"], dtype=object))
+    consolidated = toy.expand_dims(
+        hardware=np.array(["xpu_hbm3"], dtype=object), model=np.array(["llama3_8b"], dtype=object)
+    )
     consolidated.attrs["marker"] = "consolidated"
     write_store(consolidated, tmp_path / "consolidated.zarr")
     ds = open_results(tmp_path)
@@ -104,8 +109,9 @@ def test_questions_on_a_lazily_opened_store_match_in_memory(tmp_path):
         ref = best_config(grid, "stps", {"utps": (">=", 100)}, over="batch")
         np.testing.assert_array_equal(ds_best["stps"].values, ref["stps"].values)
         np.testing.assert_array_equal(ds_best["batch"].values, ref["batch"].values)
-    np.testing.assert_array_equal(batching_advisor(lazy)["chosen_batch"].values,
-                                  batching_advisor(grid)["chosen_batch"].values)
+    np.testing.assert_array_equal(
+        batching_advisor(lazy)["chosen_batch"].values, batching_advisor(grid)["chosen_batch"].values
+    )
     assert pareto_frontier(lazy).equals(pareto_frontier(grid))
 
 

@@ -8,8 +8,16 @@ import pytest
 import xarray as xr
 from helpers_datasets import model_dataset, toy_batching, toy_pareto
 
-from limits.analysis import (best_config, metric, non_dominated, offline, pareto_frontier,
-                             pareto_mask, server, single_stream)
+from limits.analysis import (
+    best_config,
+    metric,
+    non_dominated,
+    offline,
+    pareto_frontier,
+    pareto_mask,
+    server,
+    single_stream,
+)
 
 # toy_pareto points (utps, stps); (8, 95) at a=3, b=20 is infeasible. By hand, the feasible
 # frontier is every point except (5, 50) and (12, 10):
@@ -34,8 +42,7 @@ def test_pareto_frontier_without_mask_includes_infeasible_point():
 def test_pareto_frontier_per_group():
     df = pareto_frontier(toy_pareto(), over="b")  # one frontier per value of a
     got = {a: set(zip(g["utps"], g["stps"])) for a, g in df.groupby("a")}
-    assert got == {1.0: {(10, 90), (20, 70), (30, 60)}, 2.0: {(15, 80), (25, 65)},
-                   3.0: {(40, 20)}}
+    assert got == {1.0: {(10, 90), (20, 70), (30, 60)}, 2.0: {(15, 80), (25, 65)}, 3.0: {(40, 20)}}
 
 
 def test_pareto_per_dollar_and_minimised_cost_agree():
@@ -55,13 +62,19 @@ def test_non_dominated_ties_and_nan():
 
 
 def test_pareto_mask_matches_brute_force_on_model_grid():
-    ds = model_dataset(tp=[1.0, 2.0, 8.0], batch=[1.0, 8.0, 64.0, 512.0],
-                       context=[4096.0, 32768.0], outputs=("utps", "stps", "feasible"))
+    ds = model_dataset(
+        tp=[1.0, 2.0, 8.0],
+        batch=[1.0, 8.0, 64.0, 512.0],
+        context=[4096.0, 32768.0],
+        outputs=("utps", "stps", "feasible"),
+    )
     front = pareto_mask(ds).values
     u, s, ok = (ds[v].values.ravel() for v in ("utps", "stps", "feasible"))
     for i in range(u.size):
-        dominated = any(ok[j] and u[j] >= u[i] and s[j] >= s[i] and (u[j], s[j]) != (u[i], s[i])
-                        for j in range(u.size))
+        dominated = any(
+            ok[j] and u[j] >= u[i] and s[j] >= s[i] and (u[j], s[j]) != (u[i], s[i])
+            for j in range(u.size)
+        )
         assert front.ravel()[i] == (bool(ok[i]) and not dominated)
 
 
@@ -98,16 +111,20 @@ def test_best_config_minimize_and_errors():
 
 
 def test_best_config_matches_brute_force_on_model_grid():
-    ds = model_dataset(tp=[1.0, 2.0, 8.0], batch=[1.0, 8.0, 64.0, 512.0],
-                       context=[4096.0, 32768.0])
+    ds = model_dataset(tp=[1.0, 2.0, 8.0], batch=[1.0, 8.0, 64.0, 512.0], context=[4096.0, 32768.0])
     best = best_config(ds, "stps", {"utps": (">=", 150.0), "tp": ("<=", 2)})
-    brute = max((float(ds["stps"][i, j, k]), (i, j, k)) for i, j, k in itertools.product(
-        range(3), range(4), range(2)) if ds["feasible"][i, j, k] and ds["utps"][i, j, k] >= 150
-        and ds["tp"][i] <= 2)
+    brute = max(
+        (float(ds["stps"][i, j, k]), (i, j, k))
+        for i, j, k in itertools.product(range(3), range(4), range(2))
+        if ds["feasible"][i, j, k] and ds["utps"][i, j, k] >= 150 and ds["tp"][i] <= 2
+    )
     i, j, k = brute[1]
     assert float(best["stps"]) == brute[0]
     assert (float(best["tp"]), float(best["batch"]), float(best["context"])) == (
-        ds["tp"][i], ds["batch"][j], ds["context"][k])
+        ds["tp"][i],
+        ds["batch"][j],
+        ds["context"][k],
+    )
 
 
 def _serving_toy():
@@ -133,14 +150,21 @@ def test_server_and_offline_toy():
 
 def test_tbt_derived_from_step_time():
     ds = _serving_toy()
-    xr.testing.assert_identical(metric(ds, "tbt").drop_attrs(), ds["step_time"].drop_attrs()
-                                .rename("tbt"))
+    xr.testing.assert_identical(
+        metric(ds, "tbt").drop_attrs(), ds["step_time"].drop_attrs().rename("tbt")
+    )
 
 
 def test_single_stream_reproduces_liminal_golden_point():
     # REFERENCES.md s.1: Llama3-405B, batch 1, xPU-HBM3, TP32: 290 UTPS at 4096, 271 at 131072
-    ds = model_dataset("xpu_hbm3", "llama3_405b", fixed={"tp": 32.0}, batch=[1.0, 16.0],
-                       context=[4096.0, 131072.0], outputs=("utps", "feasible"))
+    ds = model_dataset(
+        "xpu_hbm3",
+        "llama3_405b",
+        fixed={"tp": 32.0},
+        batch=[1.0, 16.0],
+        context=[4096.0, 131072.0],
+        outputs=("utps", "feasible"),
+    )
     one = single_stream(ds)
     assert "batch" not in one.dims
     assert np.round(one["utps"].values).tolist() == [290.0, 271.0]
@@ -151,8 +175,7 @@ def test_single_stream_reproduces_liminal_golden_point():
 
 
 def test_chips_derived_from_tp_when_not_stored():
-    ds = model_dataset(tp=[1.0, 2.0, 8.0], batch=[1.0, 64.0], outputs=("utps", "stps",
-                                                                         "feasible"))
+    ds = model_dataset(tp=[1.0, 2.0, 8.0], batch=[1.0, 64.0], outputs=("utps", "stps", "feasible"))
     best = best_config(ds, "stps", {"chips": ("<=", 2)})
     assert float(best["tp"]) == 2.0 and float(best["batch"]) == 64.0
     assert metric(ds, "chips").attrs["units"] == "1"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from hydra.errors import HydraException
 
-from tools.bad_inputs import BAD_INPUTS, attempt, first_paragraph
-from limits.sweep.blocks import BlockFunction
 from limits.sweep import USER_ERRORS
+from limits.sweep.blocks import BlockFunction
+from tools.bad_inputs import BAD_INPUTS, attempt, first_paragraph
 
 REPO = Path(__file__).resolve().parents[1]
 BY_WHAT = {case.what: case for case in BAD_INPUTS}
@@ -37,18 +37,44 @@ def test_refused_before_tracing_with_a_message_naming_the_setting(case, tmp_path
 
 def test_catalogue_covers_each_kind_of_mistake():
     words = " ".join(c.what for c in BAD_INPUTS)
-    for kind in ("negative", "zero", "NaN", "infinite", "unit", "unknown hardware preset",
-                 "unknown axis", "empty axis", "fractional", "heads", "experts", "layers",
-                 "context longer", "too many points", "too many bytes"):
+    for kind in (
+        "negative",
+        "zero",
+        "NaN",
+        "infinite",
+        "unit",
+        "unknown hardware preset",
+        "unknown axis",
+        "empty axis",
+        "fractional",
+        "heads",
+        "experts",
+        "layers",
+        "context longer",
+        "too many points",
+        "too many bytes",
+    ):
         assert kind in words, kind
     assert len({c.what for c in BAD_INPUTS}) == len(BAD_INPUTS)
 
 
 def _cli(tmp_path, *overrides):
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "-m", "limits.sweep", "grid=point", *overrides,
-                           f"hydra.run.dir={tmp_path}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "grid=point",
+            *overrides,
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_prints_the_catalogued_message_and_exits_2(tmp_path):

@@ -5,23 +5,41 @@ import pytest
 import xarray as xr
 from omegaconf import OmegaConf
 
-from limits.sweep.consolidate import ConsolidateCallback, ConsolidateError, consolidate, main
 from limits.sweep import compose, run
+from limits.sweep.consolidate import ConsolidateCallback, ConsolidateError, consolidate, main
 
-GRID = ["grid=point", "++grid.tp=[8,16]", "++grid.batch=[1,4,16]", "limits.progress=false",
-        "store.variables=[utps,feasible,bound]"]
+GRID = [
+    "grid=point",
+    "++grid.tp=[8,16]",
+    "++grid.batch=[1,4,16]",
+    "limits.progress=false",
+    "store.variables=[utps,feasible,bound]",
+]
 
 
 def _job(root, num, hardware, model, extra=()):
-    cfg = compose([f"hardware={hardware}", f"model={model}", *GRID, *extra,
-                   f"store.path={root / str(num) / 'sweep.zarr'}"])
+    cfg = compose(
+        [
+            f"hardware={hardware}",
+            f"model={model}",
+            *GRID,
+            *extra,
+            f"store.path={root / str(num) / 'sweep.zarr'}",
+        ]
+    )
     return run(cfg, verbose=False).path
 
 
 def test_jobs_become_leading_hardware_and_model_dims(tmp_path):
     jobs = {}
-    for num, (hw, model) in enumerate([("xpu_hbm3", "llama3_8b"), ("xpu_hbm3", "llama3_70b"),
-                                       ("xpu_hbm4", "llama3_8b"), ("xpu_hbm4", "llama3_70b")]):
+    for num, (hw, model) in enumerate(
+        [
+            ("xpu_hbm3", "llama3_8b"),
+            ("xpu_hbm3", "llama3_70b"),
+            ("xpu_hbm4", "llama3_8b"),
+            ("xpu_hbm4", "llama3_70b"),
+        ]
+    ):
         jobs[hw, model] = _job(tmp_path, num, hw, model)
     out = consolidate(tmp_path)
     assert out == tmp_path / "consolidated.zarr"
@@ -34,8 +52,9 @@ def test_jobs_become_leading_hardware_and_model_dims(tmp_path):
     for (hw, model), path in jobs.items():
         job = xr.open_zarr(path)
         for name in job.data_vars:
-            np.testing.assert_array_equal(ds[name].sel(hardware=hw, model=model).values,
-                                          job[name].values, err_msg=name)
+            np.testing.assert_array_equal(
+                ds[name].sel(hardware=hw, model=model).values, job[name].values, err_msg=name
+            )
     assert "xpu_hbm4" in ds.attrs["jobs"]
 
 
@@ -57,8 +76,9 @@ def test_duplicate_pairs_name_the_other_difference(tmp_path):
 def test_callback_and_cli_write_the_consolidated_store(tmp_path, capsys):
     _job(tmp_path, 0, "xpu_hbm3", "llama3_8b")
     _job(tmp_path, 1, "xpu_hbm4", "llama3_8b")
-    ConsolidateCallback().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {
-        "dir": str(tmp_path)}}}))
+    ConsolidateCallback().on_multirun_end(
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    )
     assert "consolidated.zarr" in capsys.readouterr().out
     assert xr.open_zarr(tmp_path / "consolidated.zarr").sizes["hardware"] == 2
     assert main([str(tmp_path), "--out", str(tmp_path / "again.zarr")]) == 0

@@ -8,13 +8,19 @@ import xarray as xr
 
 import limits
 from limits.model.outputs import DEFAULT_OUTPUTS
-from limits.sweep.devices import block_sharding, select_devices
-from limits.sweep.blocks import BlockFunction
-from limits.sweep.engine import BlockPlan, cast_params
 from limits.sweep import SweepError, compose, run
+from limits.sweep.blocks import BlockFunction
+from limits.sweep.devices import block_sharding, select_devices
+from limits.sweep.engine import BlockPlan, cast_params
 
-GRID = ["grid=point", "++grid.tp=[8,16,32]", "++grid.context=[1024,4096,16384,131072]",
-        "++grid.batch=[1,2,4,8,16,32]", "store.chunk_points=24", "store.variables=all"]
+GRID = [
+    "grid=point",
+    "++grid.tp=[8,16,32]",
+    "++grid.context=[1024,4096,16384,131072]",
+    "++grid.batch=[1,2,4,8,16,32]",
+    "store.chunk_points=24",
+    "store.variables=all",
+]
 
 
 def test_two_forced_cpu_devices_are_there():
@@ -40,14 +46,15 @@ def test_block_outputs_live_on_both_devices():
 
 
 def test_all_devices_equal_one_device_exactly_with_one_compile(tmp_path):
-    one = run(compose(GRID + ["devices=1", f"store.path={tmp_path / 'one.zarr'}"]),
-              verbose=False)
-    both = run(compose(GRID + ["devices=all", f"store.path={tmp_path / 'all.zarr'}"]),
-               verbose=False)
+    one = run(compose(GRID + ["devices=1", f"store.path={tmp_path / 'one.zarr'}"]), verbose=False)
+    both = run(
+        compose(GRID + ["devices=all", f"store.path={tmp_path / 'all.zarr'}"]), verbose=False
+    )
     assert both.blocks_computed == one.blocks_computed > 1
     assert both.traces == 1 and one.traces == 1  # separate functions, one compile each
-    fn = BlockFunction.cached(("tp", "context", "batch"), (1, 4, 6), tuple(limits.OUTPUTS),
-                              devices=jax.local_devices())
+    fn = BlockFunction.cached(
+        ("tp", "context", "batch"), (1, 4, 6), tuple(limits.OUTPUTS), devices=jax.local_devices()
+    )
     assert fn.sharding.n_devices == 2 and fn.sharding.axis == 2  # batch (6) splits over 2
     a, b = xr.open_zarr(one.path).load(), xr.open_zarr(both.path).load()
     assert set(a.data_vars) == set(limits.OUTPUTS)
@@ -70,8 +77,11 @@ def test_bad_device_setting_is_refused(spec):
 
 
 def test_more_devices_than_there_are_is_refused():
-    with pytest.raises(ValueError, match=r"devices = 3 but there are only 2 local cpu devices; "
-                                         r"allowed: all, or 1 to 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"devices = 3 but there are only 2 local cpu devices; "
+        r"allowed: all, or 1 to 2",
+    ):
         select_devices(3)
 
 

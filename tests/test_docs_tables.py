@@ -18,10 +18,13 @@ def test_model_doc_tables_are_current():
 
 def test_tables_list_every_output_and_parameter():
     blocks = generated_blocks()
-    assert all(f"| `{name}` | {units} |" in blocks["outputs"]
-               for name, (units, _) in OUTPUTS.items())
-    assert all(f"| `{name}` | {group} |" in blocks["parameters"]
-               for name, (group, _) in parameter_index().items())
+    assert all(
+        f"| `{name}` | {units} |" in blocks["outputs"] for name, (units, _) in OUTPUTS.items()
+    )
+    assert all(
+        f"| `{name}` | {group} |" in blocks["parameters"]
+        for name, (group, _) in parameter_index().items()
+    )
 
 
 def test_update_needs_the_markers():
@@ -36,6 +39,7 @@ def test_scale_out_doc_lists_every_bad_input_with_its_current_message():
     doc = DOC.parent / "scale_out.md"
     text = doc.read_text()
     blocks = DOCUMENTS["scale_out.md"]()
-    assert update_document(text, blocks) == text, \
+    assert update_document(text, blocks) == text, (
         "run: python -m tools.docs_tables --write docs/scale_out.md"
+    )
     assert all(f"| {case.what} |" in blocks["bad_inputs"] for case in BAD_INPUTS)

@@ -16,8 +16,9 @@ VARIABLES = ("utps", "stps", "feasible", "bound", "ttft", "memory_required")
 
 def _setup(chunks):
     base = limits.load_params("xpu_hbm3", "llama3_405b", weight_bytes=1, kv_bytes=1)
-    grid = parse_grid({"tp": [8, 16, 32], "context": [1024, 4096, 16384, 65536, 131072],
-                       "batch": [1, 2, 4, 8]})
+    grid = parse_grid(
+        {"tp": [8, 16, 32], "context": [1024, 4096, 16384, 65536, 131072], "batch": [1, 2, 4, 8]}
+    )
     return base, grid, BlockPlan(grid.axes, chunks)
 
 
@@ -41,7 +42,8 @@ def test_blocked_equals_whole_grid_with_padded_edges(dtype):
     out, fn, order = _blocked(base, plan, dtype)
     assert order == list(plan.blocks())  # the writer sees blocks in dispatch order
     whole_params = cast_params(base, dtype).replace(
-        **broadcast_axes(grid.names, [v.astype(dtype) for v in grid.axes.values()]))
+        **broadcast_axes(grid.names, [v.astype(dtype) for v in grid.axes.values()])
+    )
     whole = jax.jit(limits.evaluate)(whole_params)
     for k in VARIABLES:
         expected = np.broadcast_to(np.asarray(whole[k], dtype=np.float64), grid.shape)
@@ -54,8 +56,9 @@ def test_exactly_one_compile_per_sweep(caplog):
     with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
         _, fn, _ = _blocked(base, plan, np.float32)
     assert fn.traces == 1
-    compiles = [r for r in caplog.records if "Compiling" in r.getMessage()
-                and "_fn" in r.getMessage()]
+    compiles = [
+        r for r in caplog.records if "Compiling" in r.getMessage() and "_fn" in r.getMessage()
+    ]
     assert len(compiles) == 1, [r.getMessage() for r in compiles]
 
 
@@ -78,8 +81,7 @@ def test_sink_error_stops_the_sweep_after_finishing_queued_blocks():
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        run_blocks(fn, cast_params(base, np.float32), plan, list(plan.blocks()), np.float32,
-                   sink)
+        run_blocks(fn, cast_params(base, np.float32), plan, list(plan.blocks()), np.float32, sink)
     assert len(seen) == 2
 
 

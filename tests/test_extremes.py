@@ -21,8 +21,14 @@ def _as(p: limits.Params, dtype) -> limits.Params:
 def test_context_ten_million_and_hundred_thousand_chips(model, dtype):
     """context 1e7 tokens and 131072 chips (tp, a multiple of every model's heads)."""
     base = limits.load_params("xpu_hbm3", model)
-    p = base.replace(max_context=float("inf"), context=1e7, prompt_len=1e7, tp=131072.0,
-                     batch=64.0, output_len=1e6)
+    p = base.replace(
+        max_context=float("inf"),
+        context=1e7,
+        prompt_len=1e7,
+        tp=131072.0,
+        batch=64.0,
+        output_len=1e6,
+    )
     out = jax.jit(limits.evaluate)(_as(p, dtype))
     for name, value in out.items():
         arr = np.asarray(value, dtype=np.float64)
@@ -52,13 +58,23 @@ def test_sweep_at_extreme_axes_float32_matches_float64_and_feasible_points_are_f
     """Through the sweep engine (blocks, padding, two devices, the store): context up to 1e7
     tokens on a model without max_context and up to 131072 chips, in float32 and float64.
     Every feasible point is finite in both; float32 agrees with float64 to 1e-5 relative."""
-    grid = ["grid=point", "model.max_context=inf", "++grid.context=[1,1000,100000,10000000]",
-            "++grid.tp=[1,128,131072]", "++grid.batch=[1,4096]", "++grid.sync_latency=[0,1us]",
-            "store.chunk_points=16"]
-    stores = {p: xr.open_zarr(run(compose(grid + [f"precision={p}",
-                                                  f"store.path={tmp_path / p}.zarr"]),
-                                  verbose=False).path).load()
-              for p in ("float32", "float64")}
+    grid = [
+        "grid=point",
+        "model.max_context=inf",
+        "++grid.context=[1,1000,100000,10000000]",
+        "++grid.tp=[1,128,131072]",
+        "++grid.batch=[1,4096]",
+        "++grid.sync_latency=[0,1us]",
+        "store.chunk_points=16",
+    ]
+    stores = {
+        p: xr.open_zarr(
+            run(
+                compose(grid + [f"precision={p}", f"store.path={tmp_path / p}.zarr"]), verbose=False
+            ).path
+        ).load()
+        for p in ("float32", "float64")
+    }
     s32, s64 = stores["float32"], stores["float64"]
     feasible = s64.feasible.values
     assert feasible.any() and not feasible.all()

@@ -8,7 +8,7 @@ import pytest
 import limits
 
 pytest.importorskip("SALib", reason="SALib is in the 'analysis' extra")
-from limits.autodiff.global_sensitivity import sobol_indices  # noqa: E402
+from limits.autodiff.global_sensitivity import sobol_indices
 
 TIB = 2.0**40
 
@@ -16,8 +16,7 @@ TIB = 2.0**40
 def _memory_bound_point():
     """utps = c x mem_bw x mem_efficiency exactly: one node (no scale-out), zero in-node
     latency, batch 1 (deep memory-bound)."""
-    return limits.load_params("xpu_hbm3", "llama3_405b", tp=8, batch=1,
-                              sync_latency_intra_node=0.0)
+    return limits.load_params("xpu_hbm3", "llama3_405b", tp=8, batch=1, sync_latency_intra_node=0.0)
 
 
 def _log_uniform_moments(a, b):
@@ -26,8 +25,11 @@ def _log_uniform_moments(a, b):
 
 
 def test_only_bandwidth_matters_in_the_deep_memory_bound_regime():
-    ranges = {"mem_bw": (2 * TIB, 16 * TIB, "log"), "chip_price": (1.0, 5.0, "linear"),
-              "sync_latency": (1e-6, 1e-5, "log")}  # scale-out latency unused at tp = 8
+    ranges = {
+        "mem_bw": (2 * TIB, 16 * TIB, "log"),
+        "chip_price": (1.0, 5.0, "linear"),
+        "sync_latency": (1e-6, 1e-5, "log"),
+    }  # scale-out latency unused at tp = 8
     ds = sobol_indices(_memory_bound_point(), "utps", ranges, n=256)
     assert list(ds["param"].values) == list(ranges)
     for name in ("S1", "S1_conf", "ST", "ST_conf", "dgsm"):
@@ -52,10 +54,11 @@ def test_product_of_two_log_uniform_factors_matches_analytic_indices():
     ds = sobol_indices(_memory_bound_point(), "utps", ranges, n=1024, seed=1)
     (ex, ex2), (ey, ey2) = _log_uniform_moments(a, b), _log_uniform_moments(c, d)
     var = ex2 * ey2 - ex * ex * ey * ey
-    want_s1 = {"mem_bw": (ex2 - ex * ex) * ey * ey / var,
-               "mem_efficiency": (ey2 - ey * ey) * ex * ex / var}
-    want_st = {"mem_bw": (ex2 - ex * ex) * ey2 / var,
-               "mem_efficiency": (ey2 - ey * ey) * ex2 / var}
+    want_s1 = {
+        "mem_bw": (ex2 - ex * ex) * ey * ey / var,
+        "mem_efficiency": (ey2 - ey * ey) * ex * ex / var,
+    }
+    want_st = {"mem_bw": (ex2 - ex * ex) * ey2 / var, "mem_efficiency": (ey2 - ey * ey) * ex2 / var}
     for name in ranges:
         assert float(ds["S1"].sel(param=name)) == pytest.approx(want_s1[name], abs=0.03)
         assert float(ds["ST"].sel(param=name)) == pytest.approx(want_st[name], abs=0.03)
@@ -86,5 +89,4 @@ def test_bad_ranges_are_refused_by_name():
     with pytest.raises(limits.ParameterError, match="batch"):
         sobol_indices(p, "utps", {"batch": (1.0, 64.0, "log")})
     with pytest.raises(limits.ParameterError, match="one design point"):
-        sobol_indices(p.replace(tp=np.array([8.0, 16.0])), "utps",
-                      {"mem_bw": (1e12, 2e12, "log")})
+        sobol_indices(p.replace(tp=np.array([8.0, 16.0])), "utps", {"mem_bw": (1e12, 2e12, "log")})

@@ -10,8 +10,7 @@ from limits.model import architecture as arch
 
 
 def llama405b_fp16(**overrides):
-    return limits.load_params("xpu_hbm3", "llama3_405b", weight_bytes=2, kv_bytes=2,
-                              **overrides)
+    return limits.load_params("xpu_hbm3", "llama3_405b", weight_bytes=2, kv_bytes=2, **overrides)
 
 
 def full_mask(p):

@@ -20,8 +20,9 @@ ARTICLE_HARDWARE = [
 
 def lamini_params(mem_bw, peak_flops, batch=1, context=16):
     hw = Hardware(name="article", mem_bw=mem_bw, peak_flops=peak_flops, mem_capacity=192e9)
-    return limits.load_params(hw, "llama3_8b", weight_bytes=2, kv_bytes=2, batch=batch,
-                              context=context, tp=1)
+    return limits.load_params(
+        hw, "llama3_8b", weight_bytes=2, kv_bytes=2, batch=batch, context=context, tp=1
+    )
 
 
 @pytest.mark.parametrize("name, mem_bw, peak, published_tps, _ridge", ARTICLE_HARDWARE)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import limits
-from limits.sweep.grid import broadcast_axes, parse_axis, parse_grid, validate_grid
 from limits.model.params import ParameterError
+from limits.sweep.grid import broadcast_axes, parse_axis, parse_grid, validate_grid
 from limits.units import UnitError
 
 
@@ -34,15 +34,18 @@ def test_integer_range_is_rounded():
     assert (values == np.round(values)).all() and values[0] == 1 and values[-1] == 100
 
 
-@pytest.mark.parametrize("name, spec, match", [
-    ("not_a_param", [1], "valid axis names: .*mem_bw"),
-    ("tp", [], "grid.tp is empty"),
-    ("tp", [8, 8], "grid.tp has repeated values"),
-    ("context", {"start": 1, "stop": 8}, "grid.context: a range needs"),
-    ("context", {"start": 1, "stop": 8, "num": 4, "scale": "cubic"}, "grid.context.scale"),
-    ("context", {"start": 0, "stop": 8, "num": 4, "scale": "log"}, "log range"),
-    ("batch", {"start": 1, "stop": 3, "num": 9}, "repeated values"),
-])
+@pytest.mark.parametrize(
+    "name, spec, match",
+    [
+        ("not_a_param", [1], "valid axis names: .*mem_bw"),
+        ("tp", [], "grid.tp is empty"),
+        ("tp", [8, 8], "grid.tp has repeated values"),
+        ("context", {"start": 1, "stop": 8}, "grid.context: a range needs"),
+        ("context", {"start": 1, "stop": 8, "num": 4, "scale": "cubic"}, "grid.context.scale"),
+        ("context", {"start": 0, "stop": 8, "num": 4, "scale": "log"}, "log range"),
+        ("batch", {"start": 1, "stop": 3, "num": 9}, "repeated values"),
+    ],
+)
 def test_bad_axes_name_the_axis(name, spec, match):
     with pytest.raises(ParameterError, match=match):
         parse_axis(name, spec)
@@ -75,8 +78,9 @@ def test_cross_axis_rule_sees_every_combination():
     base = limits.load_params("xpu_hbm3", "llama3_405b")
     # each axis alone is fine for the base, the combination tp=256 with n_heads=8 is not
     with pytest.raises(ParameterError):
-        validate_grid(base.replace(n_heads=128.0), parse_grid({"tp": [8, 256],
-                                                               "n_heads": [128, 96]}))
+        validate_grid(
+            base.replace(n_heads=128.0), parse_grid({"tp": [8, 256], "n_heads": [128, 96]})
+        )
 
 
 def test_broadcast_axes_shapes():

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from limits.presets.hf import SUPPORTED_MODEL_TYPES, main, model_from_hf_config, preset_yaml
 from limits.model.architecture import architecture_params
 from limits.model.params import Model, ParameterError
 from limits.presets import load_preset
+from limits.presets.hf import SUPPORTED_MODEL_TYPES, main, model_from_hf_config, preset_yaml
 
 DATA = Path(__file__).parent / "data" / "hf"
 REPO = Path(__file__).resolve().parents[1]
@@ -28,8 +28,11 @@ NOT_ARCHITECTURE = {"name", "n_params"}  # preset identity and nominal (publishe
 
 
 def _architecture(m: Model) -> dict:
-    return {f.name: getattr(m, f.name) for f in dataclasses.fields(Model)
-            if f.name not in NOT_ARCHITECTURE}
+    return {
+        f.name: getattr(m, f.name)
+        for f in dataclasses.fields(Model)
+        if f.name not in NOT_ARCHITECTURE
+    }
 
 
 @pytest.mark.parametrize("fixture, preset", sorted(FIXTURE_PRESET.items()))
@@ -71,18 +74,34 @@ def test_tied_embeddings_and_missing_flag():
 
 
 def test_qwen3_moe_and_sliding_window_rules():
-    qwen = {"model_type": "qwen3_moe", "num_hidden_layers": 94, "hidden_size": 4096,
-            "num_attention_heads": 64, "num_key_value_heads": 4, "head_dim": 128,
-            "intermediate_size": 12288, "moe_intermediate_size": 1536, "num_experts": 128,
-            "num_experts_per_tok": 8, "vocab_size": 151936, "max_position_embeddings": 40960,
-            "tie_word_embeddings": False, "decoder_sparse_step": 1, "mlp_only_layers": [],
-            "sliding_window": None, "use_sliding_window": False, "max_window_layers": 94}
+    qwen = {
+        "model_type": "qwen3_moe",
+        "num_hidden_layers": 94,
+        "hidden_size": 4096,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 4,
+        "head_dim": 128,
+        "intermediate_size": 12288,
+        "moe_intermediate_size": 1536,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+        "vocab_size": 151936,
+        "max_position_embeddings": 40960,
+        "tie_word_embeddings": False,
+        "decoder_sparse_step": 1,
+        "mlp_only_layers": [],
+        "sliding_window": None,
+        "use_sliding_window": False,
+        "max_window_layers": 94,
+    }
     m = model_from_hf_config(qwen)
-    assert _architecture(m) == _architecture(Model.from_mapping(
-        load_preset("model", "qwen3_235b_a22b")))
+    assert _architecture(m) == _architecture(
+        Model.from_mapping(load_preset("model", "qwen3_235b_a22b"))
+    )
     assert model_from_hf_config({**qwen, "mlp_only_layers": [0, 1]}).n_dense_layers == 2
-    windowed = model_from_hf_config({**qwen, "use_sliding_window": True, "sliding_window": 4096,
-                                     "max_window_layers": 47})
+    windowed = model_from_hf_config(
+        {**qwen, "use_sliding_window": True, "sliding_window": 4096, "max_window_layers": 47}
+    )
     assert (windowed.sliding_window, windowed.sliding_window_layer_fraction) == (4096, 0.5)
     mistral = model_from_hf_config(_llama(model_type="mistral", sliding_window=4096))
     assert (mistral.sliding_window, mistral.sliding_window_layer_fraction) == (4096, 1.0)
@@ -102,13 +121,16 @@ def test_unsupported_model_type_names_type_and_supported_list():
     assert all(t in message for t in SUPPORTED_MODEL_TYPES)
 
 
-@pytest.mark.parametrize("fixture, key", [
-    ("llama-3.1-405b.json", "hidden_size"),
-    ("llama-3.1-405b.json", "model_type"),
-    ("deepseek-v3.json", "kv_lora_rank"),
-    ("deepseek-v3.json", "n_routed_experts"),
-    ("mixtral-8x7b.json", "num_local_experts"),
-])
+@pytest.mark.parametrize(
+    "fixture, key",
+    [
+        ("llama-3.1-405b.json", "hidden_size"),
+        ("llama-3.1-405b.json", "model_type"),
+        ("deepseek-v3.json", "kv_lora_rank"),
+        ("deepseek-v3.json", "n_routed_experts"),
+        ("mixtral-8x7b.json", "num_local_experts"),
+    ],
+)
 def test_missing_key_is_named(fixture, key):
     cfg = json.loads((DATA / fixture).read_text())
     del cfg[key]
@@ -120,7 +142,8 @@ def test_missing_key_is_named(fixture, key):
 def test_preset_yaml_round_trips(fixture):
     text = preset_yaml(DATA / fixture, n_params=123e9)
     assert Model.from_mapping(yaml.safe_load(text)) == model_from_hf_config(
-        DATA / fixture, n_params=123e9)
+        DATA / fixture, n_params=123e9
+    )
     value_lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
     assert all("# " in ln for ln in value_lines), "every generated line names its source"
 
@@ -133,9 +156,14 @@ def test_generated_preset_counts_like_hand_written_one():
 def test_cli_prints_yaml_that_round_trips(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text((DATA / "gpt-oss-120b.json").read_text())
-    out = subprocess.run([sys.executable, "-m", "limits.presets.hf", str(cfg), "--name", "oss"],
-                         capture_output=True, text=True, check=True, cwd=REPO,
-                         env={"PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "limits.presets.hf", str(cfg), "--name", "oss"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"},
+    ).stdout
     loaded = Model.from_mapping(yaml.safe_load(out))
     assert loaded == model_from_hf_config(cfg, name="oss")
 

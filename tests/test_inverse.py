@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 import limits
-from limits.autodiff.inverse import (LATENCY_PARAMS, REASON_LABELS, max_sync_latency, min_chips,
-                            min_mem_bw, required_utps, tp_candidates)
+from limits.autodiff.inverse import (
+    LATENCY_PARAMS,
+    REASON_LABELS,
+    max_sync_latency,
+    min_chips,
+    min_mem_bw,
+    required_utps,
+    tp_candidates,
+)
 
 _evaluate = jax.jit(limits.evaluate)
 
@@ -25,12 +32,17 @@ def _reason(code):
 SPECULATIVE = dict(draft_len=4, acceptance_rate=0.7, draft_params=8e9, draft_layers=32)
 
 
-@pytest.mark.parametrize("kw, target", [
-    (dict(), 120.0), (dict(), 1000.0),                      # memory-bound, slower/faster
-    (dict(batch=256, context=1024, tp=8), 30.0),            # t_compute matters
-    (dict(link_bw=5e10, layer_overhead=2e-6), 200.0),       # bandwidth term and overhead
-    (SPECULATIVE, 500.0),                                   # draft model with its own walls
-], ids=["slow", "fast", "batch", "link_bw", "speculative"])
+@pytest.mark.parametrize(
+    "kw, target",
+    [
+        (dict(), 120.0),
+        (dict(), 1000.0),  # memory-bound, slower/faster
+        (dict(batch=256, context=1024, tp=8), 30.0),  # t_compute matters
+        (dict(link_bw=5e10, layer_overhead=2e-6), 200.0),  # bandwidth term and overhead
+        (SPECULATIVE, 500.0),  # draft model with its own walls
+    ],
+    ids=["slow", "fast", "batch", "link_bw", "speculative"],
+)
 def test_min_mem_bw_round_trip(kw, target):
     params = _params(**kw)
     r = jax.jit(lambda p: min_mem_bw(p, target))(params)
@@ -72,8 +84,9 @@ def test_min_mem_bw_unreachable_reasons():
 @pytest.mark.parametrize("tp, which", [(32, "sync_latency"), (8, "sync_latency_intra_node")])
 def test_max_sync_latency_round_trip_picks_the_group_latency(tp, which):
     params = _params(tp=tp, link_bw=2e11)
-    target = 0.8 * float(_evaluate(params.replace(sync_latency=0.0,
-                                                  sync_latency_intra_node=0.0))["utps"])
+    target = 0.8 * float(
+        _evaluate(params.replace(sync_latency=0.0, sync_latency_intra_node=0.0))["utps"]
+    )
     r = jax.jit(lambda p: max_sync_latency(p, target))(params)
     assert _reason(r["reason"]) == "reached"
     assert LATENCY_PARAMS[int(r["latency_param"])] == which
@@ -120,15 +133,15 @@ def test_min_chips_unreachable_reports_the_binding_wall():
 
 
 def test_inverse_is_elementwise_over_a_grid():
-    grid = _params(tp=np.array([8.0, 16.0, 32.0, 64.0])[:, None],
-                   batch=np.array([1.0, 16.0, 64.0])[None, :])
+    grid = _params(
+        tp=np.array([8.0, 16.0, 32.0, 64.0])[:, None], batch=np.array([1.0, 16.0, 64.0])[None, :]
+    )
     r = jax.jit(lambda p: min_mem_bw(p, 200.0))(grid)
     assert r["mem_bw"].shape == (4, 3) and r["reason"].shape == (4, 3)
     for i, tp in enumerate([8.0, 16.0, 32.0, 64.0]):
         for j, batch in enumerate([1.0, 16.0, 64.0]):
             point = min_mem_bw(_params(tp=tp, batch=batch), 200.0)
-            np.testing.assert_allclose(float(r["mem_bw"][i, j]), float(point["mem_bw"]),
-                                       rtol=1e-12)
+            np.testing.assert_allclose(float(r["mem_bw"][i, j]), float(point["mem_bw"]), rtol=1e-12)
     s = jax.jit(lambda p: max_sync_latency(p, 200.0))(grid)
     np.testing.assert_array_equal(np.asarray(s["latency_param"])[:, 0], [0, 1, 1, 1])
     c = jax.jit(lambda p: min_chips(p, 200.0, candidates=(8.0, 16.0, 32.0, 64.0)))(grid)
@@ -141,7 +154,8 @@ def test_min_chips_when_outputs_depend_on_different_grid_axes():
     r = min_chips(grid, 100.0, candidates=(8.0, 16.0, 32.0, 64.0))
     assert r["tp"].shape == (2,)
     for i, cap in enumerate([16.0, 96.0]):
-        point = min_chips(_params(mem_capacity=cap * 2.0**30), 100.0,
-                          candidates=(8.0, 16.0, 32.0, 64.0))
+        point = min_chips(
+            _params(mem_capacity=cap * 2.0**30), 100.0, candidates=(8.0, 16.0, 32.0, 64.0)
+        )
         assert float(r["tp"][i]) == float(point["tp"])
     assert float(r["tp"][0]) > float(r["tp"][1])

@@ -2,6 +2,7 @@
 docs/model.md (expected values are computed here from the formulas, not by the model)."""
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -11,9 +12,9 @@ import limits
 from limits.model import architecture as arch
 
 US = 1e-6
-HBM3_BW = 4 * 2.0**40          # B/s per chip
-HBM3_PEAK = 2.25e15            # FLOP/s per chip
-HBM3_CAP = 96 * 2.0**30        # B per chip
+HBM3_BW = 4 * 2.0**40  # B/s per chip
+HBM3_PEAK = 2.25e15  # FLOP/s per chip
+HBM3_CAP = 96 * 2.0**30  # B per chip
 
 
 def ev(hardware="xpu_hbm3", model="llama3_70b", **overrides):
@@ -23,10 +24,16 @@ def ev(hardware="xpu_hbm3", model="llama3_70b", **overrides):
 
 # --- architecture: parameter counts --------------------------------------------------------
 
-@pytest.mark.parametrize("model, published, rel", [
-    ("llama3_8b", 8.03e9, 2e-3), ("llama3_70b", 70.55e9, 2e-3), ("llama3_405b", 405.9e9, 2e-3),
-    ("deepseek_v3", 671e9, 1e-2),
-])
+
+@pytest.mark.parametrize(
+    "model, published, rel",
+    [
+        ("llama3_8b", 8.03e9, 2e-3),
+        ("llama3_70b", 70.55e9, 2e-3),
+        ("llama3_405b", 405.9e9, 2e-3),
+        ("deepseek_v3", 671e9, 1e-2),
+    ],
+)
 def test_architecture_count_matches_published_size(model, published, rel):
     """Counting from the Hugging Face config gives the published sizes (DeepSeek-V3: 671B
     without its multi-token-prediction module)."""
@@ -56,18 +63,21 @@ def test_shared_experts_and_first_dense_layers_are_counted():
 
 # --- MoE: expected distinct experts --------------------------------------------------------
 
+
 def test_moe_weight_reads_follow_expected_distinct_experts():
     expert = 3 * 7168 * 2048
     routed_total = 58 * 256 * expert
-    reads = [ev(model="deepseek_v3", tp=8, batch=b, context=1)[0]["weight_bytes_read"]
-             for b in (1, 2, 8, 64, 512, 4096, 10**6)]
+    reads = [
+        ev(model="deepseek_v3", tp=8, batch=b, context=1)[0]["weight_bytes_read"]
+        for b in (1, 2, 8, 64, 512, 4096, 10**6)
+    ]
     # batch 1: the non-routed weights plus top_k = 8 experts per MoE layer (1 B per weight)
     assert reads[0] == pytest.approx(671e9 - routed_total + 58 * 8 * expert, rel=1e-12)
     # batch 2: E (1 - (1 - k/E)^2) distinct experts
     two = 256 * (1 - (1 - 8 / 256) ** 2)
     assert reads[1] == pytest.approx(671e9 - routed_total + 58 * two * expert, rel=1e-12)
     assert reads[-1] == pytest.approx(671e9, rel=1e-12)  # a huge batch touches every expert
-    assert all(a < b for a, b in zip(reads[:5], reads[1:6]))  # more tokens, more experts
+    assert all(a < b for a, b in itertools.pairwise(reads[:6]))  # more tokens, more experts
     assert reads[5] <= reads[6]  # saturated: 4096 tokens touch ~all 256 experts
 
 
@@ -75,22 +85,26 @@ def test_moe_flops_use_active_params_only():
     out, p = ev(model="deepseek_v3", tp=8, batch=4, context=1)
     attention = 4 * 61 * 1 * (2 * 128 * 576 + 2 * 128 * 512)
     assert out["flops_per_step"] == pytest.approx(
-        4 * 2 * float(arch.active_params(p.model)) + attention, rel=1e-12)
+        4 * 2 * float(arch.active_params(p.model)) + attention, rel=1e-12
+    )
 
 
 def test_expert_parallel_all_to_all_adds_sync_only_when_ep_above_1():
-    common = dict(model="deepseek_v3", tp=8, batch=1, sync_latency=5 * US,
-                  sync_latency_intra_node=1 * US)
+    common = dict(
+        model="deepseek_v3", tp=8, batch=1, sync_latency=5 * US, sync_latency_intra_node=1 * US
+    )
     no_ep = ev(**common, ep=1)[0]["t_sync"]
     with_ep = ev(**common, ep=8)[0]["t_sync"]
     assert no_ep == pytest.approx(61 * 2 * 1 * US, rel=1e-12)  # tp all-reduces only
     assert with_ep - no_ep == pytest.approx(58 * 2 * 1 * US, rel=1e-9)  # 2 all-to-alls/MoE layer
-    dense = ev(model="llama3_70b", tp=8, batch=1, sync_latency=5 * US,
-               sync_latency_intra_node=1 * US)[0]["t_sync"]
+    dense = ev(
+        model="llama3_70b", tp=8, batch=1, sync_latency=5 * US, sync_latency_intra_node=1 * US
+    )[0]["t_sync"]
     assert dense == pytest.approx(80 * 2 * 1 * US, rel=1e-12)
 
 
 # --- KV cache: MLA, GQA, sliding window ----------------------------------------------------
+
 
 def test_mla_caches_a_latent_and_gqa_its_kv_heads():
     mla, _ = ev(model="deepseek_v3", tp=8, batch=3, context=1000, kv_bytes=2)
@@ -118,8 +132,13 @@ def test_mqa_caches_one_kv_head_and_mha_all_of_them():
 @pytest.mark.parametrize("fraction", [1.0, 0.5])
 def test_sliding_window_caps_kv_reads_and_capacity(fraction):
     window, context = 4096, 131072
-    out, _ = ev(model="llama3_8b", batch=2, context=context, sliding_window=window,
-                sliding_window_layer_fraction=fraction)
+    out, _ = ev(
+        model="llama3_8b",
+        batch=2,
+        context=context,
+        sliding_window=window,
+        sliding_window_layer_fraction=fraction,
+    )
     per_token = 32 * 2 * 8 * 128 * 1
     mean_context = fraction * window + (1 - fraction) * context
     assert out["kv_bytes_read"] == 2 * mean_context * per_token
@@ -136,9 +155,15 @@ def test_sliding_window_bounds_causal_prefill_pairs():
 
 # --- synchronisation -----------------------------------------------------------------------
 
+
 def test_intra_node_and_scale_out_latency_switch_at_node_size():
-    common = dict(model="llama3_70b", batch=1, sync_latency=5 * US,
-                  sync_latency_intra_node=1 * US, node_size=8)
+    common = dict(
+        model="llama3_70b",
+        batch=1,
+        sync_latency=5 * US,
+        sync_latency_intra_node=1 * US,
+        node_size=8,
+    )
     assert ev(**common, tp=8)[0]["t_sync"] == pytest.approx(80 * 2 * 1 * US, rel=1e-12)
     assert ev(**common, tp=16)[0]["t_sync"] == pytest.approx(80 * 2 * 5 * US, rel=1e-12)
     assert ev(**common, tp=1)[0]["t_sync"] == 0.0
@@ -166,10 +191,17 @@ def test_pipeline_hops_and_pipeline_semantics():
 
 # --- speculative decoding ------------------------------------------------------------------
 
-@pytest.mark.parametrize("draft_len, acceptance, expected", [
-    (0, 0.9, 1.0), (3, 1.0, 4.0), (3, 0.0, 1.0), (3, 0.6, 1 + 0.6 + 0.36 + 0.216),
-    (5, 0.8, (1 - 0.8**6) / (1 - 0.8)),
-])
+
+@pytest.mark.parametrize(
+    "draft_len, acceptance, expected",
+    [
+        (0, 0.9, 1.0),
+        (3, 1.0, 4.0),
+        (3, 0.0, 1.0),
+        (3, 0.6, 1 + 0.6 + 0.36 + 0.216),
+        (5, 0.8, (1 - 0.8**6) / (1 - 0.8)),
+    ],
+)
 def test_expected_tokens_per_step(draft_len, acceptance, expected):
     out, _ = ev(draft_len=draft_len, acceptance_rate=acceptance)
     assert out["tokens_per_step"] == pytest.approx(expected, rel=1e-12)
@@ -178,28 +210,53 @@ def test_expected_tokens_per_step(draft_len, acceptance, expected):
 
 def test_draft_cost_is_counted_in_the_step():
     draft_params, k, tp, batch = 1e9, 4, 8, 2
-    out, _ = ev(model="llama3_70b", tp=tp, batch=batch, draft_len=k, acceptance_rate=0.8,
-                draft_params=draft_params, draft_layers=16)
-    one_draft = max(draft_params * 1 / (tp * HBM3_BW), 2 * draft_params * batch /
-                    (tp * HBM3_PEAK)) + 16 * 2 * 2.25 * US
+    out, _ = ev(
+        model="llama3_70b",
+        tp=tp,
+        batch=batch,
+        draft_len=k,
+        acceptance_rate=0.8,
+        draft_params=draft_params,
+        draft_layers=16,
+    )
+    one_draft = (
+        max(draft_params * 1 / (tp * HBM3_BW), 2 * draft_params * batch / (tp * HBM3_PEAK))
+        + 16 * 2 * 2.25 * US
+    )
     assert out["t_draft"] == pytest.approx(k * one_draft, rel=1e-12)
     assert out["step_time"] == pytest.approx(
-        max(out["t_mem"], out["t_compute"]) + out["t_sync"] + out["t_draft"], rel=1e-12)
+        max(out["t_mem"], out["t_compute"]) + out["t_sync"] + out["t_draft"], rel=1e-12
+    )
     # the target verifies k + 1 tokens per user
     assert out["flops_per_step"] > (k + 1) * batch * 2 * 70e9
 
 
 def test_speculation_helps_when_acceptance_is_high_and_the_draft_cheap():
     plain, _ = ev(model="llama3_70b", tp=8, batch=1)
-    good, _ = ev(model="llama3_70b", tp=8, batch=1, draft_len=4, acceptance_rate=0.9,
-                 draft_params=1e8, draft_layers=8)
-    bad, _ = ev(model="llama3_70b", tp=8, batch=1, draft_len=4, acceptance_rate=0.05,
-                draft_params=8e9, draft_layers=32)
+    good, _ = ev(
+        model="llama3_70b",
+        tp=8,
+        batch=1,
+        draft_len=4,
+        acceptance_rate=0.9,
+        draft_params=1e8,
+        draft_layers=8,
+    )
+    bad, _ = ev(
+        model="llama3_70b",
+        tp=8,
+        batch=1,
+        draft_len=4,
+        acceptance_rate=0.05,
+        draft_params=8e9,
+        draft_layers=32,
+    )
     assert good["utps"] > 2 * plain["utps"]
     assert bad["utps"] < plain["utps"]
 
 
 # --- prefill, latency, no cache ------------------------------------------------------------
+
 
 def test_long_prompt_prefill_is_compute_bound():
     tp, n = 8, 32768
@@ -214,8 +271,9 @@ def test_long_prompt_prefill_is_compute_bound():
 
 def test_causal_mask_roughly_halves_prefill_attention():
     causal, p = ev(model="llama3_70b", prompt_len=8192)
-    full_p = dataclasses.replace(p, calibration=p.calibration.replace(
-        prefill_attention_mask="full"))
+    full_p = dataclasses.replace(
+        p, calibration=p.calibration.replace(prefill_attention_mask="full")
+    )
     full = float(limits.evaluate(full_p)["prefill_attention_flops"])
     assert causal["prefill_attention_flops"] / full == pytest.approx((8192 + 1) / (2 * 8192))
 
@@ -232,6 +290,7 @@ def test_decoding_without_a_kv_cache_is_much_slower():
 
 
 # --- capacity ------------------------------------------------------------------------------
+
 
 def test_capacity_flag_and_max_batch_by_hand():
     tp, context = 8, 131072
@@ -252,15 +311,25 @@ def test_workspace_and_draft_weights_take_memory():
     out, _ = ev(model="llama3_70b", tp=8, workspace_bytes=2 * 2.0**30, draft_params=1e9)
     assert out["memory_weights"] == 70e9 + 1e9
     assert out["memory_required"] == pytest.approx(
-        71e9 + out["memory_kv"] + 8 * 2 * 2.0**30, rel=1e-15)
+        71e9 + out["memory_kv"] + 8 * 2 * 2.0**30, rel=1e-15
+    )
 
 
 # --- power and cost ------------------------------------------------------------------------
 
+
 def test_power_and_cost_by_hand():
     tp, pp, replicas = 4, 2, 3
-    out, _ = ev(model="llama3_70b", tp=tp, pp=pp, replicas=replicas, chip_price=2.0,
-                chip_capex=30000.0, amortization_years=4.0, electricity_price=0.1)
+    out, _ = ev(
+        model="llama3_70b",
+        tp=tp,
+        pp=pp,
+        replicas=replicas,
+        chip_price=2.0,
+        chip_capex=30000.0,
+        amortization_years=4.0,
+        electricity_price=0.1,
+    )
     chips = 24
     nodes = 3  # ceil(24 / 8)
     power = chips * 900 + nodes * 300
@@ -280,6 +349,7 @@ def test_partial_node_counts_a_whole_node():
 
 
 # --- calibration ---------------------------------------------------------------------------
+
 
 def test_efficiencies_scale_memory_and_compute_time():
     ideal, _ = ev(model="llama3_70b", tp=8, batch=16)

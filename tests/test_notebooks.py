@@ -1,7 +1,6 @@
 """The notebooks run top to bottom without errors, and are committed without outputs."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -47,12 +46,19 @@ def test_notebook_runs_without_errors(path, tmp_path, kernel_env):
     # the kernel is this interpreter (the venv's python3 kernelspec from ipykernel)
     spec = KernelSpecManager().get_kernel_spec("python3")
     assert Path(spec.argv[0]).name.startswith("python"), spec.argv
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()  # raises CellExecutionError on the first failing cell
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert not errors
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
     assert images, f"{path.name} draws no figure"

@@ -9,13 +9,32 @@ import limits
 from limits.model.outputs import OUTPUTS
 
 POINTS = {
-    "dense_gqa": ("llama3_70b", dict(tp=8.0, batch=4.0, context=8192.0, link_bw=1e11,
-                                     draft_len=2.0, acceptance_rate=0.6, draft_params=1e9,
-                                     draft_layers=4.0)),
+    "dense_gqa": (
+        "llama3_70b",
+        dict(
+            tp=8.0,
+            batch=4.0,
+            context=8192.0,
+            link_bw=1e11,
+            draft_len=2.0,
+            acceptance_rate=0.6,
+            draft_params=1e9,
+            draft_layers=4.0,
+        ),
+    ),
     "moe_mla": ("deepseek_v3", dict(tp=16.0, ep=8.0, batch=8.0, context=4096.0)),
-    "windowed": ("llama3_8b", dict(tp=2.0, pp=2.0, batch=2.0, context=65536.0,
-                                   prompt_len=8192.0, sliding_window=4096.0,
-                                   sliding_window_layer_fraction=0.5)),
+    "windowed": (
+        "llama3_8b",
+        dict(
+            tp=2.0,
+            pp=2.0,
+            batch=2.0,
+            context=65536.0,
+            prompt_len=8192.0,
+            sliding_window=4096.0,
+            sliding_window_layer_fraction=0.5,
+        ),
+    ),
 }
 FLOAT_OUTPUTS = [k for k in OUTPUTS if k not in ("bound", "feasible")]
 
@@ -35,16 +54,29 @@ def test_every_output_is_declared_with_units():
 @pytest.mark.parametrize("name", POINTS)
 def test_gradients_are_finite_everywhere(name):
     p = point(name)
-    jac = jax.jacrev(lambda q: {k: v for k, v in limits.evaluate(q).items()
-                                if k in FLOAT_OUTPUTS and k != "tokens_per_usd"})(p)
+    jac = jax.jacrev(
+        lambda q: {
+            k: v
+            for k, v in limits.evaluate(q).items()
+            if k in FLOAT_OUTPUTS and k != "tokens_per_usd"
+        }
+    )(p)
     for out_name, grads in jac.items():
         for param, value in grads.flat().items():
             assert np.isfinite(np.asarray(value)).all(), (out_name, param)
 
 
 CHECKED_OUTPUTS = ("step_time", "stps", "ttft", "utps", "cost_per_mtok", "memory_required")
-CHECKED_PARAMS = ("mem_bw", "peak_flops", "sync_latency", "context", "batch", "prompt_len",
-                  "acceptance_rate", "chip_power")
+CHECKED_PARAMS = (
+    "mem_bw",
+    "peak_flops",
+    "sync_latency",
+    "context",
+    "batch",
+    "prompt_len",
+    "acceptance_rate",
+    "chip_power",
+)
 
 
 @pytest.mark.parametrize("name", POINTS)
@@ -69,16 +101,22 @@ def test_gradients_match_central_differences(name):
         # relative tolerance, plus an elasticity-sized floor for derivatives that are ~0
         tolerance = 1e-5 * np.abs(numeric) + 1e-8 * np.abs(base) / x0[j]
         bad = np.abs(jac[:, j] - numeric) > tolerance
-        assert not bad.any(), (name, param, np.array(CHECKED_OUTPUTS)[bad], jac[bad, j],
-                               numeric[bad])
+        assert not bad.any(), (
+            name,
+            param,
+            np.array(CHECKED_OUTPUTS)[bad],
+            jac[bad, j],
+            numeric[bad],
+        )
 
 
 def test_jit_equals_eager():
     p = point("moe_mla")
     eager, jitted = limits.evaluate(p), jax.jit(limits.evaluate)(p)
     for k in OUTPUTS:
-        np.testing.assert_allclose(np.asarray(jitted[k]), np.asarray(eager[k]), rtol=1e-13,
-                                   err_msg=k)
+        np.testing.assert_allclose(
+            np.asarray(jitted[k]), np.asarray(eager[k]), rtol=1e-13, err_msg=k
+        )
 
 
 def test_vmap_equals_broadcasting():
@@ -91,8 +129,16 @@ def test_vmap_equals_broadcasting():
 
 def test_extreme_sizes_stay_finite():
     """Counts are floats: 1e6 users x 1e8 tokens of context does not overflow or wrap."""
-    p = limits.load_params("xpu_hbm3", "llama3_405b", tp=128.0, batch=1e6, context=1e8,
-                           prompt_len=1e7, max_context=float("inf"), kv_bytes=2.0)
+    p = limits.load_params(
+        "xpu_hbm3",
+        "llama3_405b",
+        tp=128.0,
+        batch=1e6,
+        context=1e8,
+        prompt_len=1e7,
+        max_context=float("inf"),
+        kv_bytes=2.0,
+    )
     out = limits.evaluate(p)
     for k in FLOAT_OUTPUTS:
         if k != "tokens_per_usd":  # free hardware: infinitely many tokens per dollar
@@ -101,8 +147,8 @@ def test_extreme_sizes_stay_finite():
 
 
 def test_acceptance_near_one_is_continuous():
-    near = limits.load_params("xpu_hbm3", "llama3_8b", draft_len=4.0,
-                              acceptance_rate=1.0 - 1e-9)
+    near = limits.load_params("xpu_hbm3", "llama3_8b", draft_len=4.0, acceptance_rate=1.0 - 1e-9)
     one = near.replace(acceptance_rate=1.0)
     assert float(limits.evaluate(near)["tokens_per_step"]) == pytest.approx(
-        float(limits.evaluate(one)["tokens_per_step"]), rel=1e-6)
+        float(limits.evaluate(one)["tokens_per_step"]), rel=1e-6
+    )

@@ -13,8 +13,9 @@ from limits.model.outputs import DEFAULT_OUTPUTS
 
 @pytest.fixture(scope="module")
 def grid():
-    return model_dataset(tp=[1.0, 8.0], batch=[1.0, 16.0, 256.0, 2048.0],
-                         context=[4096.0, 131072.0])
+    return model_dataset(
+        tp=[1.0, 8.0], batch=[1.0, 16.0, 256.0, 2048.0], context=[4096.0, 131072.0]
+    )
 
 
 def _render(fig):
@@ -42,11 +43,13 @@ def test_roofline_roof_points_and_fallback(grid):
     # intensity = t_compute peak / (t_mem bw), attained = t_compute peak / step_time
     minimal = grid[list(DEFAULT_OUTPUTS)]
     fallback = _render(plots.roofline(minimal))
-    np.testing.assert_allclose(fallback.collections[0].get_offsets(),
-                               ax.collections[0].get_offsets(), rtol=1e-9)
+    np.testing.assert_allclose(
+        fallback.collections[0].get_offsets(), ax.collections[0].get_offsets(), rtol=1e-9
+    )
     attained = (grid["flops_per_step"] / (grid["step_time"] * grid["tp"])).values[feasible]
-    np.testing.assert_allclose(np.sort(ax.collections[0].get_offsets()[:, 1]),
-                               np.sort(attained), rtol=1e-9)
+    np.testing.assert_allclose(
+        np.sort(ax.collections[0].get_offsets()[:, 1]), np.sort(attained), rtol=1e-9
+    )
     with pytest.raises(ValueError, match="arithmetic_intensity"):
         plots.roofline(grid[["stps"]])
 
@@ -84,8 +87,12 @@ def test_bound_map_categories_and_legend(grid):
 def test_memory_breakdown_lines(grid):
     ax = _render(plots.memory_breakdown(grid.sel(tp=8.0), x="context", hue="batch"))
     labels = _legend(ax)
-    assert labels[:4] == ["KV cache, batch=1", "KV cache, batch=16", "KV cache, batch=256",
-                          "KV cache, batch=2 Ki"]
+    assert labels[:4] == [
+        "KV cache, batch=1",
+        "KV cache, batch=16",
+        "KV cache, batch=256",
+        "KV cache, batch=2 Ki",
+    ]
     assert labels[4:] == ["weights", "available"]  # constant over batch: one line each
     kv_line = ax.lines[1]  # batch 16: 16 users x context x 65,536 B/token (Llama3-8B, 1 B)
     np.testing.assert_allclose(kv_line.get_ydata(), 16 * np.array([4096, 131072]) * 65536.0)
@@ -110,8 +117,10 @@ def test_time_breakdown_stacks_to_step_time(grid):
 def test_roofline_on_multirun_slice_reads_that_jobs_provenance():
     from limits.analysis import combine_jobs
 
-    jobs = [model_dataset(hw, "llama3_8b", outputs=tuple(DEFAULT_OUTPUTS), batch=[1.0, 64.0])
-            for hw in ("xpu_hbm3", "xpu_hbm4")]
+    jobs = [
+        model_dataset(hw, "llama3_8b", outputs=tuple(DEFAULT_OUTPUTS), batch=[1.0, 64.0])
+        for hw in ("xpu_hbm3", "xpu_hbm4")
+    ]
     ds = combine_jobs(jobs)
     assert "config" not in ds.attrs  # the jobs' configs differ: dropped when combined
     ax = _render(plots.roofline(ds.sel(hardware="xpu_hbm4", model="llama3_8b")))

@@ -15,12 +15,37 @@ HARDWARE = available("hardware")
 MODELS = available("model")
 
 # New presets this suite is written for; the loops above cover whatever else is present.
-EXPECTED_HARDWARE = {"h100", "h200", "b200", "mi250x", "mi300x", "mi325x", "tpu_v5e", "tpu_v5p",
-                     "tpu_v6e", "gaudi3", "groq_lpu", "cerebras_wse3", "xpu_hbm3", "xpu_hbm4",
-                     "xpu_3d_dram", "xpu_sram", "xpu_cows"}
-EXPECTED_MODELS = {"llama3_8b", "llama3_70b", "llama3_405b", "deepseek_v3", "llama2_13b",
-                   "llama2_70b", "mixtral_8x7b", "mixtral_8x22b", "gpt_oss_120b",
-                   "qwen3_235b_a22b"}
+EXPECTED_HARDWARE = {
+    "h100",
+    "h200",
+    "b200",
+    "mi250x",
+    "mi300x",
+    "mi325x",
+    "tpu_v5e",
+    "tpu_v5p",
+    "tpu_v6e",
+    "gaudi3",
+    "groq_lpu",
+    "cerebras_wse3",
+    "xpu_hbm3",
+    "xpu_hbm4",
+    "xpu_3d_dram",
+    "xpu_sram",
+    "xpu_cows",
+}
+EXPECTED_MODELS = {
+    "llama3_8b",
+    "llama3_70b",
+    "llama3_405b",
+    "deepseek_v3",
+    "llama2_13b",
+    "llama2_70b",
+    "mixtral_8x7b",
+    "mixtral_8x22b",
+    "gpt_oss_120b",
+    "qwen3_235b_a22b",
+}
 
 
 def test_expected_presets_exist():
@@ -41,16 +66,16 @@ def test_every_hardware_preset_loads_with_every_model(hw):
 @pytest.mark.parametrize("hw", HARDWARE)
 def test_hardware_values_in_sane_ranges(hw):
     h = Hardware.from_mapping(load_preset("hardware", hw))
-    assert 1e11 <= h.mem_bw <= 1e17            # 100 GB/s (LPDDR-class) .. 100 PB/s (wafer SRAM)
-    assert 1e8 <= h.mem_capacity <= 1e12       # 100 MB (one SRAM chip) .. 1 TB
-    assert 1e13 <= h.peak_flops <= 1e17        # 10 TFLOP/s .. 100 PFLOP/s dense
+    assert 1e11 <= h.mem_bw <= 1e17  # 100 GB/s (LPDDR-class) .. 100 PB/s (wafer SRAM)
+    assert 1e8 <= h.mem_capacity <= 1e12  # 100 MB (one SRAM chip) .. 1 TB
+    assert 1e13 <= h.peak_flops <= 1e17  # 10 TFLOP/s .. 100 PFLOP/s dense
     assert 1e-7 <= h.sync_latency_intra_node <= h.sync_latency <= 1e-4
     assert 1e-7 <= h.pipeline_latency <= 1e-4
     assert 1 <= h.node_size <= 256
     assert h.link_bw == np.inf or 1e10 <= h.link_bw <= 1e13
     assert 50 <= h.chip_power <= 3e4
     assert 0 <= h.node_power <= 1e4
-    assert 0 <= h.chip_price <= 50             # USD per chip-hour
+    assert 0 <= h.chip_price <= 50  # USD per chip-hour
     assert 0 <= h.chip_capex <= 5e6
     # ridge point (FLOP per byte): ~0.01 for wafer-scale SRAM .. a few hundred for HBM parts
     assert 1e-3 <= h.peak_flops / h.mem_bw <= 1000
@@ -72,8 +97,11 @@ def test_model_values_in_sane_ranges(model):
 _VALUE_LINE = re.compile(r"^(\w+):\s*(\S.*)$")
 
 
-@pytest.mark.parametrize("path", sorted(CONF_DIR.glob("hardware/*.yaml"))
-                         + sorted(CONF_DIR.glob("model/*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    sorted(CONF_DIR.glob("hardware/*.yaml")) + sorted(CONF_DIR.glob("model/*.yaml")),
+    ids=lambda p: p.stem,
+)
 def test_every_value_line_names_its_source(path):
     """Each value (other than the preset's own name) has a comment saying where it came from;
     estimates and assumptions say so."""
@@ -107,11 +135,14 @@ def test_architecture_count_matches_nominal_params(model):
     assert counted == pytest.approx(m.n_params, rel=0.02)
 
 
-@pytest.mark.parametrize("model, published_active", [
-    ("deepseek_v3", 37e9),      # DeepSeek-V3 technical report: 37B activated per token
-    ("mixtral_8x7b", 12.9e9),   # Mistral AI: 12.9B active of 46.7B
-    ("qwen3_235b_a22b", 22e9),  # Qwen3 model card: 22B activated
-])
+@pytest.mark.parametrize(
+    "model, published_active",
+    [
+        ("deepseek_v3", 37e9),  # DeepSeek-V3 technical report: 37B activated per token
+        ("mixtral_8x7b", 12.9e9),  # Mistral AI: 12.9B active of 46.7B
+        ("qwen3_235b_a22b", 22e9),  # Qwen3 model card: 22B activated
+    ],
+)
 def test_moe_active_params(model, published_active):
     m = Model.from_mapping(load_preset("model", model))
     assert float(active_params(m)) == pytest.approx(published_active, rel=0.03)

@@ -35,12 +35,22 @@ def configs(draw):
     model = draw(st.sampled_from(MODELS))
     base = limits.load_params("xpu_hbm3", model)
     heads = int(base.model.n_heads)
-    tp = draw(st.sampled_from([t for t in (1, 2, 4, 8, 16, 32, 64, 128, 256)
-                               if heads % t == 0 or t % heads == 0]))
+    tp = draw(
+        st.sampled_from(
+            [t for t in (1, 2, 4, 8, 16, 32, 64, 128, 256) if heads % t == 0 or t % heads == 0]
+        )
+    )
     ep = 1
     if base.model.ffn == "moe":
-        ep = draw(st.sampled_from([e for e in (1, 2, 4, 8, 16, 32) if tp % e == 0
-                                   and int(base.model.n_experts) % e == 0]))
+        ep = draw(
+            st.sampled_from(
+                [
+                    e
+                    for e in (1, 2, 4, 8, 16, 32)
+                    if tp % e == 0 and int(base.model.n_experts) % e == 0
+                ]
+            )
+        )
     draft_len = draw(st.integers(0, 4))
     return base.replace(
         mem_bw=draw(log_uniform(1e11, 1e16)),
@@ -54,7 +64,8 @@ def configs(draw):
         batch=float(draw(st.integers(1, 512))),
         context=float(draw(st.integers(1, 131072))),
         prompt_len=float(draw(st.integers(1, 32768))),
-        tp=float(tp), ep=float(ep),
+        tp=float(tp),
+        ep=float(ep),
         pp=float(draw(st.sampled_from([1, 2, 4]))),
         replicas=float(draw(st.integers(1, 4))),
         weight_bytes=draw(st.sampled_from([0.5, 1.0, 2.0])),
@@ -90,9 +101,11 @@ def test_more_peak_flops_never_slows_a_step(p, factor):
 @given(configs(), factors, st.floats(0, 1e-5))
 def test_more_sync_latency_never_speeds_a_step(p, factor, extra):
     hw = p.hardware
-    slower = p.replace(sync_latency=hw.sync_latency * factor + extra,
-                       sync_latency_intra_node=hw.sync_latency_intra_node * factor + extra,
-                       pipeline_latency=hw.pipeline_latency * factor + extra)
+    slower = p.replace(
+        sync_latency=hw.sync_latency * factor + extra,
+        sync_latency_intra_node=hw.sync_latency_intra_node * factor + extra,
+        pipeline_latency=hw.pipeline_latency * factor + extra,
+    )
     assert run(slower)["step_time"] >= run(p)["step_time"]
 
 
@@ -105,8 +118,14 @@ def test_more_link_bandwidth_never_slows_a_step(p, factor):
 
 
 def without_sync(p):
-    return p.replace(sync_latency=0.0, sync_latency_intra_node=0.0, pipeline_latency=0.0,
-                     link_bw=float("inf"), layer_overhead=0.0, draft_len=0.0)
+    return p.replace(
+        sync_latency=0.0,
+        sync_latency_intra_node=0.0,
+        pipeline_latency=0.0,
+        link_bw=float("inf"),
+        layer_overhead=0.0,
+        draft_len=0.0,
+    )
 
 
 @PROPERTY_SETTINGS
@@ -123,8 +142,7 @@ def test_unbounded_bandwidth_leaves_compute_plus_sync(p):
     p = p.replace(layer_overhead=0.0, draft_len=0.0)
     out = run(p.replace(mem_bw=1e30))
     assert out["t_compute"] == run(p)["t_compute"]
-    assert out["step_time"] == pytest.approx(max(out["t_compute"], 0.0) + out["t_sync"],
-                                             rel=1e-9)
+    assert out["step_time"] == pytest.approx(max(out["t_compute"], 0.0) + out["t_sync"], rel=1e-9)
 
 
 @PROPERTY_SETTINGS
@@ -134,15 +152,18 @@ def test_breakdown_is_consistent(p):
     d = p.deployment
     walls = np.maximum(out["t_mem"], out["t_compute"])
     assert out["step_time"] == pytest.approx(
-        walls + out["t_sync"] + out["t_overhead"] + out["t_draft"], rel=1e-12)
+        walls + out["t_sync"] + out["t_overhead"] + out["t_draft"], rel=1e-12
+    )
     assert out["utps"] == pytest.approx(out["tokens_per_step"] / out["step_time"], rel=1e-12)
     assert out["tbt"] == pytest.approx(out["step_time"] / out["tokens_per_step"], rel=1e-12)
     assert out["stps"] == pytest.approx(d.replicas * d.pp * d.batch * out["utps"], rel=1e-12)
     assert out["bytes_per_step"] == pytest.approx(
-        out["weight_bytes_read"] + out["kv_bytes_read"], rel=1e-12)
+        out["weight_bytes_read"] + out["kv_bytes_read"], rel=1e-12
+    )
     assert 1.0 <= out["tokens_per_step"] <= d.draft_len + 1.0
     assert out["request_latency"] == pytest.approx(
-        out["ttft"] + (d.output_len - 1) * out["tbt"], rel=1e-12)
+        out["ttft"] + (d.output_len - 1) * out["tbt"], rel=1e-12
+    )
 
 
 @PROPERTY_SETTINGS
@@ -153,8 +174,10 @@ def test_max_batch_fits_and_one_more_does_not(p):
     assume(max_batch >= 1)
     # skip exact ties of the free memory with a whole number of users (rounding decides)
     kv_per_user = float(out["memory_kv"]) / (p.deployment.pp * p.deployment.batch)
-    room = float(out["memory_available"] - out["memory_weights"]) - \
-        p.deployment.tp * p.deployment.pp * p.calibration.workspace_bytes
+    room = (
+        float(out["memory_available"] - out["memory_weights"])
+        - p.deployment.tp * p.deployment.pp * p.calibration.workspace_bytes
+    )
     users = room / (p.deployment.pp * kv_per_user)
     assume(abs(users - round(users)) > 1e-9 * max(users, 1.0))
     assert bool(run(p.replace(batch=max_batch))["feasible"])
@@ -181,8 +204,13 @@ def test_broadcast_grid_matches_point_by_point():
     batch = np.array([1.0, 64.0]).reshape(1, 1, 2)
     grid = run(base.replace(mem_bw=mem_bw, context=context, batch=batch))
     for i, j, k in np.ndindex(3, 4, 2):
-        point = run(base.replace(mem_bw=float(mem_bw[i, 0, 0]), context=float(context[0, j, 0]),
-                                 batch=float(batch[0, 0, k])))
+        point = run(
+            base.replace(
+                mem_bw=float(mem_bw[i, 0, 0]),
+                context=float(context[0, j, 0]),
+                batch=float(batch[0, 0, k]),
+            )
+        )
         for name, value in point.items():
             cell = np.broadcast_to(grid[name], (3, 4, 2))[i, j, k]
             assert cell == pytest.approx(value, rel=1e-12, nan_ok=True), (name, i, j, k)
@@ -198,13 +226,16 @@ def as_float32(p):
     return jax.tree_util.tree_unflatten(tree, [np.float32(x) for x in leaves])
 
 
-
 def all_hardware_presets():
     """Every hardware preset stacked along axis 0, shape (n, 1): one evaluation covers all."""
-    presets = [limits.Hardware.from_mapping(limits.load_preset("hardware", name))
-               for name in limits.available("hardware")]
-    stacked = {f: np.array([getattr(h, f) for h in presets]).reshape(-1, 1)
-               for f in numeric_fields(limits.Hardware)}
+    presets = [
+        limits.Hardware.from_mapping(limits.load_preset("hardware", name))
+        for name in limits.available("hardware")
+    ]
+    stacked = {
+        f: np.array([getattr(h, f) for h in presets]).reshape(-1, 1)
+        for f in numeric_fields(limits.Hardware)
+    }
     return limits.Hardware(name="all_presets", **stacked)
 
 
@@ -215,10 +246,20 @@ def test_float32_agrees_with_float64(model):
     float output agrees to FLOAT32_REL_TOL; bound and feasible agree away from ties (max_batch,
     a floor, may differ by one user when the free memory is near a multiple of a user's KV)."""
     long_context = min(131072.0, limits.load_params("xpu_hbm3", model).model.max_context)
-    p64 = limits.load_params(all_hardware_presets(), model, tp=8, batch=np.array([[1.0, 32.0]]),
-                             context=np.array([[min(4096.0, long_context), long_context]]),
-                             draft_len=2, acceptance_rate=0.7, draft_params=1e9, draft_layers=8,
-                             link_bw=1e11, chip_price=2.0, electricity_price=0.1)
+    p64 = limits.load_params(
+        all_hardware_presets(),
+        model,
+        tp=8,
+        batch=np.array([[1.0, 32.0]]),
+        context=np.array([[min(4096.0, long_context), long_context]]),
+        draft_len=2,
+        acceptance_rate=0.7,
+        draft_params=1e9,
+        draft_layers=8,
+        link_bw=1e11,
+        chip_price=2.0,
+        electricity_price=0.1,
+    )
     out64, out32 = run(p64), run(as_float32(p64))
     shape = (len(limits.available("hardware")), 2)
     for name, v64 in out64.items():
@@ -232,8 +273,10 @@ def test_float32_agrees_with_float64(model):
         finite = np.isfinite(v64)
         np.testing.assert_allclose(v32[finite], v64[finite], rtol=FLOAT32_REL_TOL, err_msg=name)
         assert (v32[~finite] == v64[~finite]).all(), name
-    walls = np.sort(np.stack([np.broadcast_to(out64[k], shape)
-                              for k in ("t_mem", "t_compute", "t_sync")]), axis=0)
+    walls = np.sort(
+        np.stack([np.broadcast_to(out64[k], shape) for k in ("t_mem", "t_compute", "t_sync")]),
+        axis=0,
+    )
     untied = walls[-1] - walls[-2] > 1e-4 * walls[-1]
     assert (out32["bound"][untied] == out64["bound"][untied]).all()
     margin = np.abs(out64["memory_available"] - out64["memory_required"])

@@ -9,20 +9,24 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from limits.sweep import SweepError, compose, run
 from limits.sweep.blocks import BlockFunction
 from limits.sweep.reduce import Reduction
 from limits.sweep.store import StoreError
-from limits.sweep import SweepError, compose, run
 
-GRID = ["grid=point", "++grid.tp=[8,16,32]", "++grid.context=[1024,8192,65536,131072]",
-        "++grid.batch=[1,2,4,8,16,32,64,128,256,512]", "precision=float64",
-        "store.variables=[utps,stps,ttft,feasible,bound,memory_available,weight_bytes_read]"]
+GRID = [
+    "grid=point",
+    "++grid.tp=[8,16,32]",
+    "++grid.context=[1024,8192,65536,131072]",
+    "++grid.batch=[1,2,4,8,16,32,64,128,256,512]",
+    "precision=float64",
+    "store.variables=[utps,stps,ttft,feasible,bound,memory_available,weight_bytes_read]",
+]
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 def _sweep(tmp_path, name, *overrides, **kw):
-    result = run(compose([*GRID, *overrides, f"store.path={tmp_path / name}"]), verbose=False,
-                 **kw)
+    result = run(compose([*GRID, *overrides, f"store.path={tmp_path / name}"]), verbose=False, **kw)
     return result, xr.open_zarr(result.path).load()
 
 
@@ -30,8 +34,17 @@ def _sweep(tmp_path, name, *overrides, **kw):
 def full(tmp_path_factory):
     """The unreduced store of GRID (plus elasticities of utps w.r.t. mem_bw and batch)."""
     path = tmp_path_factory.mktemp("full") / "full.zarr"
-    run(compose([*GRID, "sensitivity.metrics=[utps]", "sensitivity.wrt=[mem_bw,peak_flops]",
-                 f"store.path={path}"]), verbose=False)
+    run(
+        compose(
+            [
+                *GRID,
+                "sensitivity.metrics=[utps]",
+                "sensitivity.wrt=[mem_bw,peak_flops]",
+                f"store.path={path}",
+            ]
+        ),
+        verbose=False,
+    )
     return xr.open_zarr(path).load()
 
 
@@ -52,11 +65,11 @@ def brute(full, over, objective, mode="max", constraints=(), feasible_only=True)
     out = {}
     for name in full.data_vars:
         v = picked[name].drop_vars(["_r", *over], errors="ignore")
-        out[name] = v.where(found, np.nan if v.dtype.kind == "f" else
-                            (False if v.dtype == bool else -1)).astype(v.dtype)
+        out[name] = v.where(
+            found, np.nan if v.dtype.kind == "f" else (False if v.dtype == bool else -1)
+        ).astype(v.dtype)
     for axis in over:
-        out[f"best_{axis}"] = picked[axis].drop_vars(["_r", *over], errors="ignore") \
-            .where(found)
+        out[f"best_{axis}"] = picked[axis].drop_vars(["_r", *over], errors="ignore").where(found)
     out["reduce_found"] = found
     return out
 
@@ -79,24 +92,39 @@ CASES = [
 
 
 @pytest.mark.parametrize("over,objective,mode,constraints,feasible_only", CASES)
-def test_reduced_store_equals_brute_force(full, tmp_path, over, objective, mode, constraints,
-                                          feasible_only):
+def test_reduced_store_equals_brute_force(
+    full, tmp_path, over, objective, mode, constraints, feasible_only
+):
     cons = [f'++reduce.constraints.{n}=["{op}",{v}]' for n, op, v in constraints]
-    result, ds = _sweep(tmp_path, "r.zarr", f"reduce.over=[{','.join(over)}]",
-                        f"reduce.objective={objective}", f"reduce.mode={mode}",
-                        f"reduce.feasible_only={str(feasible_only).lower()}", *cons,
-                        "store.chunk_points=40")
+    result, ds = _sweep(
+        tmp_path,
+        "r.zarr",
+        f"reduce.over=[{','.join(over)}]",
+        f"reduce.objective={objective}",
+        f"reduce.mode={mode}",
+        f"reduce.feasible_only={str(feasible_only).lower()}",
+        *cons,
+        "store.chunk_points=40",
+    )
     kept = [d for d in ("tp", "context", "batch") if d not in over]
     assert ds.utps.dims == tuple(kept) and result.traces <= 1 and result.blocks_computed > 1
-    ref = brute(full.drop_vars(["elasticity_utps", "wrt"]), over, objective, mode,
-                constraints, feasible_only)
+    ref = brute(
+        full.drop_vars(["elasticity_utps", "wrt"]),
+        over,
+        objective,
+        mode,
+        constraints,
+        feasible_only,
+    )
     assert_matches(ds, ref)
     assert ds.best_batch.attrs["units"] == full.batch.attrs["units"]
     assert "reduction" in ds.attrs and objective in ds.attrs["reduction"]
 
 
 def test_some_groups_have_no_valid_point_and_get_the_documented_fill(full, tmp_path):
-    _, ds = _sweep(tmp_path, "r.zarr", "reduce.over=[batch]", "++reduce.constraints.utps=[\">=\",150]")
+    _, ds = _sweep(
+        tmp_path, "r.zarr", "reduce.over=[batch]", '++reduce.constraints.utps=[">=",150]'
+    )
     found = ds.reduce_found.values
     assert found.any() and not found.all()
     none = ~found
@@ -109,16 +137,27 @@ def test_some_groups_have_no_valid_point_and_get_the_documented_fill(full, tmp_p
 def test_ties_pick_the_first_index(full, tmp_path):
     # weight bytes read per step and memory available do not depend on the batch: all tie
     for objective, mode in (("weight_bytes_read", "max"), ("memory_available", "min")):
-        _, ds = _sweep(tmp_path, f"{objective}.zarr", "reduce.over=[batch]",
-                       f"reduce.objective={objective}", f"reduce.mode={mode}",
-                       "reduce.feasible_only=false")
+        _, ds = _sweep(
+            tmp_path,
+            f"{objective}.zarr",
+            "reduce.over=[batch]",
+            f"reduce.objective={objective}",
+            f"reduce.mode={mode}",
+            "reduce.feasible_only=false",
+        )
         assert (ds.best_batch.values == 1.0).all()
         np.testing.assert_array_equal(ds.utps.values, full.utps.sel(batch=1).values)
 
 
 def test_elasticities_are_gathered_at_the_best_point(full, tmp_path):
-    _, ds = _sweep(tmp_path, "r.zarr", "reduce.over=[batch]", "sensitivity.metrics=[utps]",
-                   "sensitivity.wrt=[mem_bw,peak_flops]", "store.chunk_points=64")
+    _, ds = _sweep(
+        tmp_path,
+        "r.zarr",
+        "reduce.over=[batch]",
+        "sensitivity.metrics=[utps]",
+        "sensitivity.wrt=[mem_bw,peak_flops]",
+        "store.chunk_points=64",
+    )
     ref = brute(full, ["batch"], "stps")
     assert ds.elasticity_utps.dims == ("tp", "context", "wrt")
     assert_matches(ds, ref)
@@ -127,8 +166,9 @@ def test_elasticities_are_gathered_at_the_best_point(full, tmp_path):
 def test_reducing_every_axis_gives_one_point(full, tmp_path):
     _, ds = _sweep(tmp_path, "r.zarr", "reduce.over=[batch,context,tp]")
     assert ds.utps.dims == () and bool(ds.reduce_found)
-    assert_matches(ds, brute(full.drop_vars(["elasticity_utps", "wrt"]),
-                             ["batch", "context", "tp"], "stps"))
+    assert_matches(
+        ds, brute(full.drop_vars(["elasticity_utps", "wrt"]), ["batch", "context", "tp"], "stps")
+    )
 
 
 def test_two_devices_equal_one_and_never_split_the_reduced_axis(tmp_path):
@@ -137,8 +177,13 @@ def test_two_devices_equal_one_and_never_split_the_reduced_axis(tmp_path):
     two, b = _sweep(tmp_path, "two.zarr", *common, "devices=all")
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
     # batch (10) is the longest block axis and divides by 2, but it is reduced: context is split
-    fn = BlockFunction(("tp", "context", "batch"), (1, 4, 10), ("utps",),
-                       devices=jax.local_devices(), reduction=Reduction(("batch",), "stps"))
+    fn = BlockFunction(
+        ("tp", "context", "batch"),
+        (1, 4, 10),
+        ("utps",),
+        devices=jax.local_devices(),
+        reduction=Reduction(("batch",), "stps"),
+    )
     assert fn.sharding.n_devices == 2 and fn.sharding.axis == 1 == fn.sharding.out_axis
     assert two.traces <= 1 and one.traces <= 1
 
@@ -165,26 +210,41 @@ def test_one_compile_per_sweep(tmp_path):
     assert result.blocks_computed == 6 and result.traces == 1  # 3 x 4 kept, blocks of 1 x 2
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["reduce.over=[bogus]"], "reduce.over: bogus not a grid axis; grid axes: tp, context, batch"),
-    (["reduce.over=[batch,batch]"], "reduce.over: axis batch given more than once"),
-    (["reduce.over=[batch]", "reduce.objective=speed"], "reduce.objective = 'speed'"),
-    (["reduce.over=[batch]", "reduce.mode=best"], "reduce.mode = 'best'; allowed: max, min"),
-    (["reduce.over=[batch]", '++reduce.constraints.speed=[">=",1]'], "reduce.constraints: 'speed'"),
-    (["reduce.over=[batch]", '++reduce.constraints.utps=["=>",1]'], "reduce.constraints.utps"),
-    (["reduce.over=[batch]", '++reduce.constraints.ttft=["<=","2 GB"]'], "reduce.constraints.ttft"),
-    (["reduce.over=[batch]", "++store.chunks.batch=2"], "store.chunks.batch = 2"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["reduce.over=[bogus]"],
+            "reduce.over: bogus not a grid axis; grid axes: tp, context, batch",
+        ),
+        (["reduce.over=[batch,batch]"], "reduce.over: axis batch given more than once"),
+        (["reduce.over=[batch]", "reduce.objective=speed"], "reduce.objective = 'speed'"),
+        (["reduce.over=[batch]", "reduce.mode=best"], "reduce.mode = 'best'; allowed: max, min"),
+        (
+            ["reduce.over=[batch]", '++reduce.constraints.speed=[">=",1]'],
+            "reduce.constraints: 'speed'",
+        ),
+        (["reduce.over=[batch]", '++reduce.constraints.utps=["=>",1]'], "reduce.constraints.utps"),
+        (
+            ["reduce.over=[batch]", '++reduce.constraints.ttft=["<=","2 GB"]'],
+            "reduce.constraints.ttft",
+        ),
+        (["reduce.over=[batch]", "++store.chunks.batch=2"], "store.chunks.batch = 2"),
+    ],
+)
 def test_bad_settings_are_refused_before_tracing(tmp_path, monkeypatch, overrides, message):
     monkeypatch.setattr(BlockFunction, "_fn", lambda *a: pytest.fail("traced"))
-    with pytest.raises((SweepError, ValueError), match=message.replace("[", r"\[")
-                       .replace("(", r"\(")):
+    with pytest.raises(
+        (SweepError, ValueError), match=message.replace("[", r"\[").replace("(", r"\(")
+    ):
         _sweep(tmp_path, "r.zarr", *overrides)
     assert not (tmp_path / "r.zarr").exists()
 
 
 def test_constraint_values_take_the_units_of_their_output(full, tmp_path):
-    _, a = _sweep(tmp_path, "a.zarr", "reduce.over=[batch]", '++reduce.constraints.ttft=["<=","500 ms"]')
+    _, a = _sweep(
+        tmp_path, "a.zarr", "reduce.over=[batch]", '++reduce.constraints.ttft=["<=","500 ms"]'
+    )
     _, b = _sweep(tmp_path, "b.zarr", "reduce.over=[batch]", '++reduce.constraints.ttft=["<=",0.5]')
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
 

@@ -7,21 +7,26 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from limits.studies import liminal as report  # noqa: E402
-from limits.analysis import open_results  # noqa: E402
+from limits.analysis import open_results
+from limits.studies import liminal as report
 
 HARDWARE = ["xpu_hbm3", "xpu_3d_dram"]
 MODELS = ["llama3_405b", "deepseek_v3"]
-GRID = ["grid.tp=[8,32,128]", "grid.context={start:4096,stop:131072,num:2,scale:log}",
-        "grid.batch=[1,64]", "grid.sync_latency=[1us,2.25us]"]
+GRID = [
+    "grid.tp=[8,32,128]",
+    "grid.context={start:4096,stop:131072,num:2,scale:log}",
+    "grid.batch=[1,64]",
+    "grid.sync_latency=[1us,2.25us]",
+]
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """The liminal recipe on 2 parts x 2 models x 24 points, and its report."""
     root = tmp_path_factory.mktemp("study")
-    store = report.run_study("liminal", root / "multirun", overrides=GRID,
-                             jobs={"hardware": HARDWARE, "model": MODELS})
+    store = report.run_study(
+        "liminal", root / "multirun", overrides=GRID, jobs={"hardware": HARDWARE, "model": MODELS}
+    )
     out = root / "docs" / "report.md"
     found = report.write_report(root / "multirun", out)
     return store, out, found
@@ -54,8 +59,17 @@ def test_one_section_per_published_finding_and_figures_exist(study):
 def test_findings_are_covered_by_the_tiny_study(study):
     _, _, found = study
     by_key = {f.key: f for f in found}
-    for key in ("golden", "tp128", "hbm3_long_context", "bandwidth", "sync", "utilization",
-                "capacity", "extreme_utps", "moe"):
+    for key in (
+        "golden",
+        "tp128",
+        "hbm3_long_context",
+        "bandwidth",
+        "sync",
+        "utilization",
+        "capacity",
+        "extreme_utps",
+        "moe",
+    ):
         assert by_key[key].verdict != "not covered", (key, by_key[key].ours)
 
 
@@ -64,8 +78,11 @@ def test_golden_point_is_read_from_the_store_and_matches_the_paper(study):
     ds = open_results(store)
     golden = {f.key: f for f in found}["golden"]
     for ctx, published in ((4096, 290), (131072, 271)):
-        direct = float(ds["utps"].sel(hardware="xpu_hbm3", model="llama3_405b").sel(
-            tp=32.0, batch=1.0, context=float(ctx), sync_latency=2.25e-6, method="nearest"))
+        direct = float(
+            ds["utps"]
+            .sel(hardware="xpu_hbm3", model="llama3_405b")
+            .sel(tp=32.0, batch=1.0, context=float(ctx), sync_latency=2.25e-6, method="nearest")
+        )
         assert golden.numbers[f"utps_{ctx // 1024}K"] == pytest.approx(direct, rel=1e-12)
         assert round(direct) == published
     assert golden.verdict == "agrees"
@@ -90,8 +107,9 @@ def test_capacity_finding_reports_stored_max_batch(study):
     store, _, found = study
     ds = open_results(store).load()
     f = {f.key: f for f in found}["capacity"]
-    direct = float(ds["max_batch"].sel(hardware="xpu_hbm3", model="llama3_405b", tp=8.0,
-                                       context=4096.0).max())
+    direct = float(
+        ds["max_batch"].sel(hardware="xpu_hbm3", model="llama3_405b", tp=8.0, context=4096.0).max()
+    )
     assert f.numbers["xpu_hbm3_max_batch_4K"] == direct
     # the 3D-DRAM part (36 GiB per chip) cannot hold 405 GB of weights on 8 chips
     assert f.numbers["xpu_3d_dram_max_batch_4K"] == 0
@@ -113,8 +131,10 @@ def test_cli_writes_the_report(study, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("recipe, n_jobs, n_points", [("liminal", 15, 3 * 8 * 7 * 4),
-                                                      ("liminal_small", 6, 3 * 2 * 3 * 2)])
+@pytest.mark.parametrize(
+    "recipe, n_jobs, n_points",
+    [("liminal", 15, 3 * 8 * 7 * 4), ("liminal_small", 6, 3 * 2 * 3 * 2)],
+)
 def test_study_recipes_compose_and_every_job_grid_is_valid(recipe, n_jobs, n_points):
     """Every (hardware, model) job of the recipes validates (tp divides or is a multiple of
     the heads, context within max_context) without running anything; FP8 weights and KV."""
@@ -124,15 +144,18 @@ def test_study_recipes_compose_and_every_job_grid_is_valid(recipe, n_jobs, n_poi
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    from limits.sweep import CONF_DIR
     from limits.sweep.config import params_from_cfg
     from limits.sweep.grid import parse_grid, validate_grid
-    from limits.sweep import CONF_DIR
 
     def composed(overrides, hydra_cfg=False):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(report.SWEEPS_DIR), version_base="1.3"):
-            return compose(recipe, [f"hydra.searchpath=[file://{CONF_DIR}]", *overrides],
-                           return_hydra_config=hydra_cfg)
+            return compose(
+                recipe,
+                [f"hydra.searchpath=[file://{CONF_DIR}]", *overrides],
+                return_hydra_config=hydra_cfg,
+            )
 
     params = composed([], True).hydra.sweeper.params
     jobs = list(itertools.product(*(str(v).split(",") for v in params.values())))

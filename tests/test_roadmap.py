@@ -1,5 +1,6 @@
 """The roadmap study (sweeps/roadmap_small.yaml, a real sweep) and its generator
-(limits.studies.roadmap): the document's key numbers equal values recomputed from the model/store."""
+(limits.studies.roadmap): the document's key numbers equal values recomputed from the
+model/store."""
 
 import itertools
 import re
@@ -9,15 +10,15 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from limits import evaluate  # noqa: E402
-from limits.studies import roadmap  # noqa: E402
-from limits.analysis import open_results  # noqa: E402
-from limits.autodiff.inverse import REASON_LABELS  # noqa: E402
-from limits.studies.liminal import PAPER  # noqa: E402
-from limits.studies.common import SWEEPS_DIR, job_params, run_study  # noqa: E402
+from limits import evaluate
+from limits.analysis import open_results
+from limits.autodiff.inverse import REASON_LABELS
+from limits.studies import roadmap
+from limits.studies.common import SWEEPS_DIR, job_params, run_study
+from limits.studies.liminal import PAPER
 
 MODELS = ["llama3_405b", "deepseek_v3"]
-TIB = 2.0 ** 40
+TIB = 2.0**40
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +39,16 @@ def _composed(recipe, overrides=(), hydra_cfg=False):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(SWEEPS_DIR), version_base="1.3"):
-        return compose(recipe, [f"hydra.searchpath=[file://{CONF_DIR}]", *overrides],
-                       return_hydra_config=hydra_cfg)
+        return compose(
+            recipe,
+            [f"hydra.searchpath=[file://{CONF_DIR}]", *overrides],
+            return_hydra_config=hydra_cfg,
+        )
 
 
-@pytest.mark.parametrize("recipe, n_points", [("roadmap", 21 * 22 * 5 * 2 * 2),
-                                              ("roadmap_small", 4 * 4 * 2)])
+@pytest.mark.parametrize(
+    "recipe, n_points", [("roadmap", 21 * 22 * 5 * 2 * 2), ("roadmap_small", 4 * 4 * 2)]
+)
 def test_recipes_compose_and_every_job_grid_is_valid(recipe, n_points):
     """Both recipes: HBM3 x {405B, DeepSeek-V3}, FP8, elasticities of utps and stps w.r.t.
     mem_bw, sync_latency, peak_flops; every tp splits the heads; bandwidth from 4 TiB/s."""
@@ -76,7 +81,8 @@ def test_store_parameters_rebuilt_from_provenance_reproduce_the_stored_utps(stud
         sub = ds.sel(hardware="xpu_hbm3", model=m)
         pt = sub.isel(mem_bw=1, sync_latency=2, tp=-1, context=0, batch=0)
         p = job_params(ds, "xpu_hbm3", m).replace(
-            **{d: float(pt[d]) for d in ("mem_bw", "sync_latency", "tp", "context", "batch")})
+            **{d: float(pt[d]) for d in ("mem_bw", "sync_latency", "tp", "context", "batch")}
+        )
         assert float(evaluate(p)["utps"]) == pytest.approx(float(pt["utps"]), rel=1e-12)
 
 
@@ -109,8 +115,7 @@ def test_largest_sync_latency_for_2000_utps_reaches_2000_when_plugged_back(study
     for m in MODELS:
         latency, tp = f.numbers[f"{m}_4K_lat_hi_s"], f.numbers[f"{m}_4K_lat_hi_tp"]
         assert np.isfinite(latency) and tp > 8  # scale-out: the latency is sync_latency
-        p = job_params(ds, "xpu_hbm3", m).replace(mem_bw=bw_top, tp=tp, context=4096.0,
-                                                   batch=1.0)
+        p = job_params(ds, "xpu_hbm3", m).replace(mem_bw=bw_top, tp=tp, context=4096.0, batch=1.0)
         utps = float(evaluate(p.replace(sync_latency=latency))["utps"])
         assert utps == pytest.approx(PAPER["fast_sync_utps"], rel=1e-6)
         assert float(evaluate(p.replace(sync_latency=latency * 1.01))["utps"]) < 2000
@@ -128,14 +133,16 @@ def test_least_bandwidth_for_10k_and_unreachable_reasons(study):
     text = out.read_text()
     for m in MODELS:
         bw, tp = f.numbers[f"{m}_4K_bw_fast_Bps"], f.numbers[f"{m}_4K_bw_fast_tp"]
-        p = job_params(ds, "xpu_hbm3", m).replace(sync_latency=fast, tp=tp, context=4096.0,
-                                                   batch=1.0)
+        p = job_params(ds, "xpu_hbm3", m).replace(
+            sync_latency=fast, tp=tp, context=4096.0, batch=1.0
+        )
         assert float(evaluate(p.replace(mem_bw=bw))["utps"]) == pytest.approx(1e4, rel=1e-6)
         assert float(evaluate(p.replace(mem_bw=bw * 0.99))["utps"]) < 1e4
         assert f"{bw / TIB:.3g} TiB/s (TP{tp:g})" in text
         # at 1 us the collectives alone take 2 x n_layers us > 100 us: sync, at every tp
-        sol = roadmap.solve(ds, m, PAPER["extreme_utps"]).sel(sync_latency=1e-6, context=4096.0,
-                                                              batch=1.0)
+        sol = roadmap.solve(ds, m, PAPER["extreme_utps"]).sel(
+            sync_latency=1e-6, context=4096.0, batch=1.0
+        )
         assert np.isnan(sol["mem_bw_min"].values).all()
         assert {REASON_LABELS[int(r)] for r in sol["mem_bw_reason"].values} == {"sync"}
     assert "unreachable (sync at TP32/128)" in text
@@ -147,16 +154,20 @@ def test_bandwidth_gain_and_elasticities_are_the_stored_values(study):
     f = found["bandwidth"]
     for m in MODELS:
         sub = ds["utps"].sel(hardware="xpu_hbm3", model=m)
-        gain = sub.sel(mem_bw=32 * TIB, method="nearest") / sub.sel(mem_bw=4 * TIB,
-                                                                    method="nearest")
+        gain = sub.sel(mem_bw=32 * TIB, method="nearest") / sub.sel(
+            mem_bw=4 * TIB, method="nearest"
+        )
         assert f.numbers[f"{m}_gain_max"] == pytest.approx(float(gain.max()), rel=1e-12)
         assert f.numbers[f"{m}_gain_min"] == pytest.approx(float(gain.min()), rel=1e-12)
-        assert 1 < float(gain.min()) and float(gain.max()) < 8   # sublinear in bandwidth
-        e = ds["elasticity_utps"].sel(hardware="xpu_hbm3", model=m, tp=32.0, batch=1.0,
-                                      context=4096.0, wrt="mem_bw").sel(mem_bw=32 * TIB,
-                                                                        method="nearest")
+        assert 1 < float(gain.min()) and float(gain.max()) < 8  # sublinear in bandwidth
+        e = (
+            ds["elasticity_utps"]
+            .sel(hardware="xpu_hbm3", model=m, tp=32.0, batch=1.0, context=4096.0, wrt="mem_bw")
+            .sel(mem_bw=32 * TIB, method="nearest")
+        )
         assert f.numbers[f"{m}_elasticity_8x_1us"] == pytest.approx(
-            float(e.sel(sync_latency=1e-6, method="nearest")), rel=1e-12)
+            float(e.sel(sync_latency=1e-6, method="nearest")), rel=1e-12
+        )
         # the elasticity to bandwidth falls as sync grows (sync dominates)
         assert np.all(np.diff(e.values) < 0)
     g = found["elasticities"]

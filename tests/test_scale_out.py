@@ -17,15 +17,21 @@ import xarray as xr
 import yaml
 import zarr
 
-from limits.sweep.consolidate import shared_store_status
-from limits.sweep.store import PROGRESS_ARRAY, StoreError, create_store
 from limits.sweep import compose, run
+from limits.sweep.consolidate import shared_store_status
 from limits.sweep.job import _task
+from limits.sweep.store import PROGRESS_ARRAY, StoreError, create_store
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-SMALL = ["grid=point", "++grid.tp=[8,16,32]", "++grid.context=[1024,4096,16384,131072]",
-         "++grid.batch=[1,2,4,8]", "store.chunk_points=4", "limits.progress=false"]
+SMALL = [
+    "grid=point",
+    "++grid.tp=[8,16,32]",
+    "++grid.context=[1024,4096,16384,131072]",
+    "++grid.batch=[1,2,4,8]",
+    "store.chunk_points=4",
+    "limits.progress=false",
+]
 
 
 def _sweep(path, extra=(), **kw):
@@ -40,8 +46,9 @@ def _assert_same(a_path, b_path):
 
 
 def _done(path):
-    return np.asarray(zarr.open_group(path, mode="r", use_consolidated=False)[PROGRESS_ARRAY][...],
-                      bool)
+    return np.asarray(
+        zarr.open_group(path, mode="r", use_consolidated=False)[PROGRESS_ARRAY][...], bool
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +59,19 @@ def full(tmp_path_factory):
 
 # --------------------------------------------------------------------------- shards
 
+
 def _run_cli(args, cwd, timeout=300):
     """Run ``python -m limits.sweep ARGS`` in its own process group (killed whole on timeout,
     so no launcher worker outlives the test)."""
-    proc = subprocess.Popen([sys.executable, "-m", "limits.sweep", *args], cwd=cwd, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "limits.sweep", *args],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -73,10 +87,20 @@ def test_sharded_multirun_with_the_joblib_preset(tmp_path, full):
     multirun callback reports the one shared store instead of consolidating. (devices=1: with
     CPU devices forced to 2, XLA compiles were seen to hang inside joblib's loky workers.)"""
     store = tmp_path / "sharded.zarr"
-    rc, out, err = _run_cli(["-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2",
-                             "shard.index=range(0,2)", "shard.count=2", "devices=1",
-                             f"store.path={store}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
-                             *SMALL], cwd=tmp_path)
+    rc, out, err = _run_cli(
+        [
+            "-m",
+            "hydra/launcher=local",
+            "hydra.launcher.n_jobs=2",
+            "shard.index=range(0,2)",
+            "shard.count=2",
+            "devices=1",
+            f"store.path={store}",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+            *SMALL,
+        ],
+        cwd=tmp_path,
+    )
     assert rc == 0, err[-3000:]
     assert "(shard 0 of 2)" in out and "(shard 1 of 2)" in out
     assert f"{store} is complete ({full.blocks_total} blocks)" in out
@@ -107,8 +131,9 @@ def test_losing_the_creation_race_keeps_the_winner(tmp_path, full):
     from limits.sweep.store import StoreLayout
 
     ds = xr.open_zarr(full.path)
-    layout = StoreLayout(axes={n: ds[n].values for n in ds.dims}, axis_attrs={},
-                         chunks=(1, 1, 4), variables=())
+    layout = StoreLayout(
+        axes={n: ds[n].values for n in ds.dims}, axis_attrs={}, chunks=(1, 1, 4), variables=()
+    )
     store = tmp_path / "s.zarr"
     assert create_store(store, layout, {"who": "first"}) is True
     assert create_store(store, dataclasses.replace(layout), {"who": "second"}) is False
@@ -118,6 +143,7 @@ def test_losing_the_creation_race_keeps_the_winner(tmp_path, full):
 
 # --------------------------------------------------------------------------- faults
 
+
 def _progress_files(store: Path) -> int:
     root = store / "_progress" / "block_done" / "c"
     return sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
@@ -126,17 +152,32 @@ def _progress_files(store: Path) -> int:
 def test_sigkill_at_a_random_point_leaves_a_store_that_resumes_exactly(tmp_path):
     # 3 x 4 x 32, 192 blocks of 2 points: the kill lands in the first 24 blocks, so the
     # sweep still has ~170 blocks to go when it comes, even on a loaded machine
-    grid = SMALL[:-3] + ["++grid.batch={start:1,stop:32,num:32}", "store.chunk_points=2",
-                         "limits.progress=false"]
+    grid = SMALL[:-3] + [
+        "++grid.batch={start:1,stop:32,num:32}",
+        "store.chunk_points=2",
+        "limits.progress=false",
+    ]
     store = tmp_path / "killed.zarr"
     full = run(compose(grid + [f"store.path={tmp_path / 'full.zarr'}"]), verbose=False)
     kill_after = random.Random(os.environ.get("LIMITS_KILL_SEED", 0)).randint(1, 24)
-    proc = subprocess.Popen([sys.executable, "-m", "limits.sweep", *grid, f"store.path={store}",
-                             f"hydra.run.dir={tmp_path}"], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            *grid,
+            f"store.path={store}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
-    while _progress_files(store) < kill_after and proc.poll() is None \
-            and time.monotonic() < deadline:
+    while (
+        _progress_files(store) < kill_after and proc.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.0005)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -145,13 +186,16 @@ def test_sigkill_at_a_random_point_leaves_a_store_that_resumes_exactly(tmp_path)
     assert kill_after <= done.sum() < done.size
     killed = xr.open_zarr(store)  # opens with xarray as it is
     reference = xr.open_zarr(full.path)
-    for k, block in enumerate(np.ndindex(*done.shape)):
+    for block in np.ndindex(*done.shape):
         if done[block]:  # a block marked done holds its final data
-            region = {d: slice(b * c, (b + 1) * c) for d, b, c in
-                      zip(killed.utps.dims, block, killed.utps.encoding["chunks"])}
+            region = {
+                d: slice(b * c, (b + 1) * c)
+                for d, b, c in zip(killed.utps.dims, block, killed.utps.encoding["chunks"])
+            }
             for name in killed.data_vars:
-                np.testing.assert_array_equal(killed[name][region].values,
-                                              reference[name][region].values, err_msg=name)
+                np.testing.assert_array_equal(
+                    killed[name][region].values, reference[name][region].values, err_msg=name
+                )
     resumed = run(compose(grid + [f"store.path={store}"]), verbose=False)
     assert resumed.blocks_skipped == int(done.sum())
     _assert_same(full.path, store)
@@ -176,7 +220,8 @@ def _failing_writes(monkeypatch, code, after):
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
 def test_write_error_ends_the_run_with_one_line_and_marks_nothing_undone(
-        tmp_path, capsys, monkeypatch, code, full):
+    tmp_path, capsys, monkeypatch, code, full
+):
     store = tmp_path / "s.zarr"
     _failing_writes(monkeypatch, code, after=14 * 3 + 5)  # mid-way through the 4th block
     with pytest.raises(SystemExit) as info:
@@ -184,8 +229,7 @@ def test_write_error_ends_the_run_with_one_line_and_marks_nothing_undone(
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
-    assert err.startswith(f"limits.sweep: error: cannot write store {store}: "
-                          f"{os.strerror(code)} ")
+    assert err.startswith(f"limits.sweep: error: cannot write store {store}: {os.strerror(code)} ")
     assert int(_done(store).sum()) == 3  # the block whose write failed is not marked done
     monkeypatch.undo()
     resumed = _sweep(store)
@@ -203,16 +247,17 @@ def test_store_that_cannot_be_created_leaves_nothing_behind(tmp_path, capsys, mo
     with pytest.raises(SystemExit) as info:
         _task(compose(SMALL + [f"store.path={tmp_path / 's.zarr'}"]))
     assert info.value.code == 2
-    assert f"cannot write store {tmp_path / 's.zarr'}: Permission denied" in \
-        capsys.readouterr().err
+    assert f"cannot write store {tmp_path / 's.zarr'}: Permission denied" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # neither the store nor a half-made template
 
 
 def test_shared_store_status_lines(tmp_path, full):
     n = full.blocks_total
-    assert shared_store_status(full.path).endswith(f"is complete ({n} blocks); open it with "
-                                                   f"xarray.open_zarr")
+    assert shared_store_status(full.path).endswith(
+        f"is complete ({n} blocks); open it with xarray.open_zarr"
+    )
     _sweep(tmp_path / "half.zarr", ["shard.index=0", "shard.count=2"])
-    assert f"is incomplete: {n // 2} of {n} blocks written" in \
-        shared_store_status(tmp_path / "half.zarr")
+    assert f"is incomplete: {n // 2} of {n} blocks written" in shared_store_status(
+        tmp_path / "half.zarr"
+    )
     assert "cannot be read" in shared_store_status(tmp_path / "missing.zarr")

@@ -9,20 +9,54 @@ import pytest
 import xarray as xr
 
 import limits
+from limits.autodiff.elasticities import (
+    derivatives,
+    differentiable_parameters,
+    elasticities,
+    exchange_rate,
+    exchange_rate_to_user_units,
+)
 from limits.model.params import ParameterError
-from limits.autodiff.elasticities import (derivatives, differentiable_parameters, elasticities,
-                                exchange_rate, exchange_rate_to_user_units)
 
-WRT = ["mem_bw", "sync_latency", "sync_latency_intra_node", "peak_flops", "link_bw",
-       "mem_efficiency", "flops_efficiency", "chip_power", "chip_price", "node_power",
-       "electricity_price", "layer_overhead", "weight_bytes", "kv_bytes"]
-METRICS = ["utps", "stps", "step_time", "ttft", "stps_per_watt", "cost_per_mtok",
-           "request_latency", "tbt"]
+WRT = [
+    "mem_bw",
+    "sync_latency",
+    "sync_latency_intra_node",
+    "peak_flops",
+    "link_bw",
+    "mem_efficiency",
+    "flops_efficiency",
+    "chip_power",
+    "chip_price",
+    "node_power",
+    "electricity_price",
+    "layer_overhead",
+    "weight_bytes",
+    "kv_bytes",
+]
+METRICS = [
+    "utps",
+    "stps",
+    "step_time",
+    "ttft",
+    "stps_per_watt",
+    "cost_per_mtok",
+    "request_latency",
+    "tbt",
+]
 
 
 def _point(**kw):
-    base = dict(tp=32, batch=1, link_bw=4e11, chip_price=2.0, electricity_price=0.1,
-                mem_efficiency=0.8, flops_efficiency=0.7, layer_overhead=1e-6)
+    base = dict(
+        tp=32,
+        batch=1,
+        link_bw=4e11,
+        chip_price=2.0,
+        electricity_price=0.1,
+        mem_efficiency=0.8,
+        flops_efficiency=0.7,
+        layer_overhead=1e-6,
+    )
     base.update(kw)
     return _as_arrays(limits.load_params("xpu_hbm3", "llama3_405b", **base))
 
@@ -47,8 +81,7 @@ def _log_fd(params, metrics, name, h=1e-5):
     x = np.asarray(getattr(getattr(params, limits.parameter_index()[name][0]), name))
     up = _evaluate(params.replace(**{name: x * math.exp(h)}))
     down = _evaluate(params.replace(**{name: x * math.exp(-h)}))
-    return {m: (np.log(np.asarray(up[m])) - np.log(np.asarray(down[m]))) / (2 * h)
-            for m in metrics}
+    return {m: (np.log(np.asarray(up[m])) - np.log(np.asarray(down[m]))) / (2 * h) for m in metrics}
 
 
 def _assert_close_to_fd(params, metrics, wrt):
@@ -64,8 +97,11 @@ def _assert_close_to_fd(params, metrics, wrt):
             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-8, err_msg=f"{m} / {name}")
 
 
-@pytest.mark.parametrize("kw", [dict(batch=1), dict(batch=512, context=1024, tp=8)],
-                         ids=["memory-bound", "compute-bound"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(batch=1), dict(batch=512, context=1024, tp=8)],
+    ids=["memory-bound", "compute-bound"],
+)
 def test_elasticities_match_log_finite_differences(kw):
     params = _point(**kw)
     expected_bound = "memory" if kw["batch"] == 1 else "compute"
@@ -74,8 +110,10 @@ def test_elasticities_match_log_finite_differences(kw):
 
 
 def test_grid_axis_parameter_as_array_matches_finite_differences():
-    params = _point(mem_bw=np.array([2.0, 4.0, 8.0])[:, None] * 2.0**40,
-                    context=np.array([1024.0, 65536.0])[None, :])
+    params = _point(
+        mem_bw=np.array([2.0, 4.0, 8.0])[:, None] * 2.0**40,
+        context=np.array([1024.0, 65536.0])[None, :],
+    )
     wrt = ["mem_bw", "sync_latency", "peak_flops"]
     e = _elasticities(params, ["utps", "ttft"], wrt)
     assert e["elasticity_utps"].shape == (3, 2, 3)
@@ -91,21 +129,25 @@ def test_grid_axis_parameter_as_array_matches_finite_differences():
 
 def test_trailing_axis_follows_wrt_order():
     params = _point()
-    a, b = jax.jit(lambda p: (elasticities(p, ["utps"], ["mem_bw", "sync_latency"]),
-                              elasticities(p, ["utps"], ["sync_latency", "mem_bw"])))(params)
+    a, b = jax.jit(
+        lambda p: (
+            elasticities(p, ["utps"], ["mem_bw", "sync_latency"]),
+            elasticities(p, ["utps"], ["sync_latency", "mem_bw"]),
+        )
+    )(params)
     a, b = a["elasticity_utps"], b["elasticity_utps"]
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[::-1])
 
 
 def test_deep_memory_bound_without_sync_is_proportional_to_bandwidth():
     # tp = 8 fits one node: set the in-node latency to zero, link_bw inf -> t_sync = 0
-    params = limits.load_params("xpu_hbm3", "llama3_405b", tp=8, batch=1,
-                                sync_latency_intra_node=0.0)
+    params = limits.load_params(
+        "xpu_hbm3", "llama3_405b", tp=8, batch=1, sync_latency_intra_node=0.0
+    )
     assert float(limits.evaluate(params)["t_sync"]) == 0.0
     e = _elasticities(params, ["utps", "step_time"], ["mem_bw", "mem_efficiency", "peak_flops"])
     np.testing.assert_allclose(np.asarray(e["elasticity_utps"]), [1.0, 1.0, 0.0], atol=1e-12)
-    np.testing.assert_allclose(np.asarray(e["elasticity_step_time"]), [-1.0, -1.0, 0.0],
-                               atol=1e-12)
+    np.testing.assert_allclose(np.asarray(e["elasticity_step_time"]), [-1.0, -1.0, 0.0], atol=1e-12)
 
 
 def test_sync_dominated_bandwidth_elasticity_tends_to_zero():
@@ -147,16 +189,18 @@ def test_exact_tie_splits_the_derivative_half_and_half():
 def test_infinite_and_zero_parameters_give_zero_not_nan():
     params = limits.load_params("xpu_hbm3", "llama3_405b", tp=32, sync_latency=0.0)
     assert math.isinf(params.hardware.link_bw)
-    e = np.asarray(_elasticities(params, ["utps", "ttft"], ["link_bw", "sync_latency"])
-                   ["elasticity_utps"])
+    e = np.asarray(
+        _elasticities(params, ["utps", "ttft"], ["link_bw", "sync_latency"])["elasticity_utps"]
+    )
     np.testing.assert_array_equal(e, [0.0, 0.0])
     # utps does depend on sync_latency at zero (plain derivative non-zero): E = 0 by definition
     d = np.asarray(derivatives(params, ["utps"], ["sync_latency"])["derivative_utps"])
     assert d[0] < 0
     # a zero metric that does not depend on the parameter: 0, not 0/0
     free = params.replace(electricity_price=0.0)  # xpu presets have no chip price: cost is 0
-    e_cost = np.asarray(_elasticities(free, ["cost_per_mtok"], ["mem_bw"])
-                        ["elasticity_cost_per_mtok"])
+    e_cost = np.asarray(
+        _elasticities(free, ["cost_per_mtok"], ["mem_bw"])["elasticity_cost_per_mtok"]
+    )
     np.testing.assert_array_equal(e_cost, [0.0])
 
 
@@ -197,8 +241,11 @@ def test_exchange_rate_matches_closed_form_and_all_sources_agree():
     values = {"mem_bw": hw.mem_bw, "sync_latency": hw.sync_latency}
     from_dict = exchange_rate(e, "utps", "sync_latency", "mem_bw", wrt=wrt, values=values)
     assert float(from_dict) == pytest.approx(want, rel=1e-12)
-    ds = xr.Dataset({"elasticity_utps": ("wrt", np.asarray(e["elasticity_utps"]))},
-                    coords={"wrt": np.array(wrt, dtype=object)}, attrs=values)
+    ds = xr.Dataset(
+        {"elasticity_utps": ("wrt", np.asarray(e["elasticity_utps"]))},
+        coords={"wrt": np.array(wrt, dtype=object)},
+        attrs=values,
+    )
     from_ds = exchange_rate(ds, "utps", "sync_latency", "mem_bw")
     assert float(from_ds) == pytest.approx(want, rel=1e-12)
     assert from_ds.attrs["units"] == "s per B/s"
@@ -217,16 +264,23 @@ def test_plots_produce_artists():
     from limits.plots.sensitivity import elasticity_heatmap, tornado
 
     wrt = ["mem_bw", "sync_latency", "peak_flops"]
-    params = _point(mem_bw=np.array([1.0, 4.0, 16.0, 64.0])[:, None] * 2.0**40,
-                    batch=np.array([1.0, 64.0, 512.0, 2048.0])[None, :], context=1024)
+    params = _point(
+        mem_bw=np.array([1.0, 4.0, 16.0, 64.0])[:, None] * 2.0**40,
+        batch=np.array([1.0, 64.0, 512.0, 2048.0])[None, :],
+        context=1024,
+    )
     out, e = jax.jit(lambda p: (limits.evaluate(p), elasticities(p, ["utps"], wrt)))(params)
-    ds = xr.Dataset({"elasticity_utps": (("mem_bw", "batch", "wrt"),
-                                         np.asarray(e["elasticity_utps"])),
-                     "bound": (("mem_bw", "batch"), np.broadcast_to(np.asarray(out["bound"]),
-                                                                    (4, 4)))},
-                    coords={"mem_bw": np.array([1.0, 4.0, 16.0, 64.0]) * 2.0**40,
-                            "batch": [1.0, 64.0, 512.0, 2048.0],
-                            "wrt": np.array(wrt, dtype=object)})
+    ds = xr.Dataset(
+        {
+            "elasticity_utps": (("mem_bw", "batch", "wrt"), np.asarray(e["elasticity_utps"])),
+            "bound": (("mem_bw", "batch"), np.broadcast_to(np.asarray(out["bound"]), (4, 4))),
+        },
+        coords={
+            "mem_bw": np.array([1.0, 4.0, 16.0, 64.0]) * 2.0**40,
+            "batch": [1.0, 64.0, 512.0, 2048.0],
+            "wrt": np.array(wrt, dtype=object),
+        },
+    )
     assert len(np.unique(ds["bound"].values)) > 1
     ax = tornado(ds.isel(mem_bw=0, batch=0), "utps")
     assert len(ax.patches) == len(wrt)

@@ -14,13 +14,19 @@ from limits.model.outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
 from limits.sweep import blocks, compose, run
 from limits.sweep.store import StoreError, chunk_shape, config_differences
 
-SMALL = ["grid=point", "++grid.tp=[8,16,32]", "++grid.context=[1024,4096,16384,131072]",
-         "++grid.batch=[1,4,16]", "store.chunk_points=8"]  # 3x4x3 grid, chunks (1,3,3)
+SMALL = [
+    "grid=point",
+    "++grid.tp=[8,16,32]",
+    "++grid.context=[1024,4096,16384,131072]",
+    "++grid.batch=[1,4,16]",
+    "store.chunk_points=8",
+]  # 3x4x3 grid, chunks (1,3,3)
 
 
 def _run(tmp_path, extra=(), name="s.zarr", **kw):
-    return run(compose(SMALL + list(extra) + [f"store.path={tmp_path / name}"]),
-               verbose=False, **kw)
+    return run(
+        compose(SMALL + list(extra) + [f"store.path={tmp_path / name}"]), verbose=False, **kw
+    )
 
 
 def test_schema_dims_coords_units_and_provenance(tmp_path):
@@ -46,14 +52,18 @@ def test_schema_dims_coords_units_and_provenance(tmp_path):
     assert ds.attrs["created"] and ds.attrs["git_commit"]
     assert ds.utps.encoding["chunks"] == (1, 2, 3)  # chunk_points=8: whole inner axes first
     assert ds.utps.encoding["compressors"][0].cname.value == "lz4"
-    assert result.blocks_total == result.blocks_computed == np.prod(
-        [-(-n // c) for n, c in zip(ds.utps.shape, ds.utps.encoding["chunks"])])
+    assert (
+        result.blocks_total
+        == result.blocks_computed
+        == np.prod([-(-n // c) for n, c in zip(ds.utps.shape, ds.utps.encoding["chunks"])])
+    )
 
 
 def test_store_values_match_direct_evaluation(tmp_path):
     ds = xr.open_zarr(_run(tmp_path, ["precision=float64"]).path).load()
-    p = limits.load_params("xpu_hbm3", "llama3_405b", tp=16, context=4096, batch=4,
-                           weight_bytes=1, kv_bytes=1)
+    p = limits.load_params(
+        "xpu_hbm3", "llama3_405b", tp=16, context=4096, batch=4, weight_bytes=1, kv_bytes=1
+    )
     out = limits.evaluate(p)
     point = ds.sel(tp=16, context=4096, batch=4)
     for name in ("utps", "stps", "ttft", "memory_required"):
@@ -69,7 +79,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     full = _run(tmp_path, name="full.zarr")
     assert full.blocks_total > 3
 
-    def stop_after_two(block, count=[0]):
+    def stop_after_two(block, count=[0]):  # noqa: B006 - the list is the call counter
         count[0] += 1
         if count[0] == 2:
             raise Interrupt
@@ -100,15 +110,19 @@ def test_store_written_with_other_settings_is_refused(tmp_path):
 def test_elasticity_variables_get_a_wrt_dimension(tmp_path, monkeypatch):
     def elasticities(params, metrics, wrt):  # stand-in: d ln utps / d ln x = -1 for all x
         out = limits.evaluate(params)
-        shape = jnp.broadcast_shapes(*(jnp.shape(params.deployment.tp),
-                                       jnp.shape(out[metrics[0]])))
-        return {f"elasticity_{m}": -jnp.ones(shape + (len(wrt),), out[m].dtype)
-                for m in metrics}
+        shape = jnp.broadcast_shapes(*(jnp.shape(params.deployment.tp), jnp.shape(out[metrics[0]])))
+        return {f"elasticity_{m}": -jnp.ones(shape + (len(wrt),), out[m].dtype) for m in metrics}
 
     monkeypatch.setattr(blocks, "elasticities", elasticities)
     monkeypatch.setattr(blocks, "_CACHE", collections.OrderedDict())  # compile afresh
-    result = _run(tmp_path, ["sensitivity.metrics=[utps,stps]", "sensitivity.wrt=[mem_bw,tp]",
-                             "store.variables=[utps,bound]"])
+    result = _run(
+        tmp_path,
+        [
+            "sensitivity.metrics=[utps,stps]",
+            "sensitivity.wrt=[mem_bw,tp]",
+            "store.variables=[utps,bound]",
+        ],
+    )
     ds = xr.open_zarr(result.path)
     assert set(ds.data_vars) == {"utps", "bound", "elasticity_utps", "elasticity_stps"}
     assert ds.elasticity_utps.dims == ("tp", "context", "batch", "wrt")
@@ -133,6 +147,5 @@ def test_chunk_shape_fills_inner_axes_first():
 
 
 def test_config_differences_lists_changed_keys():
-    diffs = config_differences({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 2, "c": [1, 2]},
-                                                             "d": 3})
+    diffs = config_differences({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 2, "c": [1, 2]}, "d": 3})
     assert [d.split(":")[0] for d in diffs] == ["a.b", "d"]

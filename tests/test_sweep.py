@@ -11,14 +11,21 @@ import xarray as xr
 from omegaconf import OmegaConf
 
 import limits
-from limits.sweep.config import params_from_cfg
 from limits.presets import available
 from limits.sweep import SweepError, compose, run, run_overrides
+from limits.sweep.config import params_from_cfg
 
 REPO = Path(__file__).resolve().parents[1]
-ACCEPTANCE = ["hardware=xpu_hbm3", "model=llama3_405b", "grid=point", "++grid.tp=[32]",
-              "++grid.context=[4096,131072]", "++grid.batch=[1]", "++grid.weight_bytes=[1]",
-              "++grid.kv_bytes=[1]"]
+ACCEPTANCE = [
+    "hardware=xpu_hbm3",
+    "model=llama3_405b",
+    "grid=point",
+    "++grid.tp=[32]",
+    "++grid.context=[4096,131072]",
+    "++grid.batch=[1]",
+    "++grid.weight_bytes=[1]",
+    "++grid.kv_bytes=[1]",
+]
 
 
 @pytest.mark.parametrize("group", ["hardware", "model", "grid"])
@@ -38,8 +45,9 @@ def test_every_preset_composes_and_validates(group):
 
 def test_default_grid_on_a_model_it_cannot_split_names_the_parameters(tmp_path):
     cfg = compose(["model=llama2_13b", f"store.path={tmp_path / 's.zarr'}"])
-    with pytest.raises(limits.ParameterError,
-                       match=r"deployment\.tp = 16, 32, 64 must divide model\.n_heads = 40"):
+    with pytest.raises(
+        limits.ParameterError, match=r"deployment\.tp = 16, 32, 64 must divide model\.n_heads = 40"
+    ):
         run(cfg, verbose=False)
     assert not (tmp_path / "s.zarr").exists()
 
@@ -71,15 +79,22 @@ def test_acceptance_point_reproduces_paper_utps(tmp_path):
 
 def test_acceptance_command_in_a_real_process(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-m", "limits.sweep", *ACCEPTANCE,
-                           f"hydra.run.dir={tmp_path}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "limits.sweep", *ACCEPTANCE, f"hydra.run.dir={tmp_path}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert str(tmp_path / "sweep.zarr") in proc.stdout and "best utps" in proc.stdout
     ds = xr.open_zarr(tmp_path / "sweep.zarr")
     assert [round(float(u)) for u in ds.utps.values.ravel()] == [290, 271]
-    assert ds.attrs["overrides"] == ACCEPTANCE + [f"hydra.run.dir={tmp_path}"] or \
-        ds.attrs["overrides"] == ACCEPTANCE
+    assert (
+        ds.attrs["overrides"] == ACCEPTANCE + [f"hydra.run.dir={tmp_path}"]
+        or ds.attrs["overrides"] == ACCEPTANCE
+    )
 
 
 def test_console_script_finds_the_config(tmp_path):
@@ -88,9 +103,20 @@ def test_console_script_finds_the_config(tmp_path):
     if not script.exists():
         pytest.skip("the package is not installed with its console script in this environment")
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    proc = subprocess.run([str(script), "grid=point", "++grid.tp=[32]", "deployment.batch=1",
-                           f"hydra.run.dir={tmp_path}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(script),
+            "grid=point",
+            "++grid.tp=[32]",
+            "deployment.batch=1",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert str(tmp_path / "sweep.zarr") in proc.stdout
     assert round(float(xr.open_zarr(tmp_path / "sweep.zarr").utps.values[0])) == 290
@@ -98,9 +124,21 @@ def test_console_script_finds_the_config(tmp_path):
 
 def test_user_error_is_one_line_and_nonzero_exit(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-m", "limits.sweep", "grid=point",
-                           "++grid.mem_bw=[4TiB,8TiB/s]", f"hydra.run.dir={tmp_path}"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "grid=point",
+            "++grid.mem_bw=[4TiB,8TiB/s]",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = [l for l in proc.stderr.splitlines() if "error" in l]
@@ -129,8 +167,12 @@ def test_default_study_summary(tmp_path, capsys):
 
 
 def test_one_compile_per_sweep_and_none_for_a_repeat(tmp_path):
-    overrides = ["grid=point", "++grid.tp=[8,16,32]", "++grid.batch=[1,2,3,4,5,6,7]",
-                 "store.chunk_points=4"]  # 3 x 7 grid, 3 x 2 blocks of 1 x 4 (padded)
+    overrides = [
+        "grid=point",
+        "++grid.tp=[8,16,32]",
+        "++grid.batch=[1,2,3,4,5,6,7]",
+        "store.chunk_points=4",
+    ]  # 3 x 7 grid, 3 x 2 blocks of 1 x 4 (padded)
     first = run(compose(overrides + [f"store.path={tmp_path / 'a.zarr'}"]), verbose=False)
     assert first.blocks_computed == 6 and first.traces == 1
     second = run(compose(overrides + [f"store.path={tmp_path / 'b.zarr'}"]), verbose=False)

@@ -16,31 +16,55 @@ def deepseek(**overrides):
     return limits.load_params("xpu_hbm3", "deepseek_v3", **overrides)
 
 
-@pytest.mark.parametrize("overrides, pattern", [
-    (dict(mem_bw=-1.0), r"hardware\.mem_bw = -1 is out of range; allowed: \(0, inf\) B/s"),
-    (dict(mem_bw=0.0), r"hardware\.mem_bw = 0 is out of range; allowed: \(0, inf\)"),
-    (dict(tp=0.0), r"deployment\.tp = 0 is out of range; allowed: whole number in \[1, inf\)"),
-    (dict(peak_flops=float("nan")), r"hardware\.peak_flops = nan is not a number; allowed: "
-                                    r"\(0, inf\) FLOP/s"),
-    (dict(mem_bw=float("inf")), r"hardware\.mem_bw = inf is not allowed; allowed: \(0, inf\)"),
-    (dict(link_bw=float("-inf")), r"hardware\.link_bw = -inf is not allowed; allowed: "
-                                  r"\(0, inf\] B/s"),
-    (dict(n_layers=31.5), r"model\.n_layers = 31\.5 must be a whole number; allowed: whole "
-                          r"number in \[1, inf\)"),
-    (dict(batch=2.5), r"deployment\.batch = 2\.5 must be a whole number"),
-    (dict(acceptance_rate=1.5), r"deployment\.acceptance_rate = 1\.5 is out of range; "
-                                r"allowed: \[0, 1\]"),
-    (dict(mem_efficiency=0.0), r"calibration\.mem_efficiency = 0 is out of range; allowed: "
-                               r"\(0, 1\]"),
-    (dict(tp=12.0), r"deployment\.tp = 12 must divide model\.n_heads = 32 or be a multiple"),
-    (dict(ep=2.0), r"deployment\.ep = 2 must divide deployment\.tp = 1"),
-    (dict(tp=2.0, ep=2.0), r"deployment\.ep = 2 needs a MoE model; model llama3_8b is dense "
-                           r"\(allowed: 1\)"),
-    (dict(context=131073.0), r"deployment\.context = 131073 exceeds model\.max_context = "
-                             r"131072"),
-    (dict(pp=33.0), r"deployment\.pp = 33 exceeds model\.n_layers = 32"),
-    (dict(tp=True), r"deployment\.tp = True is not a number"),
-])
+@pytest.mark.parametrize(
+    "overrides, pattern",
+    [
+        (dict(mem_bw=-1.0), r"hardware\.mem_bw = -1 is out of range; allowed: \(0, inf\) B/s"),
+        (dict(mem_bw=0.0), r"hardware\.mem_bw = 0 is out of range; allowed: \(0, inf\)"),
+        (dict(tp=0.0), r"deployment\.tp = 0 is out of range; allowed: whole number in \[1, inf\)"),
+        (
+            dict(peak_flops=float("nan")),
+            r"hardware\.peak_flops = nan is not a number; allowed: "
+            r"\(0, inf\) FLOP/s",
+        ),
+        (dict(mem_bw=float("inf")), r"hardware\.mem_bw = inf is not allowed; allowed: \(0, inf\)"),
+        (
+            dict(link_bw=float("-inf")),
+            r"hardware\.link_bw = -inf is not allowed; allowed: "
+            r"\(0, inf\] B/s",
+        ),
+        (
+            dict(n_layers=31.5),
+            r"model\.n_layers = 31\.5 must be a whole number; allowed: whole "
+            r"number in \[1, inf\)",
+        ),
+        (dict(batch=2.5), r"deployment\.batch = 2\.5 must be a whole number"),
+        (
+            dict(acceptance_rate=1.5),
+            r"deployment\.acceptance_rate = 1\.5 is out of range; "
+            r"allowed: \[0, 1\]",
+        ),
+        (
+            dict(mem_efficiency=0.0),
+            r"calibration\.mem_efficiency = 0 is out of range; allowed: "
+            r"\(0, 1\]",
+        ),
+        (dict(tp=12.0), r"deployment\.tp = 12 must divide model\.n_heads = 32 or be a multiple"),
+        (dict(ep=2.0), r"deployment\.ep = 2 must divide deployment\.tp = 1"),
+        (
+            dict(tp=2.0, ep=2.0),
+            r"deployment\.ep = 2 needs a MoE model; model llama3_8b is dense "
+            r"\(allowed: 1\)",
+        ),
+        (
+            dict(context=131073.0),
+            r"deployment\.context = 131073 exceeds model\.max_context = "
+            r"131072",
+        ),
+        (dict(pp=33.0), r"deployment\.pp = 33 exceeds model\.n_layers = 32"),
+        (dict(tp=True), r"deployment\.tp = True is not a number"),
+    ],
+)
 def test_bad_value_names_parameter_and_range(overrides, pattern):
     with pytest.raises(ParameterError, match=pattern):
         base(**overrides)
@@ -52,27 +76,37 @@ def test_tp_multiple_of_heads_is_allowed():
 
 def test_nan_inside_a_grid_is_caught():
     import numpy as np
+
     with pytest.raises(ParameterError, match=r"hardware\.mem_bw = nan"):
         base(mem_bw=np.array([1e12, np.nan]))
 
 
 def test_ep_must_divide_the_expert_count():
-    with pytest.raises(ParameterError, match=r"deployment\.ep = 3 must divide model\.n_experts "
-                                             r"= 256"):
+    with pytest.raises(
+        ParameterError,
+        match=r"deployment\.ep = 3 must divide model\.n_experts "
+        r"= 256",
+    ):
         deepseek(tp=384.0, ep=3.0)  # tp: a multiple of the 128 heads; ep divides tp
     with pytest.raises(ParameterError, match=r"deployment\.ep = 4 must divide deployment\.tp"):
         deepseek(tp=2.0, ep=4.0)
 
 
 def test_unknown_attention_kind():
-    with pytest.raises(ParameterError, match=r"model\.attention = 'linear' is unknown; choose "
-                                             r"one of mha, gqa, mqa, mla"):
+    with pytest.raises(
+        ParameterError,
+        match=r"model\.attention = 'linear' is unknown; choose "
+        r"one of mha, gqa, mqa, mla",
+    ):
         Model(attention="linear")
 
 
 def test_mha_needs_as_many_kv_heads_as_heads():
-    with pytest.raises(ParameterError, match=r"model\.n_kv_heads = 8 must equal model\.n_heads "
-                                             r"= 32 for attention=mha"):
+    with pytest.raises(
+        ParameterError,
+        match=r"model\.n_kv_heads = 8 must equal model\.n_heads "
+        r"= 32 for attention=mha",
+    ):
         base().model.replace(attention="mha")
 
 
@@ -82,14 +116,20 @@ def test_gqa_kv_heads_must_divide_heads():
 
 
 def test_top_k_cannot_exceed_expert_count():
-    with pytest.raises(ParameterError, match=r"model\.top_k = 300 must be in \[1, n_experts = "
-                                             r"256\]"):
+    with pytest.raises(
+        ParameterError,
+        match=r"model\.top_k = 300 must be in \[1, n_experts = "
+        r"256\]",
+    ):
         deepseek(top_k=300.0)
 
 
 def test_unknown_parameter_name_in_replace():
-    with pytest.raises(ParameterError, match=r"unknown parameter 'memory_bandwidth'; valid: "
-                                             r"mem_bw"):
+    with pytest.raises(
+        ParameterError,
+        match=r"unknown parameter 'memory_bandwidth'; valid: "
+        r"mem_bw",
+    ):
         base().replace(memory_bandwidth=1e12)
 
 
@@ -98,16 +138,22 @@ def test_unknown_field_in_a_preset_mapping():
         Hardware.from_mapping({"bandwidth": "4 TB/s"})
 
 
-@pytest.mark.parametrize("build", [
-    lambda v: limits.load_params("xpu_hbm3", "llama3_8b", mem_bw=v),
-    lambda v: base().replace(mem_bw=v),
-    lambda v: Hardware.from_mapping({"mem_bw": v}),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda v: limits.load_params("xpu_hbm3", "llama3_8b", mem_bw=v),
+        lambda v: base().replace(mem_bw=v),
+        lambda v: Hardware.from_mapping({"mem_bw": v}),
+    ],
+)
 def test_units_must_match_the_parameter(build):
     with pytest.raises(UnitError, match=r"mem_bw: unit 'TiB' in '4 TiB' does not match B/s"):
         build("4 TiB")
-    with pytest.raises(UnitError, match=r"mem_bw: unknown unit 'TQ' in '4 TQ/s'; expected a "
-                                        r"unit of B/s"):
+    with pytest.raises(
+        UnitError,
+        match=r"mem_bw: unknown unit 'TQ' in '4 TQ/s'; expected a "
+        r"unit of B/s",
+    ):
         build("4 TQ/s")
 
 
@@ -117,10 +163,12 @@ def test_replace_parses_units():
 
 def test_static_choice_of_the_prefill_mask():
     p = base()
-    with pytest.raises(ParameterError, match=r"calibration\.prefill_attention_mask = 'sparse' "
-                                             r"is unknown; choose one of causal, full"):
-        dataclasses.replace(p, calibration=p.calibration.replace(
-            prefill_attention_mask="sparse"))
+    with pytest.raises(
+        ParameterError,
+        match=r"calibration\.prefill_attention_mask = 'sparse' "
+        r"is unknown; choose one of causal, full",
+    ):
+        dataclasses.replace(p, calibration=p.calibration.replace(prefill_attention_mask="sparse"))
 
 
 def test_unknown_preset():

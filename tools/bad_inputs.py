@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["BadInput", "BAD_INPUTS", "attempt", "first_paragraph", "bad_input_table"]
 
@@ -56,8 +56,12 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     _case("unknown parameter", "hardware.bandwidth", "hardware.bandwidth=4TB/s"),
     _case("unknown axis", "grid.bogus", "++grid.bogus=[1]"),
     _case("unknown output variable", "store.variables", "store.variables=[utps,speed]"),
-    _case("unknown sensitivity parameter", "sensitivity.wrt", "sensitivity.metrics=[utps]",
-          "sensitivity.wrt=[bandwidth]"),
+    _case(
+        "unknown sensitivity parameter",
+        "sensitivity.wrt",
+        "sensitivity.metrics=[utps]",
+        "sensitivity.wrt=[bandwidth]",
+    ),
     # axes
     _case("empty axis", "grid.tp", "++grid.tp=[]"),
     _case("empty range", "grid.context", "++grid.context={start:1024,stop:4096,num:0}"),
@@ -70,17 +74,32 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     _case("fractional shard index", "shard.index", "shard.index=0.5"),
     # parallelism that does not divide the model, context beyond the model
     _case("tp that cannot split the heads", "deployment.tp", "++grid.tp=[8,12,16]"),
-    _case("ep that cannot split the experts", "deployment.ep", "model=deepseek_v3",
-          "deployment.tp=384", "deployment.ep=3"),
+    _case(
+        "ep that cannot split the experts",
+        "deployment.ep",
+        "model=deepseek_v3",
+        "deployment.tp=384",
+        "deployment.ep=3",
+    ),
     _case("ep on a dense model", "deployment.ep", "deployment.tp=8", "deployment.ep=2"),
     _case("more pipeline stages than layers", "deployment.pp", "deployment.pp=127"),
-    _case("context longer than the model's", "deployment.context",
-          "++grid.context=[131072,262144]"),
+    _case(
+        "context longer than the model's", "deployment.context", "++grid.context=[131072,262144]"
+    ),
     # sweep settings
-    _case("too many points", "limits.max_points", "++grid.batch={start:1,stop:1000,num:1000}",
-          "++grid.context={start:1,stop:131072,num:1000}", "limits.max_points=1e5"),
-    _case("too many bytes", "limits.max_bytes", "++grid.batch={start:1,stop:1000,num:1000}",
-          "limits.max_bytes=10kB"),
+    _case(
+        "too many points",
+        "limits.max_points",
+        "++grid.batch={start:1,stop:1000,num:1000}",
+        "++grid.context={start:1,stop:131072,num:1000}",
+        "limits.max_points=1e5",
+    ),
+    _case(
+        "too many bytes",
+        "limits.max_bytes",
+        "++grid.batch={start:1,stop:1000,num:1000}",
+        "limits.max_bytes=10kB",
+    ),
     _case("unknown precision", "precision", "precision=float16"),
     _case("unknown codec", "store.codec", "store.codec=brotli"),
     _case("chunk length for a missing axis", "store.chunks", "++store.chunks.bogus=2"),
@@ -88,22 +107,55 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     _case("shards without a shared store", "store.path", "shard.count=2", "store.path=null"),
     _case("no devices", "devices", "devices=0"),
     # reductions (grid=point has no axes: these add a batch axis to reduce over)
-    _case("reduction over a missing axis", "reduce.over", "++grid.batch=[1,2]",
-          "reduce.over=[tp]"),
-    _case("reduction over an axis twice", "reduce.over", "++grid.batch=[1,2]",
-          "reduce.over=[batch,batch]"),
-    _case("unknown reduction objective", "reduce.objective", "++grid.batch=[1,2]",
-          "reduce.over=[batch]", "reduce.objective=speed"),
-    _case("unknown reduction mode", "reduce.mode", "++grid.batch=[1,2]", "reduce.over=[batch]",
-          "reduce.mode=best"),
-    _case("constraint on an unknown output", "reduce.constraints", "++grid.batch=[1,2]",
-          "reduce.over=[batch]", '++reduce.constraints.speed=[">=",50]'),
-    _case("unknown constraint operator", "reduce.constraints.utps", "++grid.batch=[1,2]",
-          "reduce.over=[batch]", '++reduce.constraints.utps=["=>",50]'),
-    _case("wrong unit on a constraint", "reduce.constraints.ttft", "++grid.batch=[1,2]",
-          "reduce.over=[batch]", '++reduce.constraints.ttft=["<=","2 GB"]'),
-    _case("chunk length splitting a reduced axis", "store.chunks.batch", "++grid.batch=[1,2]",
-          "reduce.over=[batch]", "++store.chunks.batch=1"),
+    _case("reduction over a missing axis", "reduce.over", "++grid.batch=[1,2]", "reduce.over=[tp]"),
+    _case(
+        "reduction over an axis twice",
+        "reduce.over",
+        "++grid.batch=[1,2]",
+        "reduce.over=[batch,batch]",
+    ),
+    _case(
+        "unknown reduction objective",
+        "reduce.objective",
+        "++grid.batch=[1,2]",
+        "reduce.over=[batch]",
+        "reduce.objective=speed",
+    ),
+    _case(
+        "unknown reduction mode",
+        "reduce.mode",
+        "++grid.batch=[1,2]",
+        "reduce.over=[batch]",
+        "reduce.mode=best",
+    ),
+    _case(
+        "constraint on an unknown output",
+        "reduce.constraints",
+        "++grid.batch=[1,2]",
+        "reduce.over=[batch]",
+        '++reduce.constraints.speed=[">=",50]',
+    ),
+    _case(
+        "unknown constraint operator",
+        "reduce.constraints.utps",
+        "++grid.batch=[1,2]",
+        "reduce.over=[batch]",
+        '++reduce.constraints.utps=["=>",50]',
+    ),
+    _case(
+        "wrong unit on a constraint",
+        "reduce.constraints.ttft",
+        "++grid.batch=[1,2]",
+        "reduce.over=[batch]",
+        '++reduce.constraints.ttft=["<=","2 GB"]',
+    ),
+    _case(
+        "chunk length splitting a reduced axis",
+        "store.chunks.batch",
+        "++grid.batch=[1,2]",
+        "reduce.over=[batch]",
+        "++store.chunks.batch=1",
+    ),
 )
 
 

@@ -1,9 +1,9 @@
 """Generated reference tables: docs/model.md (output variables, parameters) and
 docs/scale_out.md (every bad input a sweep refuses and its message).
 
-``python -m tools.docs_tables`` prints the tables; ``python -m tools.docs_tables --write docs/model.md``
-(or ``docs/scale_out.md``) rewrites that document's generated blocks in place (between
-``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``). Tests check that
+``python -m tools.docs_tables`` prints the tables; ``python -m tools.docs_tables --write
+docs/model.md`` (or ``docs/scale_out.md``) rewrites that document's generated blocks in place
+(between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``). Tests check that
 the documents hold the current tables.
 """
 
@@ -13,15 +13,14 @@ import argparse
 import dataclasses
 import math
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from limits.model.outputs import BOUND_LABELS, OUTPUTS
 from limits.model.params import PARAMETER_GROUPS
 from limits.units import UNIT_KINDS
 
-__all__ = ["output_table", "parameter_table", "generated_blocks", "update_document",
-           "DOCUMENTS"]
+__all__ = ["output_table", "parameter_table", "generated_blocks", "update_document", "DOCUMENTS"]
 
 
 def output_table() -> str:
@@ -29,8 +28,11 @@ def output_table() -> str:
     rows = ["| output | units | meaning |", "|---|---|---|"]
     for name, (units, meaning) in OUTPUTS.items():
         if name == "bound":
-            meaning += " (index into " + ", ".join(f"{i}: {label}" for i, label in
-                                                 enumerate(BOUND_LABELS)) + ")"
+            meaning += (
+                " (index into "
+                + ", ".join(f"{i}: {label}" for i, label in enumerate(BOUND_LABELS))
+                + ")"
+            )
         rows.append(f"| `{name}` | {units} | {meaning} |")
     return "\n".join(rows)
 
@@ -54,13 +56,17 @@ def parameter_table() -> str:
             if "spec" in f.metadata:
                 spec = f.metadata["spec"]
                 unit = "1" if spec.unit == "1" else UNIT_KINDS[spec.unit][1]
-                rows.append(f"| `{f.name}` | {group} | {unit} | {_range(spec)} | "
-                            f"{_default(f.default)} | {spec.doc} |")
+                rows.append(
+                    f"| `{f.name}` | {group} | {unit} | {_range(spec)} | "
+                    f"{_default(f.default)} | {spec.doc} |"
+                )
             else:
                 choices = f.metadata.get("choices")
                 allowed = ", ".join(choices) if choices else "any text"
-                rows.append(f"| `{f.name}` | {group} | static | {allowed} | "
-                            f"{_default(f.default)} | {f.metadata.get('doc', '')} |")
+                rows.append(
+                    f"| `{f.name}` | {group} | static | {allowed} | "
+                    f"{_default(f.default)} | {f.metadata.get('doc', '')} |"
+                )
     return "\n".join(rows)
 
 
@@ -78,7 +84,9 @@ def scale_out_blocks() -> dict[str, str]:
 
 #: document file name -> its generated blocks
 DOCUMENTS: dict[str, Callable[[], dict[str, str]]] = {
-    "model.md": generated_blocks, "scale_out.md": scale_out_blocks}
+    "model.md": generated_blocks,
+    "scale_out.md": scale_out_blocks,
+}
 
 
 def _marked(name: str, body: str) -> str:
@@ -89,11 +97,12 @@ def update_document(text: str, blocks: Mapping[str, str] | None = None) -> str:
     """``text`` with every generated block (default: docs/model.md's) replaced by its
     current content."""
     for name, body in (generated_blocks() if blocks is None else blocks).items():
-        pattern = re.compile(rf"<!-- BEGIN GENERATED: {name} -->.*?<!-- END GENERATED: {name} -->",
-                             re.S)
+        pattern = re.compile(
+            rf"<!-- BEGIN GENERATED: {name} -->.*?<!-- END GENERATED: {name} -->", re.S
+        )
         if not pattern.search(text):
             raise ValueError(f"document has no generated block {name!r}")
-        text = pattern.sub(lambda _: _marked(name, body), text)
+        text = pattern.sub(lambda _, n=name, b=body: _marked(n, b), text)
     return text
 
 

@@ -9,7 +9,26 @@ from limits.analysis.open import bound_labels, combine_jobs, job_labels, open_re
 from limits.analysis.scenarios import offline, server, single_stream
 from limits.analysis.select import best_config, satisfies
 
-__all__ = ["DERIVED", "label", "metric", "parameter", "batching_advisor", "kv_share", "export",
-           "to_table", "non_dominated", "pareto_frontier", "pareto_mask", "bound_labels",
-           "combine_jobs", "job_labels", "open_results", "open_store", "offline", "server",
-           "single_stream", "best_config", "satisfies"]
+__all__ = [
+    "DERIVED",
+    "label",
+    "metric",
+    "parameter",
+    "batching_advisor",
+    "kv_share",
+    "export",
+    "to_table",
+    "non_dominated",
+    "pareto_frontier",
+    "pareto_mask",
+    "bound_labels",
+    "combine_jobs",
+    "job_labels",
+    "open_results",
+    "open_store",
+    "offline",
+    "server",
+    "single_stream",
+    "best_config",
+    "satisfies",
+]

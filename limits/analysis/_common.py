@@ -4,7 +4,8 @@ reading parameter values from coordinates or provenance, axis labels with units.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -15,9 +16,17 @@ from limits.model.params import parameter_index
 from limits.sweep.reduce import BEST_PREFIX
 from limits.units import parse_quantity
 
-__all__ = ["metric", "parameter", "label", "over_dims", "point_dims", "feasible_mask",
-           "DERIVED", "broadcast_to_points",
-           "preset_name"]
+__all__ = [
+    "metric",
+    "parameter",
+    "label",
+    "over_dims",
+    "point_dims",
+    "feasible_mask",
+    "DERIVED",
+    "broadcast_to_points",
+    "preset_name",
+]
 
 
 def _tbt(ds: xr.Dataset) -> xr.DataArray:
@@ -27,31 +36,43 @@ def _tbt(ds: xr.Dataset) -> xr.DataArray:
 
 
 def _chips(ds: xr.Dataset) -> Any:
-    return (parameter(ds, "tp", 1.0) * parameter(ds, "pp", 1.0)
-            * parameter(ds, "replicas", 1.0))
+    return parameter(ds, "tp", 1.0) * parameter(ds, "pp", 1.0) * parameter(ds, "replicas", 1.0)
 
 
 #: name -> (variables needed, function of the dataset, note). Used when ``name`` is not stored.
 DERIVED: dict[str, tuple[tuple[str, ...], Callable[[xr.Dataset], Any], str]] = {
-    "tokens_per_usd": (("cost_per_mtok",), lambda ds: 1e6 / ds["cost_per_mtok"],
-                       "1e6 / cost_per_mtok"),
+    "tokens_per_usd": (
+        ("cost_per_mtok",),
+        lambda ds: 1e6 / ds["cost_per_mtok"],
+        "1e6 / cost_per_mtok",
+    ),
     "stps_per_watt": (("stps", "power"), lambda ds: ds["stps"] / ds["power"], "stps / power"),
-    "tbt": (("step_time",), _tbt, "step_time / tokens_per_step (1 token per step if "
-            "tokens_per_step is not stored)"),
-    "kv_share": (("kv_bytes_read", "bytes_per_step"),
-                 lambda ds: ds["kv_bytes_read"] / ds["bytes_per_step"],
-                 "kv_bytes_read / bytes_per_step"),
-    "arithmetic_intensity": (("flops_per_step", "bytes_per_step"),
-                             lambda ds: ds["flops_per_step"] / ds["bytes_per_step"],
-                             "flops_per_step / bytes_per_step"),
+    "tbt": (
+        ("step_time",),
+        _tbt,
+        "step_time / tokens_per_step (1 token per step if tokens_per_step is not stored)",
+    ),
+    "kv_share": (
+        ("kv_bytes_read", "bytes_per_step"),
+        lambda ds: ds["kv_bytes_read"] / ds["bytes_per_step"],
+        "kv_bytes_read / bytes_per_step",
+    ),
+    "arithmetic_intensity": (
+        ("flops_per_step", "bytes_per_step"),
+        lambda ds: ds["flops_per_step"] / ds["bytes_per_step"],
+        "flops_per_step / bytes_per_step",
+    ),
     "chips": ((), _chips, "tp x pp x replicas (coordinates or provenance, default 1)"),
 }
 
-_DERIVED_UNITS = {"tokens_per_usd": OUTPUTS["tokens_per_usd"],
-                  "stps_per_watt": OUTPUTS["stps_per_watt"], "tbt": OUTPUTS["tbt"],
-                  "kv_share": ("1", "KV-cache share of bytes read per step"),
-                  "arithmetic_intensity": OUTPUTS["arithmetic_intensity"],
-                  "chips": OUTPUTS["chips"]}
+_DERIVED_UNITS = {
+    "tokens_per_usd": OUTPUTS["tokens_per_usd"],
+    "stps_per_watt": OUTPUTS["stps_per_watt"],
+    "tbt": OUTPUTS["tbt"],
+    "kv_share": ("1", "KV-cache share of bytes read per step"),
+    "arithmetic_intensity": OUTPUTS["arithmetic_intensity"],
+    "chips": OUTPUTS["chips"],
+}
 
 
 def metric(ds: xr.Dataset, name: str) -> xr.DataArray:
@@ -71,11 +92,14 @@ def metric(ds: xr.Dataset, name: str) -> xr.DataArray:
         units, long_name = _DERIVED_UNITS[base]
         da = da.rename(base).assign_attrs(units=units, long_name=long_name, derived_as=note)
     else:
-        derivable = [k for k, (needs, _, _) in DERIVED.items()
-                     if all(v in ds.variables for v in needs)]
-        raise KeyError(f"unknown variable {base!r}; stored: {', '.join(map(str, ds.data_vars))};"
-                       f" coordinates: {', '.join(map(str, ds.coords))}; derivable: "
-                       f"{', '.join(derivable) or 'none'}")
+        derivable = [
+            k for k, (needs, _, _) in DERIVED.items() if all(v in ds.variables for v in needs)
+        ]
+        raise KeyError(
+            f"unknown variable {base!r}; stored: {', '.join(map(str, ds.data_vars))};"
+            f" coordinates: {', '.join(map(str, ds.coords))}; derivable: "
+            f"{', '.join(derivable) or 'none'}"
+        )
     if negate:
         da = (-da).assign_attrs(da.attrs).rename(name)
     return da
@@ -99,13 +123,21 @@ def _configs(ds: xr.Dataset) -> list[dict]:
         jobs = json.loads(ds.attrs.get("jobs", "[]"))
     except (json.JSONDecodeError, TypeError):
         jobs = []
-    jobs = [j for j in jobs if isinstance(j, dict) and j.get("config")] if isinstance(
-        jobs, list) else []
+    jobs = (
+        [j for j in jobs if isinstance(j, dict) and j.get("config")]
+        if isinstance(jobs, list)
+        else []
+    )
     if jobs:
-        kept = {g: ([str(v) for v in np.atleast_1d(ds[g].values)] if g in ds.coords else None)
-                for g in ("hardware", "model")}
-        return [_load_config(j["config"]) for j in jobs
-                if all(kept[g] is None or str(j.get(g)) in kept[g] for g in kept)]
+        kept = {
+            g: ([str(v) for v in np.atleast_1d(ds[g].values)] if g in ds.coords else None)
+            for g in ("hardware", "model")
+        }
+        return [
+            _load_config(j["config"])
+            for j in jobs
+            if all(kept[g] is None or str(j.get(g)) in kept[g] for g in kept)
+        ]
     return [_load_config(ds.attrs["config"])] if ds.attrs.get("config") else []
 
 
@@ -139,17 +171,22 @@ def parameter(ds: xr.Dataset, name: str, default: Any = None) -> Any:
         return ds[name]
     if BEST_PREFIX + name in ds.variables:
         return ds[BEST_PREFIX + name]
-    reduced = [c["reduce"].get("over") or [] for c in _configs(ds)
-               if isinstance(c.get("reduce"), dict)]
+    reduced = [
+        c["reduce"].get("over") or [] for c in _configs(ds) if isinstance(c.get("reduce"), dict)
+    ]
     if any(name in over for over in reduced):
-        raise ValueError(f"{name} was reduced away (reduce.over) and {BEST_PREFIX}{name} is not "
-                       f"stored, so no single {name} applies to a stored point")
+        raise ValueError(
+            f"{name} was reduced away (reduce.over) and {BEST_PREFIX}{name} is not "
+            f"stored, so no single {name} applies to a stored point"
+        )
     value = ds.attrs.get(name)
     if value is None:
         found = {repr(v): v for v in (_find(c, name) for c in _configs(ds)) if v is not None}
         if len(found) > 1:
-            raise ValueError(f"{name} differs between the jobs in this dataset "
-                           f"({', '.join(found)}); select one hardware and model first")
+            raise ValueError(
+                f"{name} differs between the jobs in this dataset "
+                f"({', '.join(found)}); select one hardware and model first"
+            )
         value = next(iter(found.values()), None)
     if value is None:
         return default
@@ -205,7 +242,8 @@ def feasible_mask(ds: xr.Dataset, mask: str | xr.DataArray | None = "feasible") 
 def broadcast_to_points(ds: xr.Dataset, *arrays: xr.DataArray) -> list[xr.DataArray]:
     """Broadcast arrays against each other and the point dims of ``ds`` (dims order of ds)."""
     dims = point_dims(ds)
-    coords = [ds[d] if d in ds.coords else xr.DataArray(np.arange(ds.sizes[d]), dims=d)
-              for d in dims]
+    coords = [
+        ds[d] if d in ds.coords else xr.DataArray(np.arange(ds.sizes[d]), dims=d) for d in dims
+    ]
     out = xr.broadcast(*arrays, *coords)[: len(arrays)]
     return [a.transpose(*dims, ...) for a in out]

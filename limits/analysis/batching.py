@@ -23,16 +23,20 @@ def kv_share(ds: xr.Dataset) -> xr.DataArray | None:
     if "kv_bytes_read" in ds and "bytes_per_step" in ds:
         share, method = ds["kv_bytes_read"] / ds["bytes_per_step"], "kv_bytes_read / bytes_per_step"
     elif "memory_kv" in ds and "memory_required" in ds:
-        share, method = ds["memory_kv"] / ds["memory_required"], \
-            "proxy: memory_kv / memory_required"
+        share, method = (
+            ds["memory_kv"] / ds["memory_required"],
+            "proxy: memory_kv / memory_required",
+        )
     else:
         return None
     return share.rename("kv_share").assign_attrs(
-        units="1", long_name="KV-cache share of bytes read per step", method=method)
+        units="1", long_name="KV-cache share of bytes read per step", method=method
+    )
 
 
-def batching_advisor(ds: xr.Dataset, fraction: float = 0.95,
-                     batch_dim: str = "batch") -> xr.Dataset:
+def batching_advisor(
+    ds: xr.Dataset, fraction: float = 0.95, batch_dim: str = "batch"
+) -> xr.Dataset:
     """For every combination of the dims other than `batch_dim`: the throughput curve, its
     plateau (max feasible `stps`), the smallest batch reaching `fraction` of the plateau, the
     memory that choice frees and what it could hold, and the evidence of which wall binds.
@@ -52,8 +56,9 @@ def batching_advisor(ds: xr.Dataset, fraction: float = 0.95,
     Groups without a feasible point have NaN summaries.
     """
     if batch_dim not in ds.dims:
-        raise KeyError(f"batching_advisor needs a {batch_dim!r} axis; dims: "
-                       f"{', '.join(map(str, ds.dims))}")
+        raise KeyError(
+            f"batching_advisor needs a {batch_dim!r} axis; dims: {', '.join(map(str, ds.dims))}"
+        )
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction = {fraction} is out of range; allowed: (0, 1]")
     ds = ds.sortby(batch_dim)
@@ -72,31 +77,41 @@ def batching_advisor(ds: xr.Dataset, fraction: float = 0.95,
     memory = metric(ds, "memory_required")
     out = xr.Dataset({"stps": curve.assign_attrs(stps.attrs)})
     out["plateau_stps"] = at(curve, i_plateau).assign_attrs(
-        units=stps.attrs.get("units", ""), long_name="plateau: largest feasible stps")
+        units=stps.attrs.get("units", ""), long_name="plateau: largest feasible stps"
+    )
     out["plateau_batch"] = at(batch, i_plateau).assign_attrs(
-        units="1", long_name="batch of the plateau")
+        units="1", long_name="batch of the plateau"
+    )
     out["chosen_batch"] = at(batch, i_chosen).assign_attrs(
-        units="1", long_name=f"smallest batch reaching {fraction:g} of the plateau")
+        units="1", long_name=f"smallest batch reaching {fraction:g} of the plateau"
+    )
     out["chosen_stps"] = at(curve, i_chosen).assign_attrs(
-        units=stps.attrs.get("units", ""), long_name="stps at the chosen batch")
+        units=stps.attrs.get("units", ""), long_name="stps at the chosen batch"
+    )
     mem_units = memory.attrs.get("units", "B")
     out["memory_at_plateau"] = at(memory, i_plateau).assign_attrs(
-        units=mem_units, long_name="memory required at the plateau batch")
+        units=mem_units, long_name="memory required at the plateau batch"
+    )
     out["memory_at_chosen"] = at(memory, i_chosen).assign_attrs(
-        units=mem_units, long_name="memory required at the chosen batch")
+        units=mem_units, long_name="memory required at the chosen batch"
+    )
     out["memory_freed"] = (out["memory_at_plateau"] - out["memory_at_chosen"]).assign_attrs(
-        units=mem_units, long_name="memory freed by the chosen batch")
+        units=mem_units, long_name="memory freed by the chosen batch"
+    )
     if "memory_available" in ds:
         out["memory_available"] = at(ds["memory_available"], i_chosen).assign_attrs(
-            units=mem_units, long_name="memory available per replica")
-        out["memory_freed_fraction"] = (out["memory_freed"] / out["memory_available"]
-                                        ).assign_attrs(units="1",
-                                                       long_name="freed / available memory")
+            units=mem_units, long_name="memory available per replica"
+        )
+        out["memory_freed_fraction"] = (out["memory_freed"] / out["memory_available"]).assign_attrs(
+            units="1", long_name="freed / available memory"
+        )
     out["extra_replicas"] = np.floor(out["memory_freed"] / out["memory_at_chosen"]).assign_attrs(
-        units="1", long_name="extra replicas that fit in the freed memory (upper bound)")
+        units="1", long_name="extra replicas that fit in the freed memory (upper bound)"
+    )
     out["combined_stps"] = ((1.0 + out["extra_replicas"]) * out["chosen_stps"]).assign_attrs(
         units=stps.attrs.get("units", ""),
-        long_name="stps of the chosen batch with the extra replicas (upper bound)")
+        long_name="stps of the chosen batch with the extra replicas (upper bound)",
+    )
     share = kv_share(ds)
     if share is not None:
         out["kv_share"] = share
@@ -105,7 +120,8 @@ def batching_advisor(ds: xr.Dataset, fraction: float = 0.95,
     for where, index in (("plateau", i_plateau), ("chosen", i_chosen)):
         if "bound" in ds:
             out[f"bound_at_{where}"] = at(bound_labels(ds), index).assign_attrs(
-                units="", long_name=f"binding wall at the {where} batch")
+                units="", long_name=f"binding wall at the {where} batch"
+            )
         for name in _EVIDENCE + (("kv_share",) if share is not None else ()):
             src = share if name == "kv_share" else ds.get(name)
             if src is not None:
@@ -114,6 +130,9 @@ def batching_advisor(ds: xr.Dataset, fraction: float = 0.95,
     if not bool(has_point.all()):
         for name in summaries:
             out[name] = out[name].where(has_point)
-    out.attrs.update(fraction=fraction, batch_dim=batch_dim,
-                     replica_assumption="extra replicas get their own bandwidth and compute")
+    out.attrs.update(
+        fraction=fraction,
+        batch_dim=batch_dim,
+        replica_assumption="extra replicas get their own bandwidth and compute",
+    )
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -23,17 +23,22 @@ def non_dominated(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     order = np.lexsort((-ys, -xs), axis=-1)
     y_sorted = np.take_along_axis(ys, order, axis=-1)
     best_before = np.maximum.accumulate(y_sorted, axis=-1)
-    best_before = np.concatenate([np.full(y_sorted.shape[:-1] + (1,), -np.inf),
-                                  best_before[..., :-1]], axis=-1)
+    best_before = np.concatenate(
+        [np.full(y_sorted.shape[:-1] + (1,), -np.inf), best_before[..., :-1]], axis=-1
+    )
     front_sorted = (y_sorted > best_before) & ~np.take_along_axis(bad, order, axis=-1)
     front = np.zeros_like(front_sorted)
     np.put_along_axis(front, order, front_sorted, axis=-1)
     return front
 
 
-def pareto_mask(ds: xr.Dataset, x: str = "utps", y: str = "stps",
-                over: str | Iterable[str] | None = None,
-                mask: str | xr.DataArray | None = "feasible") -> xr.DataArray:
+def pareto_mask(
+    ds: xr.Dataset,
+    x: str = "utps",
+    y: str = "stps",
+    over: str | Iterable[str] | None = None,
+    mask: str | xr.DataArray | None = "feasible",
+) -> xr.DataArray:
     """Boolean DataArray over the point dims of `ds`: True on the Pareto frontier of (x, y).
 
     **Arguments:**
@@ -52,16 +57,24 @@ def pareto_mask(ds: xr.Dataset, x: str = "utps", y: str = "stps",
     ya = yv.where(keep).transpose(*order).values.astype(np.float64)
     gshape = xa.shape[: len(groups)]
     front = non_dominated(xa.reshape(gshape + (-1,)), ya.reshape(gshape + (-1,)))
-    out = xr.DataArray(front.reshape(xa.shape), dims=order,
-                       coords={d: xv[d] for d in order if d in xv.coords})
-    return out.transpose(*dims).rename("pareto").assign_attrs(
-        long_name=f"on the Pareto frontier of ({x}, {y})", units="1")
+    out = xr.DataArray(
+        front.reshape(xa.shape), dims=order, coords={d: xv[d] for d in order if d in xv.coords}
+    )
+    return (
+        out.transpose(*dims)
+        .rename("pareto")
+        .assign_attrs(long_name=f"on the Pareto frontier of ({x}, {y})", units="1")
+    )
 
 
-def pareto_frontier(ds: xr.Dataset, x: str = "utps", y: str = "stps",
-                    over: str | Iterable[str] | None = None,
-                    mask: str | xr.DataArray | None = "feasible",
-                    columns: Iterable[str] = ()) -> pd.DataFrame:
+def pareto_frontier(
+    ds: xr.Dataset,
+    x: str = "utps",
+    y: str = "stps",
+    over: str | Iterable[str] | None = None,
+    mask: str | xr.DataArray | None = "feasible",
+    columns: Iterable[str] = (),
+) -> pd.DataFrame:
     """The frontier points as a tidy table: one row per point with its coordinates, `x`, `y`
     and any extra `columns`, sorted by group then descending `x`. ``df.attrs["units"]`` maps
     columns to units.
@@ -82,7 +95,10 @@ def pareto_frontier(ds: xr.Dataset, x: str = "utps", y: str = "stps",
         units[name] = da.attrs.get("units", "")
     over = over_dims(front.dims, over)
     groups = [str(d) for d in front.dims if d not in over]
-    df = pd.DataFrame(table).sort_values(groups + [x], ascending=[True] * len(groups) + [False],
-                                         kind="stable").reset_index(drop=True)
+    df = (
+        pd.DataFrame(table)
+        .sort_values(groups + [x], ascending=[True] * len(groups) + [False], kind="stable")
+        .reset_index(drop=True)
+    )
     df.attrs["units"] = units
     return df

@@ -12,8 +12,14 @@ import yaml
 
 from limits.model.outputs import BOUND_LABELS
 
-__all__ = ["open_results", "open_store", "combine_jobs", "job_labels", "bound_labels",
-           "MISSING_BOUND"]
+__all__ = [
+    "open_results",
+    "open_store",
+    "combine_jobs",
+    "job_labels",
+    "bound_labels",
+    "MISSING_BOUND",
+]
 
 #: label of points that no job of a multirun computed (outer join of the job stores)
 MISSING_BOUND = "n/a"
@@ -31,8 +37,11 @@ def open_store(path: str | Path) -> xr.Dataset:
 def _object_string_coords(ds: xr.Dataset) -> xr.Dataset:
     """Give string coordinates (``hardware``, ``model``, ``wrt``) object dtype: zarr v3 may
     return numpy ``StringDType``, which pandas indexes and string checks do not all accept."""
-    fix = {name: (coord.dims, np.asarray(coord.values).astype(object), coord.attrs)
-           for name, coord in ds.coords.items() if coord.dtype.kind == "T"}
+    fix = {
+        name: (coord.dims, np.asarray(coord.values).astype(object), coord.attrs)
+        for name, coord in ds.coords.items()
+        if coord.dtype.kind == "T"
+    }
     return ds.assign_coords(fix) if fix else ds
 
 
@@ -57,14 +66,18 @@ def open_results(path: str | Path, *, decode_bound: bool = False) -> xr.Dataset:
     elif (path / "consolidated.zarr").exists():
         ds = open_store(path / "consolidated.zarr")
     else:
-        jobs = sorted((p for p in path.iterdir() if (p / "sweep.zarr").exists()),
-                      key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit()
-                                     else 0, p.name))
+        jobs = sorted(
+            (p for p in path.iterdir() if (p / "sweep.zarr").exists()),
+            key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
+        )
         if not jobs:
-            raise FileNotFoundError(f"{path}: no results store (expected a *.zarr store, "
-                                    "sweep.zarr, consolidated.zarr or <job>/sweep.zarr)")
-        ds = combine_jobs([open_store(j / "sweep.zarr") for j in jobs],
-                          names=[str(j) for j in jobs])
+            raise FileNotFoundError(
+                f"{path}: no results store (expected a *.zarr store, "
+                "sweep.zarr, consolidated.zarr or <job>/sweep.zarr)"
+            )
+        ds = combine_jobs(
+            [open_store(j / "sweep.zarr") for j in jobs], names=[str(j) for j in jobs]
+        )
     if decode_bound and "bound" in ds:
         ds = ds.assign(bound_label=bound_labels(ds))
     return ds
@@ -83,8 +96,10 @@ def job_labels(ds: xr.Dataset, name: str = "job") -> tuple[str, str]:
             node = cfg.get(group) if isinstance(cfg, dict) else None
             value = node.get("name") if isinstance(node, dict) else node
         if not isinstance(value, str):
-            raise ValueError(f"{name}: cannot tell its {group}: no attr {group!r} and no "
-                             f"{group}.name in its config")
+            raise ValueError(
+                f"{name}: cannot tell its {group}: no attr {group!r} and no "
+                f"{group}.name in its config"
+            )
         labels.append(value)
     return labels[0], labels[1]
 
@@ -102,11 +117,20 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
         labels.append((hw, mdl))
     fill = {"feasible": False, "bound": np.int8(-1)}
     aligned = xr.align(*datasets, join="outer", fill_value=fill)
-    jobs = xr.concat(aligned, dim="job", data_vars="all", coords="minimal",
-                     compat="override", join="outer", fill_value=fill,
-                     combine_attrs="drop_conflicts")
-    jobs = jobs.assign_coords(hardware=("job", np.array([h for h, _ in labels], dtype=object)),
-                              model=("job", np.array([m for _, m in labels], dtype=object)))
+    jobs = xr.concat(
+        aligned,
+        dim="job",
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="outer",
+        fill_value=fill,
+        combine_attrs="drop_conflicts",
+    )
+    jobs = jobs.assign_coords(
+        hardware=("job", np.array([h for h, _ in labels], dtype=object)),
+        model=("job", np.array([m for _, m in labels], dtype=object)),
+    )
     combined = jobs.set_index(job=["hardware", "model"]).unstack("job", fill_value=fill)
     combined = combined.transpose("hardware", "model", ...)
     for coord in ("hardware", "model"):
@@ -119,9 +143,12 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
                 combined[name].attrs = dict(ds[name].attrs)
                 break
     # each job's own provenance, in the consolidated store's format (``parameter`` reads it)
-    combined.attrs["jobs"] = json.dumps([{"hardware": hw, "model": mdl, "store": name,
-                                          "config": ds.attrs.get("config", "")}
-                                         for (hw, mdl), name, ds in zip(labels, names, datasets)])
+    combined.attrs["jobs"] = json.dumps(
+        [
+            {"hardware": hw, "model": mdl, "store": name, "config": ds.attrs.get("config", "")}
+            for (hw, mdl), name, ds in zip(labels, names, datasets)
+        ]
+    )
     return combined
 
 

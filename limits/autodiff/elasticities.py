@@ -21,7 +21,8 @@ Conventions (documented and tested):
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +33,16 @@ from limits.model.outputs import OUTPUTS
 from limits.model.params import ParameterError, Params, parameter_index
 from limits.units import UNIT_KINDS, parse_quantity
 
-__all__ = ["elasticities", "derivatives", "differentiable_parameters", "exchange_rate",
-           "exchange_rate_to_user_units", "block_shape", "check_wrt", "check_metrics"]
+__all__ = [
+    "elasticities",
+    "derivatives",
+    "differentiable_parameters",
+    "exchange_rate",
+    "exchange_rate_to_user_units",
+    "block_shape",
+    "check_wrt",
+    "check_metrics",
+]
 
 
 def differentiable_parameters() -> list[str]:
@@ -51,12 +60,15 @@ def check_wrt(wrt: Sequence[str]) -> None:
         raise ParameterError(f"wrt: {', '.join(repeated)} given more than once")
     for name in wrt:
         if name not in index:
-            raise ParameterError(f"wrt: unknown parameter {name!r}; valid: "
-                                 f"{', '.join(differentiable_parameters())}")
+            raise ParameterError(
+                f"wrt: unknown parameter {name!r}; valid: {', '.join(differentiable_parameters())}"
+            )
         spec = index[name][1]
         if spec.integer:
-            raise ParameterError(f"wrt: {name} is a discrete knob ({spec.describe()}); sweep it as "
-                                 f"a grid axis instead of differentiating with respect to it")
+            raise ParameterError(
+                f"wrt: {name} is a discrete knob ({spec.describe()}); sweep it as "
+                f"a grid axis instead of differentiating with respect to it"
+            )
 
 
 def check_metrics(metrics: Sequence[str]) -> None:
@@ -67,8 +79,9 @@ def check_metrics(metrics: Sequence[str]) -> None:
         if name not in OUTPUTS:
             raise ValueError(f"metrics: unknown output {name!r}; valid: {', '.join(OUTPUTS)}")
         if name in ("bound", "feasible"):
-            raise ValueError(f"metrics: {name} is a label, not a continuous output; it has no "
-                             f"elasticity")
+            raise ValueError(
+                f"metrics: {name} is a label, not a continuous output; it has no elasticity"
+            )
 
 
 def _leaf(params: Params, name: str):
@@ -92,26 +105,34 @@ def _tangent_outputs(params: Params, metrics: Sequence[str], wrt: Sequence[str],
     values = {}
     for name in wrt:
         x = jnp.asarray(_leaf(params, name))
-        values[name] = x if jnp.issubdtype(x.dtype, jnp.floating) else \
-            x.astype(jnp.result_type(float))
-    regular = {n: (jnp.isfinite(x) & (x != 0)) if log else jnp.isfinite(x)
-               for n, x in values.items()}
-    unit = {n: jnp.where(regular[n], x if log else jnp.ones_like(x), jnp.zeros_like(x))
-            for n, x in values.items()}
+        values[name] = (
+            x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+        )
+    regular = {
+        n: (jnp.isfinite(x) & (x != 0)) if log else jnp.isfinite(x) for n, x in values.items()
+    }
+    unit = {
+        n: jnp.where(regular[n], x if log else jnp.ones_like(x), jnp.zeros_like(x))
+        for n, x in values.items()
+    }
 
     def outputs_of(vals):
         out = evaluate(params.replace(**vals))
         return {m: out[m] for m in metrics}
 
     def along(k):
-        tangent = {n: jnp.where(k == i, unit[n], jnp.zeros_like(unit[n]))
-                   for i, n in enumerate(wrt)}
+        tangent = {
+            n: jnp.where(k == i, unit[n], jnp.zeros_like(unit[n])) for i, n in enumerate(wrt)
+        }
         return jax.jvp(outputs_of, (values,), (tangent,))
 
     if not wrt:
         out = outputs_of(values)
-        return out, {m: jnp.zeros((0,) + jnp.shape(v), jnp.result_type(v))
-                     for m, v in out.items()}, regular
+        return (
+            out,
+            {m: jnp.zeros((0,) + jnp.shape(v), jnp.result_type(v)) for m, v in out.items()},
+            regular,
+        )
     out, d_out = jax.vmap(along, out_axes=(None, 0))(jnp.arange(len(wrt)))
     return out, d_out, regular
 
@@ -148,12 +169,18 @@ def elasticities(params: Params, metrics: list[str], wrt: list[str]) -> dict[str
     for m in metrics:
         value, slope = out[m][None], d_out[m]
         safe = jnp.where(value == 0, jnp.ones_like(value), value)
-        e = jnp.where(slope == 0, jnp.zeros_like(slope),
-                      jnp.where(value == 0, jnp.full_like(slope, jnp.nan), slope / safe))
+        e = jnp.where(
+            slope == 0,
+            jnp.zeros_like(slope),
+            jnp.where(value == 0, jnp.full_like(slope, jnp.nan), slope / safe),
+        )
         full = jnp.broadcast_shapes(shape, jnp.shape(out[m]))
         e = _trailing(e, full)
-        ok = jnp.stack([jnp.broadcast_to(regular[n], full) for n in wrt], axis=-1) if wrt \
+        ok = (
+            jnp.stack([jnp.broadcast_to(regular[n], full) for n in wrt], axis=-1)
+            if wrt
             else jnp.ones(full + (0,), dtype=bool)
+        )
         result[f"elasticity_{m}"] = jnp.where(ok, e, jnp.zeros_like(e))
     return result
 
@@ -165,13 +192,21 @@ def derivatives(params: Params, metrics: list[str], wrt: list[str]) -> dict[str,
     check_wrt(wrt)
     shape = block_shape(params)
     out, d_out, _ = _tangent_outputs(params, metrics, wrt, log=False)
-    return {f"derivative_{m}": _trailing(d_out[m], jnp.broadcast_shapes(shape, jnp.shape(out[m])))
-            for m in metrics}
+    return {
+        f"derivative_{m}": _trailing(d_out[m], jnp.broadcast_shapes(shape, jnp.shape(out[m])))
+        for m in metrics
+    }
 
 
-def exchange_rate(source: Any, metric: str, gain_param: str, per_param: str, *,
-                  wrt: Sequence[str] | None = None,
-                  values: Mapping[str, Any] | None = None):
+def exchange_rate(
+    source: Any,
+    metric: str,
+    gain_param: str,
+    per_param: str,
+    *,
+    wrt: Sequence[str] | None = None,
+    values: Mapping[str, Any] | None = None,
+):
     """How much ``gain_param`` changes ``metric`` as much as one unit of ``per_param`` (SI).
 
     ``rate = (dM/d per_param) / (dM/d gain_param) = (E_per / x_per) / (E_gain / x_gain)``, in SI
@@ -201,13 +236,17 @@ def exchange_rate(source: Any, metric: str, gain_param: str, per_param: str, *,
         rate = (e_per / x_per) / (e_gain / x_gain)
         rate.name = f"exchange_rate_{metric}"
         index = parameter_index()
-        rate.attrs = {"units": f"{UNIT_KINDS[index[gain_param][1].unit][1]} per "
-                               f"{UNIT_KINDS[index[per_param][1].unit][1]}",
-                      "long_name": f"{gain_param} worth one unit of {per_param} for {metric}"}
+        rate.attrs = {
+            "units": f"{UNIT_KINDS[index[gain_param][1].unit][1]} per "
+            f"{UNIT_KINDS[index[per_param][1].unit][1]}",
+            "long_name": f"{gain_param} worth one unit of {per_param} for {metric}",
+        }
         return rate
     if wrt is None or values is None:
-        raise ValueError("exchange_rate from a mapping of elasticities needs wrt= (names along "
-                         "the last axis) and values= (parameter values)")
+        raise ValueError(
+            "exchange_rate from a mapping of elasticities needs wrt= (names along "
+            "the last axis) and values= (parameter values)"
+        )
     wrt = list(wrt)
     e = source[key]
     e_gain, e_per = e[..., wrt.index(gain_param)], e[..., wrt.index(per_param)]
@@ -221,12 +260,15 @@ def _dataset_value(ds: Any, name: str, values: Mapping[str, Any] | None):
         return ds[name]
     if name in ds.attrs:
         return float(ds.attrs[name])
-    raise KeyError(f"exchange_rate: value of parameter {name!r} not found in the dataset "
-                   f"(variables, coordinates or attrs); pass values={{{name!r}: ...}}")
+    raise KeyError(
+        f"exchange_rate: value of parameter {name!r} not found in the dataset "
+        f"(variables, coordinates or attrs); pass values={{{name!r}: ...}}"
+    )
 
 
-def exchange_rate_to_user_units(rate, gain_param: str, per_param: str, gain_unit: str,
-                                per_unit: str):
+def exchange_rate_to_user_units(
+    rate, gain_param: str, per_param: str, gain_unit: str, per_unit: str
+):
     """Convert an SI exchange rate to ``gain_unit`` per ``per_unit``, e.g. ``"us"`` of
     ``sync_latency`` per ``"TiB/s"`` of ``mem_bw``. Units must match the parameters' kinds."""
     index = parameter_index()

@@ -15,20 +15,27 @@ a step-time budget ``T = tokens_per_step / utps_needed``. Formulas: docs/sensiti
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from limits.autodiff.elasticities import block_shape, derivatives
 from limits.model import evaluate
 from limits.model.decode import bandwidth, draft_step, flop_rate
-from limits.model.sync import leaves_node
 from limits.model.params import ParameterError, Params, is_concrete
-from limits.autodiff.elasticities import block_shape, derivatives
+from limits.model.sync import leaves_node
 
-__all__ = ["REASON_LABELS", "required_utps", "min_mem_bw", "max_sync_latency", "min_chips",
-           "tp_candidates", "LATENCY_PARAMS"]
+__all__ = [
+    "REASON_LABELS",
+    "required_utps",
+    "min_mem_bw",
+    "max_sync_latency",
+    "min_chips",
+    "tp_candidates",
+    "LATENCY_PARAMS",
+]
 
 #: index -> label of the ``reason`` outputs of inverse design.
 REASON_LABELS = ("reached", "memory", "compute", "sync", "capacity")
@@ -61,8 +68,9 @@ def _on_block(params: Params, result: dict) -> dict:
     """Broadcast every output to the grid block of ``params`` (so it sits beside the sweep's
     other outputs)."""
     shape = block_shape(params)
-    return {k: jnp.broadcast_to(v, jnp.broadcast_shapes(shape, jnp.shape(v)))
-            for k, v in result.items()}
+    return {
+        k: jnp.broadcast_to(v, jnp.broadcast_shapes(shape, jnp.shape(v))) for k, v in result.items()
+    }
 
 
 def _candidates_on_block(a, block: tuple[int, ...]):
@@ -102,9 +110,10 @@ def min_mem_bw(params: Params, target_utps=None, *, target_stps=None, max_tbt=No
     dc = k * draft["flops"] / flop_rate(params)
     fixed = out["t_sync"] + out["t_overhead"] + k * draft["sync"]
     inf = jnp.full_like(budget * b, jnp.inf)
-    u_max = jnp.minimum(jnp.minimum((budget - fixed) / (b + dm), (budget - fixed - dc) / b),
-                        jnp.where(dm > 0, (budget - fixed - out["t_compute"]) / jnp.where(
-                            dm > 0, dm, 1.0), inf))
+    u_max = jnp.minimum(
+        jnp.minimum((budget - fixed) / (b + dm), (budget - fixed - dc) / b),
+        jnp.where(dm > 0, (budget - fixed - out["t_compute"]) / jnp.where(dm > 0, dm, 1.0), inf),
+    )
     u_max = jnp.where(out["t_compute"] + dc + fixed <= budget, u_max, -inf)
     reason = _code((~out["feasible"], _CAPACITY), (fixed >= budget, _SYNC), (u_max <= 0, _COMPUTE))
     reached = reason == _REACHED
@@ -112,8 +121,9 @@ def min_mem_bw(params: Params, target_utps=None, *, target_stps=None, max_tbt=No
     return _on_block(params, {"mem_bw": mem_bw, "step_time_budget": budget, "reason": reason})
 
 
-def max_sync_latency(params: Params, target_utps=None, *, target_stps=None, max_tbt=None,
-                     latency: str = "auto") -> dict:
+def max_sync_latency(
+    params: Params, target_utps=None, *, target_stps=None, max_tbt=None, latency: str = "auto"
+) -> dict:
     """Largest collective latency [s] whose step time still meets the target.
 
     The step time is affine in each latency (``t_sync`` is a sum of ``alpha + bytes/link_bw``
@@ -128,8 +138,9 @@ def max_sync_latency(params: Params, target_utps=None, *, target_stps=None, max_
     "step_time_budget", "reason"}``.
     """
     if latency not in ("auto",) + LATENCY_PARAMS:
-        raise ParameterError(f"latency = {latency!r} is unknown; choose auto or one of "
-                             f"{', '.join(LATENCY_PARAMS)}")
+        raise ParameterError(
+            f"latency = {latency!r} is unknown; choose auto or one of {', '.join(LATENCY_PARAMS)}"
+        )
     out = evaluate(params)
     hw, d = params.hardware, params.deployment
     budget = out["tokens_per_step"] / required_utps(params, target_utps, target_stps, max_tbt)
@@ -144,15 +155,24 @@ def max_sync_latency(params: Params, target_utps=None, *, target_stps=None, max_
     current = jnp.where(which == 0, hw.sync_latency_intra_node, hw.sync_latency)
     step_at_zero = out["step_time"] - slope * current
     roof = jnp.maximum(out["t_mem"], out["t_compute"])
-    reason = _code((~out["feasible"], _CAPACITY),
-                   ((roof >= budget) & (out["t_mem"] >= out["t_compute"]), _MEMORY),
-                   (roof >= budget, _COMPUTE), (step_at_zero > budget, _SYNC))
+    reason = _code(
+        (~out["feasible"], _CAPACITY),
+        ((roof >= budget) & (out["t_mem"] >= out["t_compute"]), _MEMORY),
+        (roof >= budget, _COMPUTE),
+        (step_at_zero > budget, _SYNC),
+    )
     reached = reason == _REACHED
     safe_slope = jnp.where(slope > 0, slope, 1.0)
     solved = jnp.where(slope > 0, current + (budget - out["step_time"]) / safe_slope, jnp.inf)
-    return _on_block(params, {"sync_latency_max": jnp.where(reached, solved, jnp.nan),
-                              "latency_param": which, "step_time_budget": budget,
-                              "reason": reason})
+    return _on_block(
+        params,
+        {
+            "sync_latency_max": jnp.where(reached, solved, jnp.nan),
+            "latency_param": which,
+            "step_time_budget": budget,
+            "reason": reason,
+        },
+    )
 
 
 def tp_candidates(n_heads, max_tp: float = 1024) -> tuple[float, ...]:
@@ -168,8 +188,15 @@ def tp_candidates(n_heads, max_tp: float = 1024) -> tuple[float, ...]:
     return tuple(float(t) for t in sorted(values) if t <= max_tp)
 
 
-def min_chips(params: Params, target_utps=None, *, target_stps=None, max_tbt=None,
-              candidates: Sequence[float] | None = None, max_tp: float = 1024) -> dict:
+def min_chips(
+    params: Params,
+    target_utps=None,
+    *,
+    target_stps=None,
+    max_tbt=None,
+    candidates: Sequence[float] | None = None,
+    max_tp: float = 1024,
+) -> dict:
     """Fewest chips per replica (smallest ``tp`` at the given ``pp``) that reach the target.
 
     Every candidate ``tp`` (default ``tp_candidates(n_heads, max_tp)``; pass ``candidates`` when
@@ -181,15 +208,18 @@ def min_chips(params: Params, target_utps=None, *, target_stps=None, max_tbt=Non
     candidate reaches the target, ``reason`` is ``capacity`` if none fits, else the wall that
     binds at the fastest fitting candidate, and the other outputs are NaN.
     """
-    cands = jnp.asarray(candidates if candidates is not None
-                        else tp_candidates(params.model.n_heads, max_tp), dtype=float)
+    cands = jnp.asarray(
+        candidates if candidates is not None else tp_candidates(params.model.n_heads, max_tp),
+        dtype=float,
+    )
     need = required_utps(params, target_utps, target_stps, max_tbt)
     m, d = params.model, params.deployment
 
     def at(tp):
         out = evaluate(params.replace(tp=tp))
-        allowed = ((jnp.mod(m.n_heads, tp) == 0) | (jnp.mod(tp, m.n_heads) == 0)) & \
-            (jnp.mod(tp, d.ep) == 0)
+        allowed = ((jnp.mod(m.n_heads, tp) == 0) | (jnp.mod(tp, m.n_heads) == 0)) & (
+            jnp.mod(tp, d.ep) == 0
+        )
         fits = allowed & out["feasible"]
         return out["utps"], fits, out["bound"]
 
@@ -202,10 +232,17 @@ def min_chips(params: Params, target_utps=None, *, target_stps=None, max_tbt=Non
     tp = jnp.where(found, cands[first], jnp.nan)
     best = jnp.argmax(jnp.where(fits, utps, -jnp.inf), axis=0)
     best_bound = jnp.take_along_axis(bound, best[None], axis=0)[0]
-    reason = jnp.where(found, jnp.int8(_REACHED),
-                       jnp.where(fits.any(axis=0), (best_bound + 1).astype(jnp.int8),
-                                 jnp.int8(_CAPACITY)))
-    return _on_block(params, {
-        "tp": tp, "chips": tp * d.pp * d.replicas,
-        "utps": jnp.where(found, jnp.take_along_axis(utps, first[None], axis=0)[0], jnp.nan),
-        "reason": reason})
+    reason = jnp.where(
+        found,
+        jnp.int8(_REACHED),
+        jnp.where(fits.any(axis=0), (best_bound + 1).astype(jnp.int8), jnp.int8(_CAPACITY)),
+    )
+    return _on_block(
+        params,
+        {
+            "tp": tp,
+            "chips": tp * d.pp * d.replicas,
+            "utps": jnp.where(found, jnp.take_along_axis(utps, first[None], axis=0)[0], jnp.nan),
+            "reason": reason,
+        },
+    )

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from limits.model.outputs import BOUND_LABELS
-from limits.model.params import Params
 from limits.model.capacity import capacity
 from limits.model.decode import decode_step, expected_tokens_per_step, no_cache_step
 from limits.model.economics import economics
+from limits.model.outputs import BOUND_LABELS
+from limits.model.params import Params
 from limits.model.prefill import prefill
 
-__all__ = ["evaluate", "bound_of", "decode_step", "prefill", "capacity", "economics",
-           "no_cache_step", "expected_tokens_per_step"]
+__all__ = [
+    "evaluate",
+    "bound_of",
+    "decode_step",
+    "prefill",
+    "capacity",
+    "economics",
+    "no_cache_step",
+    "expected_tokens_per_step",
+]
 
 
 def bound_of(t_mem, t_compute, t_sync, feasible):

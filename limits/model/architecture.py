@@ -15,11 +15,14 @@ def attention_params_per_layer(m: Model):
     """Weights of one attention block [params]."""
     if m.attention == "mla":
         qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
-        q = jnp.where(m.q_lora_rank > 0,
-                      m.d_model * m.q_lora_rank + m.q_lora_rank * m.n_heads * qk_dim,
-                      m.d_model * m.n_heads * qk_dim)
-        kv = (m.d_model * (m.kv_lora_rank + m.qk_rope_head_dim)
-              + m.kv_lora_rank * m.n_heads * (m.qk_nope_head_dim + m.v_head_dim))
+        q = jnp.where(
+            m.q_lora_rank > 0,
+            m.d_model * m.q_lora_rank + m.q_lora_rank * m.n_heads * qk_dim,
+            m.d_model * m.n_heads * qk_dim,
+        )
+        kv = m.d_model * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank * m.n_heads * (
+            m.qk_nope_head_dim + m.v_head_dim
+        )
         out = m.n_heads * m.v_head_dim * m.d_model
         return q + kv + out
     q_and_out = 2.0 * m.d_model * m.n_heads * m.d_head
@@ -47,8 +50,9 @@ def architecture_params(m: Model):
     embeddings = m.vocab * m.d_model * (1.0 if m.tied_embeddings == "true" else 2.0)
     dense_ffn = m.ffn_matrices * m.d_model * m.d_ff
     if m.ffn == "moe":
-        moe_layer = ((m.n_experts + m.n_shared_experts) * expert_params(m)
-                     + m.d_model * m.n_experts)  # router
+        moe_layer = (m.n_experts + m.n_shared_experts) * expert_params(
+            m
+        ) + m.d_model * m.n_experts  # router
         ffn = m.n_dense_layers * dense_ffn + n_moe_layers(m) * moe_layer
     else:
         ffn = m.n_layers * dense_ffn
@@ -107,16 +111,20 @@ def effective_context(m: Model, context):
 def attention_flops_per_pair(m: Model):
     """FLOPs of one query attending to one cached position in one layer (QK^T and AV)."""
     if m.attention == "mla":  # absorbed form: scores and values in the latent space
-        return 2.0 * m.n_heads * (m.kv_lora_rank + m.qk_rope_head_dim) + \
-            2.0 * m.n_heads * m.kv_lora_rank
+        return (
+            2.0 * m.n_heads * (m.kv_lora_rank + m.qk_rope_head_dim)
+            + 2.0 * m.n_heads * m.kv_lora_rank
+        )
     return 4.0 * m.n_heads * m.d_head
 
 
 def prefill_attention_flops_per_pair(m: Model):
     """FLOPs per (query, key) pair in one layer during prefill (MLA non-absorbed)."""
     if m.attention == "mla":
-        return 2.0 * m.n_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim) + \
-            2.0 * m.n_heads * m.v_head_dim
+        return (
+            2.0 * m.n_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim)
+            + 2.0 * m.n_heads * m.v_head_dim
+        )
     return 4.0 * m.n_heads * m.d_head
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from limits.model.params import Params
 from limits.model import architecture as arch
+from limits.model.params import Params
 from limits.model.sync import sync_time
 
 
@@ -39,17 +39,20 @@ def draft_step(p: Params) -> dict:
     """One draft-model step for the microbatch: ``bytes`` [B] and ``flops`` [FLOP] it moves and
     computes, and its exposed ``sync`` [s] (the draft is dense, with ``draft_layers`` layers)."""
     d = p.deployment
-    return {"bytes": d.draft_params * d.weight_bytes,
-            "flops": 2.0 * d.draft_params * d.batch,
-            "sync": sync_time(p, d.batch, d.draft_layers)}
+    return {
+        "bytes": d.draft_params * d.weight_bytes,
+        "flops": 2.0 * d.draft_params * d.batch,
+        "sync": sync_time(p, d.batch, d.draft_layers),
+    }
 
 
 def draft_time(p: Params):
     """Time the draft model spends producing ``draft_len`` tokens for the microbatch [s]."""
     d = p.deployment
     step = draft_step(p)
-    one_step = jnp.maximum(step["bytes"] / bandwidth(p), step["flops"] / flop_rate(p)) + \
-        step["sync"]
+    one_step = (
+        jnp.maximum(step["bytes"] / bandwidth(p), step["flops"] / flop_rate(p)) + step["sync"]
+    )
     return jnp.where(d.draft_len > 0, d.draft_len * one_step, 0.0)
 
 
@@ -63,8 +66,9 @@ def decode_step(p: Params) -> dict:
     weight_read = arch.weight_bytes_read(m, d, tokens)
     kv_read = d.batch * ctx * arch.kv_bytes_per_token(m, d)
     bytes_per_step = weight_read + kv_read
-    flops_per_step = tokens * (2.0 * arch.active_params(m)
-                               + m.n_layers * ctx * arch.attention_flops_per_pair(m))
+    flops_per_step = tokens * (
+        2.0 * arch.active_params(m) + m.n_layers * ctx * arch.attention_flops_per_pair(m)
+    )
 
     t_mem = bytes_per_step / bandwidth(p)
     t_compute = flops_per_step / flop_rate(p)
@@ -101,10 +105,16 @@ def no_cache_step(p: Params) -> dict:
     """Naive decoding without a KV cache: every step re-runs the whole context (causal)."""
     m, d = p.model, p.deployment
     n = d.context + 1.0
-    flops = d.batch * (2.0 * arch.active_params(m) * n
-                       + m.n_layers * arch.attended_pairs(m, n, "causal")
-                       * arch.prefill_attention_flops_per_pair(m))
+    flops = d.batch * (
+        2.0 * arch.active_params(m) * n
+        + m.n_layers
+        * arch.attended_pairs(m, n, "causal")
+        * arch.prefill_attention_flops_per_pair(m)
+    )
     weight_read = arch.weight_bytes_read(m, d, d.batch * n)
-    t = jnp.maximum(flops / flop_rate(p), weight_read / bandwidth(p)) + \
-        sync_time(p, d.batch * n) + m.n_layers * p.calibration.layer_overhead
+    t = (
+        jnp.maximum(flops / flop_rate(p), weight_read / bandwidth(p))
+        + sync_time(p, d.batch * n)
+        + m.n_layers * p.calibration.layer_overhead
+    )
     return {"flops_per_token_no_cache": flops / d.batch, "step_time_no_cache": t}

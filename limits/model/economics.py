@@ -15,8 +15,10 @@ def economics(p: Params, stps) -> dict:
     chips = d.tp * d.pp * d.replicas
     nodes = jnp.ceil(chips / hw.node_size)
     power = chips * hw.chip_power + nodes * hw.node_power
-    hourly = chips * (hw.chip_price + hw.chip_capex / (e.amortization_years * HOURS_PER_YEAR)) \
+    hourly = (
+        chips * (hw.chip_price + hw.chip_capex / (e.amortization_years * HOURS_PER_YEAR))
         + power / 1000.0 * e.electricity_price
+    )
     tokens_per_hour = stps * 3600.0
     return {
         "chips": chips,

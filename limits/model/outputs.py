@@ -60,6 +60,19 @@ OUTPUTS: dict[str, tuple[str, str]] = {
 }
 
 #: variables a sweep stores unless told otherwise
-DEFAULT_OUTPUTS = ("step_time", "utps", "stps", "ttft", "memory_required", "memory_available",
-                   "feasible", "bound", "t_mem", "t_compute", "t_sync", "max_batch",
-                   "stps_per_watt", "cost_per_mtok")
+DEFAULT_OUTPUTS = (
+    "step_time",
+    "utps",
+    "stps",
+    "ttft",
+    "memory_required",
+    "memory_available",
+    "feasible",
+    "bound",
+    "t_mem",
+    "t_compute",
+    "t_sync",
+    "max_batch",
+    "stps_per_watt",
+    "cost_per_mtok",
+)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from limits.model.params import Params
 from limits.model import architecture as arch
 from limits.model.decode import bandwidth, flop_rate
+from limits.model.params import Params
 from limits.model.sync import sync_time
 
 
@@ -16,8 +16,11 @@ def prefill(p: Params) -> dict:
     m, d, c = p.model, p.deployment, p.calibration
     n = d.prompt_len
     linear = 2.0 * arch.active_params(m) * n
-    attention = m.n_layers * arch.attended_pairs(m, n, c.prefill_attention_mask) * \
-        arch.prefill_attention_flops_per_pair(m)
+    attention = (
+        m.n_layers
+        * arch.attended_pairs(m, n, c.prefill_attention_mask)
+        * arch.prefill_attention_flops_per_pair(m)
+    )
     flops = linear + attention
     kv_written = arch.effective_context(m, n) * arch.kv_bytes_per_token(m, d)
     bytes_moved = arch.weight_bytes_read(m, d, n) + kv_written

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from limits.model.params import Params
 from limits.model.architecture import n_moe_layers
+from limits.model.params import Params
 
 
 def leaves_node(hardware, group):
@@ -34,8 +34,10 @@ def collective_latency(p: Params, group):
 
 def allreduce_time(p: Params, group, message_bytes):
     """One ring all-reduce of ``message_bytes`` among ``group`` chips [s]; 0 for one chip."""
-    t = collective_latency(p, group) + 2.0 * (group - 1.0) / group * message_bytes / \
-        p.hardware.link_bw
+    t = (
+        collective_latency(p, group)
+        + 2.0 * (group - 1.0) / group * message_bytes / p.hardware.link_bw
+    )
     return jnp.where(group > 1, t, 0.0)
 
 
@@ -57,8 +59,11 @@ def sync_time(p: Params, tokens, n_layers=None):
         return n_layers * c.collectives_per_layer * allreduce_time(p, d.tp, act_message)
     tp_sync = m.n_layers * c.collectives_per_layer * allreduce_time(p, d.tp, act_message)
     if m.ffn == "moe":
-        ep_sync = n_moe_layers(m) * c.alltoall_per_moe_layer * alltoall_time(
-            p, d.ep, act_message * m.top_k)
+        ep_sync = (
+            n_moe_layers(m)
+            * c.alltoall_per_moe_layer
+            * alltoall_time(p, d.ep, act_message * m.top_k)
+        )
     else:
         ep_sync = 0.0
     pp_sync = jnp.where(d.pp > 1, d.pp * p.hardware.pipeline_latency, 0.0)

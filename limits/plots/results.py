@@ -14,20 +14,36 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from limits.analysis._common import (broadcast_to_points, feasible_mask, label, metric, parameter,
-                                preset_name)
+from limits.analysis._common import (
+    broadcast_to_points,
+    feasible_mask,
+    label,
+    metric,
+    parameter,
+)
 from limits.analysis.frontier import pareto_mask
 from limits.analysis.open import MISSING_BOUND, bound_labels
 from limits.model.outputs import BOUND_LABELS
 from limits.plots.figure import figure_and_axes
 from limits.units import parse_quantity
 
-__all__ = ["roofline", "frontier_plot", "bound_map", "memory_breakdown", "time_breakdown",
-           "BOUND_COLORS"]
+__all__ = [
+    "roofline",
+    "frontier_plot",
+    "bound_map",
+    "memory_breakdown",
+    "time_breakdown",
+    "BOUND_COLORS",
+]
 
 #: colour of each binding wall (and of points no job computed)
-BOUND_COLORS = {"memory": "#1f77b4", "compute": "#d62728", "sync": "#2ca02c",
-                "capacity": "#7f7f7f", MISSING_BOUND: "#ffffff"}
+BOUND_COLORS = {
+    "memory": "#1f77b4",
+    "compute": "#d62728",
+    "sync": "#2ca02c",
+    "capacity": "#7f7f7f",
+    MISSING_BOUND: "#ffffff",
+}
 
 
 def _log_if_wide(ax: Any, values: np.ndarray, axis: str) -> None:
@@ -41,8 +57,10 @@ def _only_dims(da: xr.DataArray, allowed: list[str], what: str) -> xr.DataArray:
     da = da.squeeze(drop=True)
     extra = [d for d in da.dims if d not in allowed]
     if extra:
-        raise ValueError(f"{what} needs data over {', '.join(allowed)} only; select or reduce "
-                         f"the other dims first (ds.sel/isel/max): {', '.join(map(str, extra))}")
+        raise ValueError(
+            f"{what} needs data over {', '.join(allowed)} only; select or reduce "
+            f"the other dims first (ds.sel/isel/max): {', '.join(map(str, extra))}"
+        )
     return da
 
 
@@ -62,8 +80,10 @@ def _scalar(value: Any, name: str) -> float | None:
     if isinstance(value, xr.DataArray):
         unique = np.unique(np.asarray(value.values, dtype=float))
         if unique.size != 1:
-            raise ValueError(f"{name} varies over the dataset ({unique.size} values): select "
-                             f"one with ds.sel({name}=...) or pass {name}=")
+            raise ValueError(
+                f"{name} varies over the dataset ({unique.size} values): select "
+                f"one with ds.sel({name}=...) or pass {name}="
+            )
         return float(unique[0])
     return float(value)
 
@@ -75,13 +95,21 @@ def _hardware_value(ds: xr.Dataset, name: str, given: Any) -> float:
         return parse_quantity(given, {"peak_flops": "FLOP/s", "mem_bw": "B/s"}[name], name)
     value = _scalar(parameter(ds, name), name)
     if value is None:
-        raise ValueError(f"roofline needs the chip's {name}: not swept and not in the store's "
-                         f"provenance; pass {name}=")
+        raise ValueError(
+            f"roofline needs the chip's {name}: not swept and not in the store's "
+            f"provenance; pass {name}="
+        )
     return value
 
 
-def roofline(ds: xr.Dataset, *, peak_flops: Any = None, mem_bw: Any = None,
-             mask: str | None = "feasible", ax: Any = None) -> Figure:
+def roofline(
+    ds: xr.Dataset,
+    *,
+    peak_flops: Any = None,
+    mem_bw: Any = None,
+    mask: str | None = "feasible",
+    ax: Any = None,
+) -> Figure:
     """Decode roofline of one chip: arithmetic intensity against attained FLOP/s per chip,
     points coloured by the binding wall, with the roof ``min(peak, intensity x bandwidth)``.
 
@@ -105,8 +133,10 @@ def roofline(ds: xr.Dataset, *, peak_flops: Any = None, mem_bw: Any = None,
     elif {"t_compute", "t_mem"} <= have:
         intensity = (ds["t_compute"] * peak * eff_f) / (ds["t_mem"] * bw * eff_m)
     else:
-        raise ValueError("roofline needs arithmetic_intensity, or flops_per_step and "
-                         "bytes_per_step, or t_compute and t_mem stored")
+        raise ValueError(
+            "roofline needs arithmetic_intensity, or flops_per_step and "
+            "bytes_per_step, or t_compute and t_mem stored"
+        )
     if "compute_utilization" in have:
         attained = ds["compute_utilization"] * peak
     elif {"flops_per_step", "step_time"} <= have:
@@ -114,8 +144,10 @@ def roofline(ds: xr.Dataset, *, peak_flops: Any = None, mem_bw: Any = None,
     elif {"t_compute", "step_time"} <= have:
         attained = ds["t_compute"] * peak * eff_f / ds["step_time"]
     else:
-        raise ValueError("roofline needs compute_utilization, or flops_per_step and step_time, "
-                         "or t_compute and step_time stored to compute attained FLOP/s")
+        raise ValueError(
+            "roofline needs compute_utilization, or flops_per_step and step_time, "
+            "or t_compute and step_time stored to compute attained FLOP/s"
+        )
     keep = feasible_mask(ds, mask)
     walls = bound_labels(ds) if "bound" in ds else xr.DataArray("memory")
     intensity, attained, keep, walls = broadcast_to_points(ds, intensity, attained, keep, walls)
@@ -123,8 +155,9 @@ def roofline(ds: xr.Dataset, *, peak_flops: Any = None, mem_bw: Any = None,
     x, y, w = (np.asarray(a.values)[ok] for a in (intensity, attained, walls))
     fig, ax = figure_and_axes(ax)
     for wall in [b for b in BOUND_LABELS if b in set(w)]:
-        ax.scatter(x[w == wall], y[w == wall], s=14, color=BOUND_COLORS[wall],
-                   label=f"{wall}-bound")
+        ax.scatter(
+            x[w == wall], y[w == wall], s=14, color=BOUND_COLORS[wall], label=f"{wall}-bound"
+        )
     lo = min(np.nanmin(x) if x.size else 1.0, peak / bw) / 4
     hi = max(np.nanmax(x) if x.size else 1.0, peak / bw) * 4
     grid = np.geomspace(lo, hi, 200)
@@ -139,13 +172,20 @@ def roofline(ds: xr.Dataset, *, peak_flops: Any = None, mem_bw: Any = None,
     return fig
 
 
-def frontier_plot(ds: xr.Dataset, x: str = "utps", y: str = "stps", color_by: str = "chips",
-                  mask: str | None = "feasible", ax: Any = None) -> Figure:
+def frontier_plot(
+    ds: xr.Dataset,
+    x: str = "utps",
+    y: str = "stps",
+    color_by: str = "chips",
+    mask: str | None = "feasible",
+    ax: Any = None,
+) -> Figure:
     """`y` against `x` for every admissible point, coloured by `color_by` (a numeric variable
     such as `chips`: colour bar; a string coordinate such as `hardware`: legend), with the
     Pareto frontier over all points drawn as a line."""
-    xv, yv, keep, cv = broadcast_to_points(ds, metric(ds, x), metric(ds, y),
-                                           feasible_mask(ds, mask), metric(ds, color_by))
+    xv, yv, keep, cv = broadcast_to_points(
+        ds, metric(ds, x), metric(ds, y), feasible_mask(ds, mask), metric(ds, color_by)
+    )
     ok = np.asarray(keep.values, bool)
     xs, ys, cs = (np.asarray(a.values)[ok] for a in (xv, yv, cv))
     fig, ax = figure_and_axes(ax)
@@ -157,8 +197,11 @@ def frontier_plot(ds: xr.Dataset, x: str = "utps", y: str = "stps", color_by: st
     else:
         cs = cs.astype(float)
         positive = cs[np.isfinite(cs) & (cs > 0)]
-        norm = LogNorm(positive.min(), positive.max()) if positive.size == cs.size and \
-            positive.size and positive.max() > 4 * positive.min() else Normalize()
+        norm = (
+            LogNorm(positive.min(), positive.max())
+            if positive.size == cs.size and positive.size and positive.max() > 4 * positive.min()
+            else Normalize()
+        )
         points = ax.scatter(xs, ys, c=cs, s=14, cmap="viridis", norm=norm)
         fig.colorbar(points, ax=ax, label=label(cv, color_by))
     front = np.asarray(pareto_mask(ds, x, y, mask=mask).values, bool)
@@ -181,23 +224,33 @@ def bound_map(ds: xr.Dataset, x: str, y: str, ax: Any = None) -> Figure:
     codes = np.vectorize(names.index, otypes=[int])(np.asarray(walls.values))
     fig, ax = figure_and_axes(ax)
     cmap = ListedColormap([BOUND_COLORS[n] for n in names])
-    ax.imshow(codes, origin="lower", aspect="auto", cmap=cmap,
-              norm=BoundaryNorm(np.arange(len(names) + 1) - 0.5, len(names)),
-              interpolation="nearest")
+    ax.imshow(
+        codes,
+        origin="lower",
+        aspect="auto",
+        cmap=cmap,
+        norm=BoundaryNorm(np.arange(len(names) + 1) - 0.5, len(names)),
+        interpolation="nearest",
+    )
     for axis, dim in (("x", x), ("y", y)):
         values = ds[dim].values
         ticks = np.arange(values.size)
         (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks, [_fmt(v) for v in values])
         (ax.set_xlabel if axis == "x" else ax.set_ylabel)(label(ds[dim], dim))
     present = [n for n in names if n in set(np.asarray(walls.values).ravel())]
-    ax.legend(handles=[Patch(facecolor=BOUND_COLORS[n], edgecolor="k", label=n)
-                       for n in present], title="binding wall", fontsize="small",
-              loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(
+        handles=[Patch(facecolor=BOUND_COLORS[n], edgecolor="k", label=n) for n in present],
+        title="binding wall",
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     return fig
 
 
-def memory_breakdown(ds: xr.Dataset, x: str = "context", hue: str = "batch",
-                     ax: Any = None) -> Figure:
+def memory_breakdown(
+    ds: xr.Dataset, x: str = "context", hue: str = "batch", ax: Any = None
+) -> Figure:
     """Memory per replica against `x`: weights (dashed), KV cache per value of `hue` (solid)
     and the memory available (dotted), when stored."""
     missing = [v for v in ("memory_weights", "memory_kv") if v not in ds]
@@ -209,8 +262,12 @@ def memory_breakdown(ds: xr.Dataset, x: str = "context", hue: str = "batch",
     hues = ds[hue].values if hue in kv.dims else [None]
     for value in hues:
         line = kv.sel({hue: value}) if value is not None else kv
-        ax.plot(ds[x].values, line.transpose(x).values, marker="o",
-                label=f"KV cache, {hue}={_fmt(value)}" if value is not None else "KV cache")
+        ax.plot(
+            ds[x].values,
+            line.transpose(x).values,
+            marker="o",
+            label=f"KV cache, {hue}={_fmt(value)}" if value is not None else "KV cache",
+        )
     for name, style in (("memory_weights", "--"), ("memory_available", ":")):
         if name not in ds:
             continue
@@ -219,14 +276,21 @@ def memory_breakdown(ds: xr.Dataset, x: str = "context", hue: str = "batch",
             da = da.isel({hue: 0}, drop=True)  # the same for every hue value: one line
         per_hue = [da.sel({hue: v}) for v in hues] if hue in da.dims else [da]
         for i, line in enumerate(per_hue):
-            values = np.broadcast_to(line.values, ds[x].shape) if x not in line.dims \
+            values = (
+                np.broadcast_to(line.values, ds[x].shape)
+                if x not in line.dims
                 else line.transpose(x).values
+            )
             text = "weights" if name == "memory_weights" else "available"
-            ax.plot(ds[x].values, values, color="k", linestyle=style,
-                    label=text + (f", {hue}={_fmt(hues[i])}" if len(per_hue) > 1 else ""))
+            ax.plot(
+                ds[x].values,
+                values,
+                color="k",
+                linestyle=style,
+                label=text + (f", {hue}={_fmt(hues[i])}" if len(per_hue) > 1 else ""),
+            )
     _log_if_wide(ax, ds[x].values, "x")
-    _log_if_wide(ax, np.concatenate([kv.values.ravel(), ds["memory_weights"].values.ravel()]),
-                 "y")
+    _log_if_wide(ax, np.concatenate([kv.values.ravel(), ds["memory_weights"].values.ravel()]), "y")
     ax.set_xlabel(label(ds[x], x))
     ax.set_ylabel(f"memory per replica [{ds['memory_kv'].attrs.get('units', 'B')}]")
     ax.legend(fontsize="small")
@@ -240,24 +304,39 @@ def time_breakdown(ds: xr.Dataset, dim: str, ax: Any = None) -> Figure:
     need = [v for v in ("t_mem", "t_compute", "t_sync") if v not in ds]
     if need:
         raise ValueError(f"time_breakdown needs {', '.join(need)} stored")
-    parts = {v: _only_dims(broadcast_to_points(ds, ds[v])[0], [dim], "time_breakdown").values
-             for v in ("t_mem", "t_compute", "t_sync", "t_overhead", "t_draft") if v in ds}
+    parts = {
+        v: _only_dims(broadcast_to_points(ds, ds[v])[0], [dim], "time_breakdown").values
+        for v in ("t_mem", "t_compute", "t_sync", "t_overhead", "t_draft")
+        if v in ds
+    }
     t_mem, t_compute = parts.pop("t_mem"), parts.pop("t_compute")
     memory_binds = t_mem >= t_compute
-    stack = {"memory (t_mem)": np.where(memory_binds, t_mem, 0.0),
-             "compute (t_compute)": np.where(memory_binds, 0.0, t_compute),
-             **{f"{k[2:]} ({k})": v for k, v in parts.items()}}
-    colors = {"memory (t_mem)": BOUND_COLORS["memory"], "compute (t_compute)":
-              BOUND_COLORS["compute"], "sync (t_sync)": BOUND_COLORS["sync"],
-              "overhead (t_overhead)": "#9467bd", "draft (t_draft)": "#ff7f0e"}
+    stack = {
+        "memory (t_mem)": np.where(memory_binds, t_mem, 0.0),
+        "compute (t_compute)": np.where(memory_binds, 0.0, t_compute),
+        **{f"{k[2:]} ({k})": v for k, v in parts.items()},
+    }
+    colors = {
+        "memory (t_mem)": BOUND_COLORS["memory"],
+        "compute (t_compute)": BOUND_COLORS["compute"],
+        "sync (t_sync)": BOUND_COLORS["sync"],
+        "overhead (t_overhead)": "#9467bd",
+        "draft (t_draft)": "#ff7f0e",
+    }
     fig, ax = figure_and_axes(ax)
     pos = np.arange(ds.sizes[dim])
     bottom = np.zeros(pos.size)
     for name, height in stack.items():
         ax.bar(pos, height, bottom=bottom, label=name, color=colors.get(name))
         bottom = bottom + height
-    ax.bar(pos, np.minimum(t_mem, t_compute), fill=False, hatch="//", edgecolor="k",
-           label="hidden under the roof (min of t_mem, t_compute)")
+    ax.bar(
+        pos,
+        np.minimum(t_mem, t_compute),
+        fill=False,
+        hatch="//",
+        edgecolor="k",
+        label="hidden under the roof (min of t_mem, t_compute)",
+    )
     ax.set_xticks(pos, [_fmt(v) for v in ds[dim].values])
     ax.set_xlabel(label(ds[dim], dim))
     ax.set_ylabel("time per decode step [s]")

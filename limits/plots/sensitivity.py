@@ -1,9 +1,11 @@
 """Plots of sensitivities: a tornado chart at one point, an elasticity heatmap over two axes with
-the regions of the binding wall (``bound``) outlined. Figures are made without pyplot (no backend is switched)."""
+the regions of the binding wall (``bound``) outlined. Figures are made without pyplot (no
+backend is switched)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -20,13 +22,17 @@ def _point_elasticities(source: Any, metric: str, wrt: Sequence[str] | None) -> 
         da = source[key] if isinstance(source, xr.Dataset) else source
         da = da.squeeze(drop=True)
         if da.dims != ("wrt",):
-            raise ValueError(f"tornado: {key} must have the single dimension 'wrt' at one point; "
-                             f"it has {da.dims} (select one point first, e.g. ds.sel(...))")
+            raise ValueError(
+                f"tornado: {key} must have the single dimension 'wrt' at one point; "
+                f"it has {da.dims} (select one point first, e.g. ds.sel(...))"
+            )
         return {str(k): float(v) for k, v in zip(da["wrt"].values, da.values)}
     if key in source:
         if wrt is None:
-            raise ValueError("tornado: pass wrt= (the names along the last axis of "
-                             f"{key}) with the output of elasticities()")
+            raise ValueError(
+                "tornado: pass wrt= (the names along the last axis of "
+                f"{key}) with the output of elasticities()"
+            )
         values = np.asarray(source[key]).reshape(-1, len(wrt))
         if values.shape[0] != 1:
             raise ValueError(f"tornado: {key} holds {values.shape[0]} points; give one point")
@@ -67,29 +73,43 @@ def elasticity_heatmap(ds: xr.Dataset, metric: str, wrt: str, x: str, y: str, ax
     """
     da = ds[f"elasticity_{metric}"].sel(wrt=wrt, drop=True).squeeze(drop=True)
     if set(da.dims) != {x, y}:
-        raise ValueError(f"elasticity_heatmap: after selecting wrt={wrt!r}, elasticity_{metric} "
-                         f"has dims {da.dims}; select all but {x!r} and {y!r} first")
+        raise ValueError(
+            f"elasticity_heatmap: after selecting wrt={wrt!r}, elasticity_{metric} "
+            f"has dims {da.dims}; select all but {x!r} and {y!r} first"
+        )
     da = da.transpose(y, x)
     xs, ys = np.asarray(da[x].values, dtype=float), np.asarray(da[y].values, dtype=float)
     _, ax = figure_and_axes(ax, 6.5, 4.5)
     limit = float(np.nanmax(np.abs(da.values))) if np.isfinite(da.values).any() else 1.0
     limit = limit or 1.0
-    mesh = ax.pcolormesh(xs, ys, da.values, cmap="RdBu_r", vmin=-limit, vmax=limit,
-                         shading="nearest")
+    mesh = ax.pcolormesh(
+        xs, ys, da.values, cmap="RdBu_r", vmin=-limit, vmax=limit, shading="nearest"
+    )
     ax.figure.colorbar(mesh, ax=ax, label=f"elasticity of {metric} w.r.t. {wrt}")
     if "bound" in ds:
         bound = ds["bound"].squeeze(drop=True).transpose(y, x).values.astype(float)
         present = np.unique(bound)
         if present.size > 1:  # contour the rank of each present code: one line per boundary
             # between neighbouring ranks (codes 0 and 2 would otherwise cross levels 0.5, 1.5)
-            ax.contour(xs, ys, np.searchsorted(present, bound).astype(float),
-                       levels=np.arange(present.size - 1) + 0.5, colors="black",
-                       linewidths=1.2)
+            ax.contour(
+                xs,
+                ys,
+                np.searchsorted(present, bound).astype(float),
+                levels=np.arange(present.size - 1) + 0.5,
+                colors="black",
+                linewidths=1.2,
+            )
         for code in present.astype(int):
             rows, cols = np.nonzero(bound == code)
-            ax.text(xs[int(np.median(cols))], ys[int(np.median(rows))], BOUND_LABELS[code],
-                    ha="center", va="center", fontsize=8,
-                    bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0})
+            ax.text(
+                xs[int(np.median(cols))],
+                ys[int(np.median(rows))],
+                BOUND_LABELS[code],
+                ha="center",
+                va="center",
+                fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0},
+            )
     if _log_axis(xs):
         ax.set_xscale("log")
     if _log_axis(ys):

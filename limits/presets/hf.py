@@ -27,16 +27,31 @@ import json
 import math
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from limits.model.params import Model, ParameterError
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "load_hf_config", "hf_model_fields", "model_from_hf_config",
-           "preset_yaml", "main"]
+__all__ = [
+    "SUPPORTED_MODEL_TYPES",
+    "load_hf_config",
+    "hf_model_fields",
+    "model_from_hf_config",
+    "preset_yaml",
+    "main",
+]
 
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
-                         "deepseek_v3", "gpt_oss")
+SUPPORTED_MODEL_TYPES = (
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen3",
+    "qwen3_moe",
+    "deepseek_v3",
+    "gpt_oss",
+)
 
 _MIXTRAL_STYLE_MOE = ("mixtral", "gpt_oss")  # num_local_experts, FFN width = intermediate_size
 _QWEN = ("qwen2", "qwen3", "qwen3_moe")
@@ -81,11 +96,15 @@ class _Config:
 def _model_type(cfg: Mapping[str, Any]) -> str:
     model_type = cfg.get("model_type")
     if model_type is None:
-        raise ParameterError("hf config: required key 'model_type' is missing; supported: "
-                             + ", ".join(SUPPORTED_MODEL_TYPES))
+        raise ParameterError(
+            "hf config: required key 'model_type' is missing; supported: "
+            + ", ".join(SUPPORTED_MODEL_TYPES)
+        )
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ParameterError(f"hf config: model_type {model_type!r} is not supported; "
-                             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+        raise ParameterError(
+            f"hf config: model_type {model_type!r} is not supported; "
+            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
     return model_type
 
 
@@ -97,13 +116,17 @@ def _attention_fields(c: _Config) -> dict[str, Sourced]:
     else:
         kv = (heads, "HF config: num_key_value_heads absent -> multi-head attention")
     fields: dict[str, Sourced] = {
-        "n_heads": (heads, "HF config: num_attention_heads"), "n_kv_heads": kv}
+        "n_heads": (heads, "HF config: num_attention_heads"),
+        "n_kv_heads": kv,
+    }
     if c.model_type == "deepseek_v3":
         fields["attention"] = ("mla", "HF config: DeepSeek multi-head latent attention")
         fields["d_head"] = (int(c.required("v_head_dim")), "HF config: v_head_dim (unused by MLA)")
         fields["kv_lora_rank"] = (int(c.required("kv_lora_rank")), "HF config: kv_lora_rank")
-        fields["q_lora_rank"] = (int(c.get("q_lora_rank", 0)),
-                                 "HF config: q_lora_rank (null: no query compression)")
+        fields["q_lora_rank"] = (
+            int(c.get("q_lora_rank", 0)),
+            "HF config: q_lora_rank (null: no query compression)",
+        )
         for key in ("qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
             fields[key] = (int(c.required(key)), f"HF config: {key}")
         return fields
@@ -112,8 +135,10 @@ def _attention_fields(c: _Config) -> dict[str, Sourced]:
     elif d_model % heads == 0:
         fields["d_head"] = (d_model // heads, "hidden_size / num_attention_heads")
     else:
-        raise ParameterError(f"hf config ({c.model_type}): hidden_size {d_model} is not a multiple "
-                             f"of num_attention_heads {heads} and key 'head_dim' is missing")
+        raise ParameterError(
+            f"hf config ({c.model_type}): hidden_size {d_model} is not a multiple "
+            f"of num_attention_heads {heads} and key 'head_dim' is missing"
+        )
     kind = "mha" if kv[0] == heads else "mqa" if kv[0] == 1 else "gqa"
     fields["attention"] = (kind, f"HF config: {kv[0]} KV heads for {heads} query heads")
     return fields
@@ -157,12 +182,16 @@ def _ffn_fields(c: _Config, n_layers: int) -> dict[str, Sourced]:
     else:
         top_k = (int(c.required("num_experts_per_tok")), "HF config: num_experts_per_tok")
     moe_layers = _moe_layer_count(c, n_layers)
-    fields.update({
-        "ffn": ("moe", f"{n_experts[1]} > 0"),
-        "n_experts": n_experts, "top_k": top_k, "n_shared_experts": shared,
-        "d_ff_expert": d_expert,
-        "n_dense_layers": (n_layers - moe_layers, _dense_layer_source(c)),
-    })
+    fields.update(
+        {
+            "ffn": ("moe", f"{n_experts[1]} > 0"),
+            "n_experts": n_experts,
+            "top_k": top_k,
+            "n_shared_experts": shared,
+            "d_ff_expert": d_expert,
+            "n_dense_layers": (n_layers - moe_layers, _dense_layer_source(c)),
+        }
+    )
     return fields
 
 
@@ -194,12 +223,15 @@ def _window_fields(c: _Config, n_layers: int) -> dict[str, Sourced]:
         n_windowed, source = 0, ""
     if n_windowed == 0:
         return {}
-    return {"sliding_window": (int(window), "HF config: sliding_window"),
-            "sliding_window_layer_fraction": (n_windowed / n_layers, source)}
+    return {
+        "sliding_window": (int(window), "HF config: sliding_window"),
+        "sliding_window_layer_fraction": (n_windowed / n_layers, source),
+    }
 
 
-def hf_model_fields(config: str | Path | Mapping[str, Any], name: str | None = None,
-                    n_params: float | None = None) -> dict[str, Sourced]:
+def hf_model_fields(
+    config: str | Path | Mapping[str, Any], name: str | None = None, n_params: float | None = None
+) -> dict[str, Sourced]:
     """Every ``Model`` field the config determines, as ``(value, source)`` pairs.
 
     **Arguments:** ``config`` a mapping, a ``config.json`` path or a folder holding one;
@@ -211,25 +243,37 @@ def hf_model_fields(config: str | Path | Mapping[str, Any], name: str | None = N
     cfg = load_hf_config(config)
     c = _Config(cfg, _model_type(cfg))
     n_layers = int(c.required("num_hidden_layers"))
-    fields: dict[str, Sourced] = {"name": (name or _default_name(config, c.model_type),
-                                           "preset name")}
+    fields: dict[str, Sourced] = {
+        "name": (name or _default_name(config, c.model_type), "preset name")
+    }
     fields.update(_attention_fields(c))
     fields.update(_ffn_fields(c, n_layers))
     tied = bool(c.get("tie_word_embeddings", False))
-    tied_source = "HF config: tie_word_embeddings" if c.has("tie_word_embeddings") else \
-        "tie_word_embeddings absent: untied"
-    fields.update({
-        "tied_embeddings": ("true" if tied else "false", tied_source),
-        "n_layers": (n_layers, "HF config: num_hidden_layers"),
-        "d_model": (int(c.required("hidden_size")), "HF config: hidden_size"),
-        "vocab": (int(c.required("vocab_size")), "HF config: vocab_size"),
-        "n_params": (float(n_params or 0.0), "nominal count given by the user"
-                     if n_params else "0: count parameters from the architecture"),
-    })
+    tied_source = (
+        "HF config: tie_word_embeddings"
+        if c.has("tie_word_embeddings")
+        else "tie_word_embeddings absent: untied"
+    )
+    fields.update(
+        {
+            "tied_embeddings": ("true" if tied else "false", tied_source),
+            "n_layers": (n_layers, "HF config: num_hidden_layers"),
+            "d_model": (int(c.required("hidden_size")), "HF config: hidden_size"),
+            "vocab": (int(c.required("vocab_size")), "HF config: vocab_size"),
+            "n_params": (
+                float(n_params or 0.0),
+                "nominal count given by the user"
+                if n_params
+                else "0: count parameters from the architecture",
+            ),
+        }
+    )
     fields.update(_window_fields(c, n_layers))
     if c.has("max_position_embeddings"):
-        fields["max_context"] = (int(c.get("max_position_embeddings")),
-                                 "HF config: max_position_embeddings")
+        fields["max_context"] = (
+            int(c.get("max_position_embeddings")),
+            "HF config: max_position_embeddings",
+        )
     order = [f.name for f in dataclasses.fields(Model)]
     return {key: fields[key] for key in order if key in fields}
 
@@ -239,13 +283,17 @@ def _default_name(config: Any, model_type: str) -> str:
         raw = str(config.get("_name_or_path") or model_type).split("/")[-1]
     else:
         path = Path(config)
-        raw = path.name if path.is_dir() else path.parent.name if path.stem == "config" \
-            else path.stem
+        raw = (
+            path.name if path.is_dir() else path.parent.name if path.stem == "config" else path.stem
+        )
     return re.sub(r"[^a-z0-9]+", "_", raw.lower()).strip("_") or model_type
 
 
-def model_from_hf_config(path_or_dict: str | Path | Mapping[str, Any], name: str | None = None,
-                         n_params: float | None = None) -> Model:
+def model_from_hf_config(
+    path_or_dict: str | Path | Mapping[str, Any],
+    name: str | None = None,
+    n_params: float | None = None,
+) -> Model:
     """A ``Model`` from a Hugging Face config (see :func:`hf_model_fields`)."""
     fields = hf_model_fields(path_or_dict, name, n_params)
     values = {k: (v if isinstance(v, str) else float(v)) for k, (v, _) in fields.items()}
@@ -262,14 +310,19 @@ def _yaml_value(value: Any) -> str:
     return repr(float(value))
 
 
-def preset_yaml(path_or_dict: str | Path | Mapping[str, Any], name: str | None = None,
-                n_params: float | None = None) -> str:
+def preset_yaml(
+    path_or_dict: str | Path | Mapping[str, Any],
+    name: str | None = None,
+    n_params: float | None = None,
+) -> str:
     """The preset YAML text of a Hugging Face config, one source comment per line."""
     fields = hf_model_fields(path_or_dict, name, n_params)
     origin = path_or_dict if not isinstance(path_or_dict, Mapping) else "a config mapping"
     model_type = load_hf_config(path_or_dict)["model_type"]
-    lines = [f"# {fields['name'][0]}: generated by `python -m limits.presets.hf` from {origin} "
-             f"(Hugging Face config, model_type {model_type})."]
+    lines = [
+        f"# {fields['name'][0]}: generated by `python -m limits.presets.hf` from {origin} "
+        f"(Hugging Face config, model_type {model_type})."
+    ]
     for key, (value, source) in fields.items():
         lines.append(f"{key + ': ' + _yaml_value(value):<31} # {source}")
     return "\n".join(lines) + "\n"
@@ -277,11 +330,17 @@ def preset_yaml(path_or_dict: str | Path | Mapping[str, Any], name: str | None =
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: print the preset YAML of a Hugging Face ``config.json`` to stdout."""
-    parser = argparse.ArgumentParser(prog="python -m limits.presets.hf", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m limits.presets.hf", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("config", help="path to a Hugging Face config.json (or its folder)")
     parser.add_argument("--name", help="preset name (default: from the file or folder name)")
-    parser.add_argument("--n-params", type=float, default=None,
-                        help="nominal parameter count, e.g. 70e9 (default: from architecture)")
+    parser.add_argument(
+        "--n-params",
+        type=float,
+        default=None,
+        help="nominal parameter count, e.g. 70e9 (default: from architecture)",
+    )
     args = parser.parse_args(argv)
     try:
         text = preset_yaml(args.config, args.name, args.n_params)

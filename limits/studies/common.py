@@ -1,7 +1,7 @@
-"""Helpers shared by the study generators (``limits.studies.liminal``, ``limits.studies.roadmap``): selecting
-points of a study store, formatting its coordinates, rebuilding the parameters of a stored
-job (for inverse design on the store's own settings), running a multirun recipe of
-``sweeps/`` in this process, and writing a study document (figures, sections, command line)."""
+"""Helpers shared by the study generators (``limits.studies.liminal``, ``limits.studies.roadmap``):
+selecting points of a study store, formatting its coordinates, rebuilding the parameters of a stored
+job (for inverse design on the store's own settings), running a multirun recipe of ``sweeps/`` in
+this process, and writing a study document (figures, sections, command line)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,38 @@ import itertools
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from limits.analysis import best_config
-from limits.plots.figure import new_figure
 from limits.model.params import Params, parameter_index
+from limits.plots.figure import new_figure
 
-__all__ = ["SWEEPS_DIR", "Finding", "has", "at", "feasible", "fmax", "where_max", "fmt_coords",
-           "ctx_label", "normalise", "new_figure", "grid_lines", "run_study", "job_params",
-           "grid_params", "save_figures", "finding_lines", "write_document", "document_cli"]
+__all__ = [
+    "SWEEPS_DIR",
+    "Finding",
+    "has",
+    "at",
+    "feasible",
+    "fmax",
+    "where_max",
+    "fmt_coords",
+    "ctx_label",
+    "normalise",
+    "new_figure",
+    "grid_lines",
+    "run_study",
+    "job_params",
+    "grid_params",
+    "save_figures",
+    "finding_lines",
+    "write_document",
+    "document_cli",
+]
 
 SWEEPS_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 
@@ -109,7 +128,7 @@ def fmt_coords(coords: dict[str, Any]) -> str:
 
 def ctx_label(tokens: Any) -> str:
     """Context length [tok] as text: ``4096 -> "4K"``."""
-    tokens = int(round(float(tokens)))
+    tokens = round(float(tokens))
     return f"{tokens // 1024}K" if tokens % 1024 == 0 else str(tokens)
 
 
@@ -118,10 +137,14 @@ def normalise(ds: xr.Dataset) -> xr.Dataset:
     consolidated store holds them as numpy ``StringDType``, which ``limits.plots``
     (``frontier_plot(color_by="hardware")``) does not recognise as strings."""
     ds = ds.load()
-    fix = {d: ds[d].values.astype(object) for d in ds.coords
-           if ds[d].ndim == 1 and ds[d].dtype.kind == "T"}
-    return ds.assign_coords({d: (d if d in ds.dims else ds[d].dims, v, ds[d].attrs)
-                             for d, v in fix.items()})
+    fix = {
+        d: ds[d].values.astype(object)
+        for d in ds.coords
+        if ds[d].ndim == 1 and ds[d].dtype.kind == "T"
+    }
+    return ds.assign_coords(
+        {d: (d if d in ds.dims else ds[d].dims, v, ds[d].attrs) for d, v in fix.items()}
+    )
 
 
 def grid_lines(ds: xr.Dataset) -> list[str]:
@@ -143,9 +166,14 @@ def grid_lines(ds: xr.Dataset) -> list[str]:
     return lines
 
 
-def run_study(recipe: str, sweep_dir: str | Path, overrides: Sequence[str] = (),
-              jobs: dict[str, Sequence[str]] | None = None,
-              sweeps_dir: str | Path = SWEEPS_DIR, verbose: bool = False) -> Path:
+def run_study(
+    recipe: str,
+    sweep_dir: str | Path,
+    overrides: Sequence[str] = (),
+    jobs: dict[str, Sequence[str]] | None = None,
+    sweeps_dir: str | Path = SWEEPS_DIR,
+    verbose: bool = False,
+) -> Path:
     """Run the multirun recipe ``sweeps/<recipe>.yaml`` job by job in this process: one
     store per (hardware, model) of its ``hydra.sweeper.params`` in ``sweep_dir/<n>/``, then
     consolidate them. Returns the consolidated store's path.
@@ -164,10 +192,12 @@ def run_study(recipe: str, sweep_dir: str | Path, overrides: Sequence[str] = (),
 
     def _compose(extra: Sequence[str], hydra_cfg: bool = False):
         GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(Path(sweeps_dir).resolve()),
-                                   version_base="1.3"):
-            return compose(config_name=recipe, overrides=[search, *overrides, *extra],
-                           return_hydra_config=hydra_cfg)
+        with initialize_config_dir(config_dir=str(Path(sweeps_dir).resolve()), version_base="1.3"):
+            return compose(
+                config_name=recipe,
+                overrides=[search, *overrides, *extra],
+                return_hydra_config=hydra_cfg,
+            )
 
     params = dict(_compose([], hydra_cfg=True).hydra.sweeper.params or {})
     choices_by_name = {n: str(v).split(",") for n, v in params.items()}
@@ -183,7 +213,6 @@ def run_study(recipe: str, sweep_dir: str | Path, overrides: Sequence[str] = (),
     return consolidate(sweep_dir)
 
 
-
 def job_params(ds: xr.Dataset, hardware: str | None = None, model: str | None = None) -> Params:
     """The base ``Params`` (before grid axes) of the job that computed ``ds[hardware, model]``,
     rebuilt from the store's provenance: the per-job configs a consolidated store records in
@@ -195,8 +224,11 @@ def job_params(ds: xr.Dataset, hardware: str | None = None, model: str | None = 
 
     configs = []
     try:
-        configs = [j["config"] for j in json.loads(ds.attrs.get("jobs", "[]"))
-                   if isinstance(j, dict) and j.get("config")]
+        configs = [
+            j["config"]
+            for j in json.loads(ds.attrs.get("jobs", "[]"))
+            if isinstance(j, dict) and j.get("config")
+        ]
     except json.JSONDecodeError:
         pass
     if ds.attrs.get("config"):
@@ -205,13 +237,16 @@ def job_params(ds: xr.Dataset, hardware: str | None = None, model: str | None = 
         cfg = OmegaConf.create(text)
         if hardware in (None, cfg.hardware.get("name")) and model in (None, cfg.model.get("name")):
             return params_from_cfg(cfg)
-    raise ValueError(f"the store records no config of the job hardware={hardware}, "
-                     f"model={model}; consolidate its multirun again (python -m "
-                     f"limits.sweep.consolidate DIR) to record every job's config")
+    raise ValueError(
+        f"the store records no config of the job hardware={hardware}, "
+        f"model={model}; consolidate its multirun again (python -m "
+        f"limits.sweep.consolidate DIR) to record every job's config"
+    )
 
 
-def grid_params(base: Params, ds: xr.Dataset | xr.DataArray,
-                skip: Sequence[str] = ()) -> tuple[Params, list[str]]:
+def grid_params(
+    base: Params, ds: xr.Dataset | xr.DataArray, skip: Sequence[str] = ()
+) -> tuple[Params, list[str]]:
     """``base`` with every parameter dim of ``ds`` (not in ``skip``) set to its coordinate
     values, shaped to broadcast over those dims in order; returns the params and the dims."""
     from limits.sweep.grid import broadcast_axes
@@ -224,8 +259,10 @@ def grid_params(base: Params, ds: xr.Dataset | xr.DataArray,
 
 # --------------------------------------------------------------------------- documents
 
-def save_figures(ds: xr.Dataset, directory: str | Path, figures: dict[str, Callable],
-                 dpi: int) -> dict[str, Path]:
+
+def save_figures(
+    ds: xr.Dataset, directory: str | Path, figures: dict[str, Callable], dpi: int
+) -> dict[str, Path]:
     """Draw ``figures`` (name -> function of ``ds`` returning a Figure, or None when the store
     lacks the data) as PNGs into ``directory``; returns name -> path of those drawn."""
     directory = Path(directory)
@@ -240,19 +277,32 @@ def save_figures(ds: xr.Dataset, directory: str | Path, figures: dict[str, Calla
     return out
 
 
-def finding_lines(f: Finding, figures: dict[str, Path], out: Path,
-                  label: str = "This sweep") -> list[str]:
+def finding_lines(
+    f: Finding, figures: dict[str, Path], out: Path, label: str = "This sweep"
+) -> list[str]:
     """Markdown section of one finding: heading, paper, ours, verdict, its figure."""
-    lines = [f"## {f.title}", "", f"- **Paper:** {f.paper}", f"- **{label}:** {f.ours}",
-             f"- **Verdict:** {f.verdict}", ""]
+    lines = [
+        f"## {f.title}",
+        "",
+        f"- **Paper:** {f.paper}",
+        f"- **{label}:** {f.ours}",
+        f"- **Verdict:** {f.verdict}",
+        "",
+    ]
     if f.figure and f.figure in figures:
         lines += [f"![{f.title}]({os.path.relpath(figures[f.figure], out.parent)})", ""]
     return lines
 
 
-def write_document(path: str | Path, out: str | Path, figures_dir: str | Path | None,
-                   command: str, findings: Callable, make_figures: Callable,
-                   render: Callable) -> list:
+def write_document(
+    path: str | Path,
+    out: str | Path,
+    figures_dir: str | Path | None,
+    command: str,
+    findings: Callable,
+    make_figures: Callable,
+    render: Callable,
+) -> list:
     """Open the study at ``path``, compute ``findings(ds)``, draw ``make_figures(ds, dir)``
     into ``figures_dir`` (default ``<out dir>/figures``) and write ``render(ds, found,
     figures, out, source, command)`` to ``out``; returns the findings."""
@@ -268,8 +318,14 @@ def write_document(path: str | Path, out: str | Path, figures_dir: str | Path | 
     return found
 
 
-def document_cli(argv: Sequence[str] | None, module: str, doc: str, default_out: str,
-                 write: Callable, show: Callable[[Any], str]) -> None:
+def document_cli(
+    argv: Sequence[str] | None,
+    module: str,
+    doc: str,
+    default_out: str,
+    write: Callable,
+    show: Callable[[Any], str],
+) -> None:
     """The command line of a study generator: ``python -m MODULE PATH --out FILE
     [--figures DIR]``; ``write(path, out, figures, command)`` returns findings, each printed
     as ``show(finding)``."""

@@ -6,8 +6,16 @@ model, elasticities, reduction), ``engine`` (blocks in, host arrays out; knows n
 ``reduce``, ``devices``, ``store``, ``consolidate``, ``job`` (the Hydra job itself).
 """
 
-from limits.sweep.job import CONF_DIR, USER_ERRORS, SweepResult, compose, main, run, run_overrides
 from limits.errors import SweepError
+from limits.sweep.job import CONF_DIR, USER_ERRORS, SweepResult, compose, main, run, run_overrides
 
-__all__ = ["CONF_DIR", "USER_ERRORS", "SweepError", "SweepResult", "compose", "main", "run",
-           "run_overrides"]
+__all__ = [
+    "CONF_DIR",
+    "USER_ERRORS",
+    "SweepError",
+    "SweepResult",
+    "compose",
+    "main",
+    "run",
+    "run_overrides",
+]

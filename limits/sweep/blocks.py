@@ -8,7 +8,8 @@ This is the one place where the sweep meets the physics (``limits.model``) and a
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,17 +30,23 @@ class BlockFunction:
     """``block_fn(base, axis_values) -> {name: array of block shape (+ wrt)}``, jitted.
 
     The model outputs in ``variables`` are broadcast to the block shape; when ``metrics`` is
-    non-empty, ``limits.autodiff.elasticities.elasticities`` adds ``elasticity_<metric>`` arrays with a
-    trailing ``wrt`` dimension. ``traces`` counts how often JAX traced (= compiled) it.
+    non-empty, ``limits.autodiff.elasticities.elasticities`` adds ``elasticity_<metric>`` arrays
+    with a trailing ``wrt`` dimension. ``traces`` counts how often JAX traced (= compiled) it.
     ``devices``: the block is spread over these (``limits.sweep.devices``; default: one device).
     ``reduction``: a ``limits.sweep.reduce.Reduction``; every output is then reduced over its axes
     in the same compiled function (they are never split over devices).
     """
 
-    def __init__(self, names: Sequence[str], block_shape: tuple[int, ...],
-                 variables: Sequence[str], metrics: Sequence[str] = (),
-                 wrt: Sequence[str] = (), devices: Sequence[Any] | None = None,
-                 reduction: Reduction | None = None) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        block_shape: tuple[int, ...],
+        variables: Sequence[str],
+        metrics: Sequence[str] = (),
+        wrt: Sequence[str] = (),
+        devices: Sequence[Any] | None = None,
+        reduction: Reduction | None = None,
+    ) -> None:
         self.names = tuple(names)
         self.block_shape = tuple(block_shape)
         self.variables = tuple(variables)
@@ -47,10 +54,10 @@ class BlockFunction:
         self.wrt = tuple(wrt)
         self.reduction = reduction
         self.traces = 0
-        keep = tuple(i for i, n in enumerate(self.names)
-                     if reduction is None or n not in reduction.over)
-        self.sharding = block_sharding(self.block_shape, tuple(devices or jax.devices()[:1]),
-                                       keep)
+        keep = tuple(
+            i for i, n in enumerate(self.names) if reduction is None or n not in reduction.over
+        )
+        self.sharding = block_sharding(self.block_shape, tuple(devices or jax.devices()[:1]), keep)
         self.jitted = self.sharding.jit(self._fn, len(self.block_shape))
 
     def _fn(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
@@ -63,20 +70,32 @@ class BlockFunction:
             for k, v in extra.items():
                 result[k] = jnp.broadcast_to(v, self.block_shape + (len(self.wrt),))
         if self.reduction is not None:
-            inputs = {k: jnp.broadcast_to(out[k], self.block_shape)
-                      for k in self.reduction.inputs}
+            inputs = {k: jnp.broadcast_to(out[k], self.block_shape) for k in self.reduction.inputs}
             result = reduce_block(self.reduction, self.names, result, inputs)
         return result
 
     @classmethod
-    def cached(cls, names: Sequence[str], block_shape: tuple[int, ...],
-               variables: Sequence[str], metrics: Sequence[str] = (),
-               wrt: Sequence[str] = (), devices: Sequence[Any] | None = None,
-               reduction: Reduction | None = None) -> "BlockFunction":
+    def cached(
+        cls,
+        names: Sequence[str],
+        block_shape: tuple[int, ...],
+        variables: Sequence[str],
+        metrics: Sequence[str] = (),
+        wrt: Sequence[str] = (),
+        devices: Sequence[Any] | None = None,
+        reduction: Reduction | None = None,
+    ) -> BlockFunction:
         """A shared instance per signature, so that sweeps run one after another in one
         process (Hydra's default launcher, notebooks) reuse the compiled function."""
-        key = (tuple(names), tuple(block_shape), tuple(variables), tuple(metrics), tuple(wrt),
-               tuple(devices or jax.devices()[:1]), reduction)
+        key = (
+            tuple(names),
+            tuple(block_shape),
+            tuple(variables),
+            tuple(metrics),
+            tuple(wrt),
+            tuple(devices or jax.devices()[:1]),
+            reduction,
+        )
         if key in _CACHE:
             _CACHE.move_to_end(key)
         else:
@@ -91,8 +110,14 @@ class BlockFunction:
     def output_shapes(self, base: Params, dtype: Any) -> dict[str, jax.ShapeDtypeStruct]:
         """Shapes and dtypes of the outputs, by tracing only (no compile, no evaluation)."""
         probe = tuple(jax.ShapeDtypeStruct((c,), dtype) for c in self.block_shape)
-        fn = BlockFunction(self.names, self.block_shape, self.variables, self.metrics,
-                           self.wrt, reduction=self.reduction)
+        fn = BlockFunction(
+            self.names,
+            self.block_shape,
+            self.variables,
+            self.metrics,
+            self.wrt,
+            reduction=self.reduction,
+        )
         return jax.eval_shape(fn._fn, base, probe)
 
 

@@ -11,24 +11,53 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from limits.model.params import (Calibration, Deployment, Economics, Hardware, Model, ParameterError,
-                     Params)
+from limits.model.params import (
+    Calibration,
+    Deployment,
+    Economics,
+    Hardware,
+    Model,
+    ParameterError,
+    Params,
+)
 
-__all__ = ["SweepSchema", "StoreSchema", "SensitivitySchema", "LimitsSchema", "ShardSchema",
-           "ReduceSchema",
-           "params_from_cfg", "register_schemas", "SCHEMA_NAME", "DATA_KEYS"]
+__all__ = [
+    "SweepSchema",
+    "StoreSchema",
+    "SensitivitySchema",
+    "LimitsSchema",
+    "ShardSchema",
+    "ReduceSchema",
+    "params_from_cfg",
+    "register_schemas",
+    "SCHEMA_NAME",
+    "DATA_KEYS",
+]
 
 SCHEMA_NAME = "limits_schema"
 
 #: config keys that determine the stored numbers; a store is resumable only if they match.
-DATA_KEYS = ("hardware", "model", "deployment", "calibration", "economics", "grid",
-             "store.variables", "store.codec", "store.clevel", "store.chunk_points",
-             "store.chunks", "sensitivity", "precision", "reduce")
+DATA_KEYS = (
+    "hardware",
+    "model",
+    "deployment",
+    "calibration",
+    "economics",
+    "grid",
+    "store.variables",
+    "store.codec",
+    "store.clevel",
+    "store.chunk_points",
+    "store.chunks",
+    "sensitivity",
+    "precision",
+    "reduce",
+)
 
 
 def _schema_of(cls: type) -> type:
@@ -52,7 +81,7 @@ EconomicsSchema = _schema_of(Economics)
 class StoreSchema:
     """Where and how results are written."""
 
-    path: Optional[str] = None  # default: <hydra output dir>/sweep.zarr
+    path: str | None = None  # default: <hydra output dir>/sweep.zarr
     variables: Any = "default"  # "default", "all", or a list of output names
     codec: str = "lz4"  # lz4 (Blosc lz4 + byte shuffle), zstd (Blosc zstd + shuffle), none
     clevel: int = 5
@@ -123,11 +152,13 @@ def _typed(node: Any, schema: type) -> Any:
 def params_from_cfg(cfg: DictConfig) -> Params:
     """The base ``Params`` of a composed config (units parsed, ranges checked)."""
     groups = {}
-    for name, cls, schema in (("hardware", Hardware, HardwareSchema),
-                              ("model", Model, ModelSchema),
-                              ("deployment", Deployment, DeploymentSchema),
-                              ("calibration", Calibration, CalibrationSchema),
-                              ("economics", Economics, EconomicsSchema)):
+    for name, cls, schema in (
+        ("hardware", Hardware, HardwareSchema),
+        ("model", Model, ModelSchema),
+        ("deployment", Deployment, DeploymentSchema),
+        ("calibration", Calibration, CalibrationSchema),
+        ("economics", Economics, EconomicsSchema),
+    ):
         node = cfg.get(name) or {}
         try:
             node = _typed(node, schema)

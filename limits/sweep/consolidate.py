@@ -13,8 +13,6 @@ overrides and resolved ``config`` (``limits.studies.common.job_params`` rebuilds
 
 from __future__ import annotations
 
-from limits.errors import ConsolidateError
-
 import argparse
 import datetime as _dt
 import json
@@ -24,20 +22,33 @@ from typing import Any
 
 import numpy as np
 
-from limits.sweep.store import (CONFIG_ATTR, PROGRESS_ARRAY, StoreError, config_differences,
-                    quiet_zarr_warnings)
+from limits.errors import ConsolidateError
+from limits.sweep.store import (
+    CONFIG_ATTR,
+    PROGRESS_ARRAY,
+    StoreError,
+    config_differences,
+    quiet_zarr_warnings,
+)
 
-__all__ = ["consolidate", "ConsolidateCallback", "ConsolidateError", "main",
-           "CONSOLIDATED_NAME", "shared_store_status"]
+__all__ = [
+    "consolidate",
+    "ConsolidateCallback",
+    "ConsolidateError",
+    "main",
+    "CONSOLIDATED_NAME",
+    "shared_store_status",
+]
 
 CONSOLIDATED_NAME = "consolidated.zarr"
 LEADING_DIMS = ("hardware", "model")
 
 
-
 def _job_stores(directory: Path, store_name: str) -> list[Path]:
-    return sorted((p for p in directory.glob(f"*/{store_name}") if p.is_dir()),
-                  key=lambda p: (len(p.parent.name), p.parent.name))
+    return sorted(
+        (p for p in directory.glob(f"*/{store_name}") if p.is_dir()),
+        key=lambda p: (len(p.parent.name), p.parent.name),
+    )
 
 
 def _open_job(path: Path):
@@ -50,8 +61,10 @@ def _open_job(path: Path):
             raise ConsolidateError(f"{path} is not a limits sweep store")
         done = np.asarray(group[PROGRESS_ARRAY][...], bool)
         if not done.all():
-            raise ConsolidateError(f"{path} is incomplete ({int(done.sum())} of {done.size} "
-                                   f"blocks written); re-run its job to finish it")
+            raise ConsolidateError(
+                f"{path} is incomplete ({int(done.sum())} of {done.size} "
+                f"blocks written); re-run its job to finish it"
+            )
         ds = xr.open_zarr(path)
     config = json.loads(group.attrs[CONFIG_ATTR])
     return ds, config
@@ -62,16 +75,20 @@ def _check_same_axes(first: Any, first_path: Path, ds: Any, path: Path) -> None:
         raise ConsolidateError(
             f"job stores differ: {path} has dims {dict(ds.sizes)} and variables "
             f"{sorted(ds.data_vars)} but {first_path} has {dict(first.sizes)} and "
-            f"{sorted(first.data_vars)}")
+            f"{sorted(first.data_vars)}"
+        )
     for name in first.coords:
         a, b = first[name].values, ds[name].values
         if a.shape != b.shape or not (a == b).all():
-            raise ConsolidateError(f"job stores differ in axis {name}: {path} has "
-                                   f"{b.tolist()} but {first_path} has {a.tolist()}")
+            raise ConsolidateError(
+                f"job stores differ in axis {name}: {path} has "
+                f"{b.tolist()} but {first_path} has {a.tolist()}"
+            )
 
 
-def consolidate(directory: str | Path, out: str | Path | None = None,
-                store_name: str = "sweep.zarr") -> Path:
+def consolidate(
+    directory: str | Path, out: str | Path | None = None, store_name: str = "sweep.zarr"
+) -> Path:
     """Combine the job stores ``DIR/*/sweep.zarr`` into ``DIR/consolidated.zarr``.
 
     **Arguments:** ``directory``: the multirun (sweep) directory; ``out``: output store
@@ -103,29 +120,49 @@ def consolidate(directory: str | Path, out: str | Path | None = None,
             raise ConsolidateError(
                 f"jobs {other_path.parent.name} and {path.parent.name} both have "
                 f"hardware={key[0]}, model={key[1]}; consolidation combines multiruns over "
-                f"hardware and model only (they also differ in: {', '.join(diffs) or 'nothing'})")
+                f"hardware and model only (they also differ in: {', '.join(diffs) or 'nothing'})"
+            )
         seen[key] = (path, config)
     hardware = list(dict.fromkeys(k[0] for k, *_ in jobs))
     models = list(dict.fromkeys(k[1] for k, *_ in jobs))
     by_key = {key: ds for key, _, ds, _ in jobs}
     missing = [f"{h}/{m}" for h in hardware for m in models if (h, m) not in by_key]
     if missing:
-        raise ConsolidateError(f"the jobs do not cover every hardware x model pair; missing: "
-                               f"{', '.join(missing)}")
+        raise ConsolidateError(
+            f"the jobs do not cover every hardware x model pair; missing: {', '.join(missing)}"
+        )
 
-    rows = [xr.concat([by_key[(h, m)] for m in models], dim="model", coords="minimal",
-                      compat="override", join="exact", combine_attrs="override")
-            for h in hardware]
-    combined = xr.concat(rows, dim="hardware", coords="minimal", compat="override",
-                         join="exact", combine_attrs="override")
+    rows = [
+        xr.concat(
+            [by_key[(h, m)] for m in models],
+            dim="model",
+            coords="minimal",
+            compat="override",
+            join="exact",
+            combine_attrs="override",
+        )
+        for h in hardware
+    ]
+    combined = xr.concat(
+        rows,
+        dim="hardware",
+        coords="minimal",
+        compat="override",
+        join="exact",
+        combine_attrs="override",
+    )
     combined = combined.assign_coords(
-        hardware=("hardware", np.array(hardware, dtype=object),
-                  {"long_name": "hardware preset"}),
-        model=("model", np.array(models, dtype=object), {"long_name": "model preset"}))
+        hardware=("hardware", np.array(hardware, dtype=object), {"long_name": "hardware preset"}),
+        model=("model", np.array(models, dtype=object), {"long_name": "model preset"}),
+    )
     if "wrt" in combined.coords:
         combined = combined.assign_coords(
-            wrt=("wrt", np.asarray(combined["wrt"].values, dtype=object),
-                 dict(combined["wrt"].attrs)))
+            wrt=(
+                "wrt",
+                np.asarray(combined["wrt"].values, dtype=object),
+                dict(combined["wrt"].attrs),
+            )
+        )
     order = list(LEADING_DIMS) + [d for d in first.dims if d not in LEADING_DIMS]
     combined = combined.transpose(*order)
     encoding = {}
@@ -139,12 +176,20 @@ def consolidate(directory: str | Path, out: str | Path | None = None,
     combined.attrs = {
         "title": "limits sweep (consolidated multirun)",
         "limits_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "source_directory": str(directory),
-        "jobs": json.dumps([{"hardware": k[0], "model": k[1], "store": str(p),
-                             "overrides": ds.attrs.get("overrides", []),
-                             "config": ds.attrs.get("config", "")}
-                            for k, p, ds, _ in jobs]),
+        "jobs": json.dumps(
+            [
+                {
+                    "hardware": k[0],
+                    "model": k[1],
+                    "store": str(p),
+                    "overrides": ds.attrs.get("overrides", []),
+                    "config": ds.attrs.get("config", ""),
+                }
+                for k, p, ds, _ in jobs
+            ]
+        ),
         "config": first.attrs.get("config", ""),
     }
     out = Path(out) if out is not None else directory / CONSOLIDATED_NAME
@@ -166,8 +211,10 @@ def shared_store_status(path: str | Path) -> str:
         return f"{path} cannot be read ({type(err).__name__}: {err})"
     if done.all():
         return f"{path} is complete ({done.size} blocks); open it with xarray.open_zarr"
-    return (f"{path} is incomplete: {int(done.sum())} of {done.size} blocks written; re-run "
-            f"the failed shards (same command) to finish it")
+    return (
+        f"{path} is incomplete: {int(done.sum())} of {done.size} blocks written; re-run "
+        f"the failed shards (same command) to finish it"
+    )
 
 
 try:
@@ -183,11 +230,17 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
         directory = Path(str(config.hydra.sweep.dir))
         shared = config.get("store", {}).get("path")
         if shared:  # every job wrote into one store (the shards of one grid): say how far
-            print(f"limits.sweep.consolidate: the jobs share store.path; {shared_store_status(shared)}")
+            print(
+                "limits.sweep.consolidate: the jobs share store.path; "
+                f"{shared_store_status(shared)}"
+            )
             return
         if not _job_stores(directory, "sweep.zarr"):
-            print(f"limits.sweep.consolidate: no job stores under {directory} (store.path set?); "
-                  f"nothing to consolidate", file=sys.stderr)
+            print(
+                f"limits.sweep.consolidate: no job stores under {directory} (store.path set?); "
+                f"nothing to consolidate",
+                file=sys.stderr,
+            )
             return
         try:
             out = consolidate(directory)
@@ -199,8 +252,9 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m limits.sweep.consolidate DIR [--out PATH]``."""
-    parser = argparse.ArgumentParser(prog="python -m limits.sweep.consolidate",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m limits.sweep.consolidate", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("directory", help="multirun directory holding */sweep.zarr")
     parser.add_argument("--out", default=None, help="output store (default DIR/consolidated.zarr)")
     args = parser.parse_args(argv)

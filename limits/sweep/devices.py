@@ -1,27 +1,27 @@
 """Spreading one block over the local devices with JAX sharding.
 
-A 1-D ``Mesh`` over the chosen devices; the block's largest axis whose block length divides
-by the device count is split across them (``NamedSharding``), every other axis and the base
-parameters are replicated. Each device then evaluates its slice of the block; the compiled
-function is still one per sweep. When no axis divides (or one device is chosen), the block
-runs on one device, unsharded. Axes a reduction removes inside the block (``limits.sweep.reduce``) are never
-split, so each device reduces whole groups.
+A 1-D ``Mesh`` over the chosen devices; the block's largest axis whose block length divides by the
+device count is split across them (``NamedSharding``), every other axis and the base parameters are
+replicated. Each device then evaluates its slice of the block; the compiled function is still one
+per sweep. When no axis divides (or one device is chosen), the block runs on one device, unsharded.
+Axes a reduction removes inside the block (``limits.sweep.reduce``) are never split, so each device
+reduces whole groups.
 """
 
 from __future__ import annotations
 
-from limits.errors import DeviceError
-
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from limits.errors import DeviceError
+
 __all__ = ["DeviceError", "BlockSharding", "select_devices", "block_sharding"]
 
 MESH_AXIS = "devices"
-
 
 
 def select_devices(spec: Any) -> tuple[Any, ...]:
@@ -36,11 +36,15 @@ def select_devices(spec: Any) -> tuple[Any, ...]:
     except (TypeError, ValueError):
         whole = False
     if not whole:
-        raise DeviceError(f"devices = {spec!r}; allowed: all, or a whole number >= 1 (how "
-                          f"many local devices share each block)")
+        raise DeviceError(
+            f"devices = {spec!r}; allowed: all, or a whole number >= 1 (how "
+            f"many local devices share each block)"
+        )
     if n > len(local):
-        raise DeviceError(f"devices = {n} but there are only {len(local)} local "
-                          f"{local[0].platform} devices; allowed: all, or 1 to {len(local)}")
+        raise DeviceError(
+            f"devices = {n} but there are only {len(local)} local "
+            f"{local[0].platform} devices; allowed: all, or 1 to {len(local)}"
+        )
     return local[:n]
 
 
@@ -67,13 +71,16 @@ class BlockSharding:
         split = NamedSharding(mesh, PartitionSpec(MESH_AXIS))
         axis_values = tuple(split if i == self.axis else replicated for i in range(rank))
         out_axis = self.axis if self.out_axis is None else self.out_axis
-        out = NamedSharding(mesh, PartitionSpec(*[MESH_AXIS if i == out_axis else None
-                                                  for i in range(out_axis + 1)]))
+        out = NamedSharding(
+            mesh,
+            PartitionSpec(*[MESH_AXIS if i == out_axis else None for i in range(out_axis + 1)]),
+        )
         return jax.jit(fn, in_shardings=(replicated, axis_values), out_shardings=out)
 
 
-def block_sharding(block_shape: Sequence[int], devices: Sequence[Any],
-                   keep: Sequence[int] | None = None) -> BlockSharding:
+def block_sharding(
+    block_shape: Sequence[int], devices: Sequence[Any], keep: Sequence[int] | None = None
+) -> BlockSharding:
     """Split the largest block axis whose length divides by ``len(devices)``; fall back to
     one device when there is a single device or no such axis. ``keep``: the axes that the
     outputs still have, in order (default: all); only those may be split."""

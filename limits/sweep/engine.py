@@ -19,12 +19,12 @@ import dataclasses
 import math
 import queue
 import threading
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 
 __all__ = ["BlockPlan", "cast_params", "run_blocks"]
 
@@ -41,8 +41,10 @@ class BlockPlan:
         for name in self.reduced:
             i = self.names.index(name)
             if self.chunks[i] != self.shape[i]:
-                raise ValueError(f"reduced axis {name} must lie whole in a block: chunk "
-                                 f"{self.chunks[i]} != length {self.shape[i]}")
+                raise ValueError(
+                    f"reduced axis {name} must lie whole in a block: chunk "
+                    f"{self.chunks[i]} != length {self.shape[i]}"
+                )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -62,8 +64,9 @@ class BlockPlan:
 
     def region(self, block: tuple[int, ...]) -> tuple[slice, ...]:
         """Grid slices covered by ``block`` (cropped at the grid's end)."""
-        return tuple(slice(b * c, min((b + 1) * c, n))
-                     for b, c, n in zip(block, self.chunks, self.shape))
+        return tuple(
+            slice(b * c, min((b + 1) * c, n)) for b, c, n in zip(block, self.chunks, self.shape)
+        )
 
     def points(self, block: tuple[int, ...]) -> int:
         return math.prod(s.stop - s.start for s in self.region(block))
@@ -113,9 +116,15 @@ def cast_params(params: Any, dtype: Any) -> Any:
 _STOP = object()
 
 
-def run_blocks(fn: Callable, base: Any, plan: BlockPlan, blocks: Iterable[tuple[int, ...]],
-               dtype: Any, sink: Callable[[tuple[int, ...], dict[str, np.ndarray]], None],
-               queue_size: int = 2) -> None:
+def run_blocks(
+    fn: Callable,
+    base: Any,
+    plan: BlockPlan,
+    blocks: Iterable[tuple[int, ...]],
+    dtype: Any,
+    sink: Callable[[tuple[int, ...], dict[str, np.ndarray]], None],
+    queue_size: int = 2,
+) -> None:
     """Evaluate ``blocks`` with ``fn`` and pass each cropped host result to ``sink``.
 
     **Arguments:** ``fn``: the jitted block function; ``base``: params cast to ``dtype``;
@@ -142,7 +151,7 @@ def run_blocks(fn: Callable, base: Any, plan: BlockPlan, blocks: Iterable[tuple[
                 host = {k: np.asarray(v)[crop] for k, v in result.items()}
                 del result
                 sink(block, host)
-            except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            except BaseException as err:
                 failure.append(err)
 
     thread = threading.Thread(target=writer, name="limits-writer", daemon=True)

@@ -10,12 +10,13 @@ a range mapping ``{start: 1024, stop: 131072, num: 8, scale: log}`` (``scale``: 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from limits.model.params import Params, ParameterError, parameter_index
+from limits.model.params import ParameterError, Params, parameter_index
 from limits.units import UNIT_KINDS, parse_quantity
 
 __all__ = ["Grid", "parse_axis", "parse_grid", "validate_grid"]
@@ -69,8 +70,10 @@ def parse_axis(name: str, spec: Any) -> np.ndarray:
     if isinstance(spec, Mapping):
         unknown = set(spec) - _RANGE_KEYS
         if unknown or not {"start", "stop", "num"} <= set(spec):
-            raise ParameterError(f"{where}: a range needs keys start, stop, num (and optional "
-                                 f"scale: lin|log); got {', '.join(map(str, spec))}")
+            raise ParameterError(
+                f"{where}: a range needs keys start, stop, num (and optional "
+                f"scale: lin|log); got {', '.join(map(str, spec))}"
+            )
         start = parse_quantity(spec["start"], fspec.unit, where + ".start")
         stop = parse_quantity(spec["stop"], fspec.unit, where + ".stop")
         num = spec["num"]
@@ -94,8 +97,10 @@ def parse_axis(name: str, spec: Any) -> np.ndarray:
     if values.size == 0:
         raise ParameterError(f"{where} is empty; give at least one value")
     if len(np.unique(values)) != values.size:
-        raise ParameterError(f"{where} has repeated values {values.tolist()}; axis values must "
-                             f"be distinct (a rounded range may need a smaller num)")
+        raise ParameterError(
+            f"{where} has repeated values {values.tolist()}; axis values must "
+            f"be distinct (a rounded range may need a smaller num)"
+        )
     return values
 
 

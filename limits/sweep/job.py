@@ -11,29 +11,48 @@ composes and runs, returning the store path.
 
 from __future__ import annotations
 
-from limits.errors import SweepError
-
 import contextlib
 import dataclasses
 import math
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from limits.errors import SweepError
+from limits.model.outputs import DEFAULT_OUTPUTS, OUTPUTS
+from limits.model.params import ParameterError, parameter_index
 from limits.sweep.config import DATA_KEYS, params_from_cfg
 from limits.sweep.grid import Grid, parse_grid, validate_grid
-from limits.model.outputs import BOUND_LABELS, DEFAULT_OUTPUTS, OUTPUTS
-from limits.model.params import ParameterError, parameter_index
-from limits.sweep.reduce import FOUND, INDEX_PREFIX, BEST_PREFIX, ReduceError, Reduction, finish_host, \
-    parse_reduction
-from limits.sweep.store import (StoreError, StoreLayout, VariableSpec, check_same_config, chunk_shape,
-                    codec_for, create_store, done_mask, mark_done, open_store_group,
-                    output_attrs, provenance, write_region)
+from limits.sweep.reduce import (
+    BEST_PREFIX,
+    FOUND,
+    INDEX_PREFIX,
+    ReduceError,
+    Reduction,
+    finish_host,
+    parse_reduction,
+)
+from limits.sweep.store import (
+    StoreError,
+    StoreLayout,
+    VariableSpec,
+    check_same_config,
+    chunk_shape,
+    codec_for,
+    create_store,
+    done_mask,
+    mark_done,
+    open_store_group,
+    output_attrs,
+    provenance,
+    write_region,
+)
 from limits.units import UnitError, format_quantity, parse_quantity
 
 __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DIR"]
@@ -41,7 +60,6 @@ __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DI
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 STORE_NAME = "sweep.zarr"
 USER_ERRORS = (ParameterError, UnitError, StoreError)
-
 
 
 @dataclasses.dataclass
@@ -60,13 +78,13 @@ class SweepResult:
 
 # --------------------------------------------------------------------------- config helpers
 
+
 def _data_config(cfg: DictConfig) -> dict[str, Any]:
     """The settings that decide the stored numbers (canonical, for resume checks)."""
     out: dict[str, Any] = {}
     for key in DATA_KEYS:
         node = OmegaConf.select(cfg, key)
-        out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) \
-            else node
+        out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     if not (out.get("reduce") or {}).get("over"):  # no reduction: same data as before it existed
         out.pop("reduce", None)
     return out
@@ -88,13 +106,18 @@ def _chunks(cfg: DictConfig, grid: Grid, reduction: Reduction | None) -> tuple[i
     over = reduction.over if reduction else ()
     for name in over:
         if name in overrides and int(overrides[name]) != len(grid.axes[name]):
-            raise SweepError(f"store.chunks.{name} = {overrides[name]}: reduce.over needs the "
-                             f"whole axis ({len(grid.axes[name])}) in each block; drop it")
+            raise SweepError(
+                f"store.chunks.{name} = {overrides[name]}: reduce.over needs the "
+                f"whole axis ({len(grid.axes[name])}) in each block; drop it"
+            )
     kept = tuple(n for n in grid.names if n not in over)
     reduced = math.prod(len(grid.axes[n]) for n in over)
-    small = chunk_shape(tuple(len(grid.axes[n]) for n in kept),
-                        max(1, int(cfg.store.chunk_points) // reduced),
-                        {k: v for k, v in overrides.items() if k not in over}, kept)
+    small = chunk_shape(
+        tuple(len(grid.axes[n]) for n in kept),
+        max(1, int(cfg.store.chunk_points) // reduced),
+        {k: v for k, v in overrides.items() if k not in over},
+        kept,
+    )
     part = dict(zip(kept, small))
     return tuple(part.get(n, len(grid.axes[n])) for n in grid.names)
 
@@ -110,8 +133,10 @@ def _variables(cfg: DictConfig) -> tuple[str, ...]:
     names = tuple(str(v) for v in spec)
     unknown = [n for n in names if n not in OUTPUTS]
     if unknown or not names:
-        raise SweepError(f"store.variables: unknown output(s) {', '.join(unknown) or '(empty)'}"
-                         f"; valid: default, all, or a list of {', '.join(OUTPUTS)}")
+        raise SweepError(
+            f"store.variables: unknown output(s) {', '.join(unknown) or '(empty)'}"
+            f"; valid: default, all, or a list of {', '.join(OUTPUTS)}"
+        )
     return names
 
 
@@ -122,13 +147,16 @@ def _sensitivity(cfg: DictConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (), ()
     bad = [m for m in metrics if m not in OUTPUTS]
     if bad:
-        raise SweepError(f"sensitivity.metrics: unknown output(s) {', '.join(bad)}; valid: "
-                         f"{', '.join(OUTPUTS)}")
+        raise SweepError(
+            f"sensitivity.metrics: unknown output(s) {', '.join(bad)}; valid: {', '.join(OUTPUTS)}"
+        )
     index = parameter_index()
     bad = [w for w in wrt if w not in index]
     if bad or not wrt:
-        raise SweepError(f"sensitivity.wrt: {'unknown parameter(s) ' + ', '.join(bad) if bad else 'empty'}"
-                         f"; give parameter names from: {', '.join(index)}")
+        raise SweepError(
+            f"sensitivity.wrt: {'unknown parameter(s) ' + ', '.join(bad) if bad else 'empty'}"
+            f"; give parameter names from: {', '.join(index)}"
+        )
     return metrics, wrt
 
 
@@ -156,8 +184,9 @@ def _store_path(cfg: DictConfig) -> Path:
 
         return Path(HydraConfig.get().runtime.output_dir) / STORE_NAME
     except ValueError:  # no Hydra run (plain compose): the caller must say where
-        raise SweepError("store.path is not set and there is no Hydra output dir; pass "
-                         "store.path=PATH") from None
+        raise SweepError(
+            "store.path is not set and there is no Hydra output dir; pass store.path=PATH"
+        ) from None
 
 
 def _overrides(cfg: DictConfig, given: Sequence[str] | None) -> list[str]:
@@ -187,8 +216,10 @@ def _shard(cfg: DictConfig) -> tuple[int, int]:
     if index >= count:
         raise SweepError(f"shard.index = {index} must be in [0, shard.count = {count})")
     if count > 1 and not cfg.store.path:
-        raise SweepError(f"shard.count = {count} needs store.path=PATH: every shard writes its "
-                         f"blocks into that one store")
+        raise SweepError(
+            f"shard.count = {count} needs store.path=PATH: every shard writes its "
+            f"blocks into that one store"
+        )
     return index, count
 
 
@@ -201,8 +232,9 @@ def _devices(cfg: DictConfig) -> tuple[Any, ...]:
         raise SweepError(str(err)) from None
 
 
-def _check_size(cfg: DictConfig, grid: Grid, bytes_per_point: int,
-                stored: int | None = None) -> None:
+def _check_size(
+    cfg: DictConfig, grid: Grid, bytes_per_point: int, stored: int | None = None
+) -> None:
     """Refuse grids above ``limits.max_points`` points or ``limits.max_bytes`` (uncompressed,
     at most ``bytes_per_point`` per stored point; ``stored``: points kept after a reduction,
     default all), before anything is traced or compiled."""
@@ -214,13 +246,17 @@ def _check_size(cfg: DictConfig, grid: Grid, bytes_per_point: int,
     if points <= max_points and est_bytes <= max_bytes:
         return
     biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
-    what = (f"{points:,} points, more than limits.max_points = {max_points:,.0f}"
-            if points > max_points else
-            f"up to {_human_bytes(est_bytes)} uncompressed ({stored:,} points x "
-            f"{bytes_per_point} B), more than limits.max_bytes = {_human_bytes(max_bytes)}")
-    raise SweepError(f"grid has {what}; shrink an axis (largest: grid.{biggest} with "
-                     f"{len(grid.axes[biggest])} values), store fewer variables "
-                     f"(store.variables=[utps,stps,...]) or raise the limit")
+    what = (
+        f"{points:,} points, more than limits.max_points = {max_points:,.0f}"
+        if points > max_points
+        else f"up to {_human_bytes(est_bytes)} uncompressed ({stored:,} points x "
+        f"{bytes_per_point} B), more than limits.max_bytes = {_human_bytes(max_bytes)}"
+    )
+    raise SweepError(
+        f"grid has {what}; shrink an axis (largest: grid.{biggest} with "
+        f"{len(grid.axes[biggest])} values), store fewer variables "
+        f"(store.variables=[utps,stps,...]) or raise the limit"
+    )
 
 
 @contextlib.contextmanager
@@ -231,41 +267,54 @@ def _store_io(path: Path) -> Iterator[None]:
         yield
     except OSError as err:
         cause = os.strerror(err.errno) if err.errno else str(err)
-        raise StoreError(f"cannot write store {path}: {cause} ({type(err).__name__}"
-                         f"{': ' + err.filename if err.filename else ''}); blocks marked done "
-                         f"are kept: fix the cause and re-run the same command to resume") \
-            from err
+        raise StoreError(
+            f"cannot write store {path}: {cause} ({type(err).__name__}"
+            f"{': ' + err.filename if err.filename else ''}); blocks marked done "
+            f"are kept: fix the cause and re-run the same command to resume"
+        ) from err
 
 
 def _units() -> dict[str, str]:
     return {name: units for name, (units, _) in OUTPUTS.items()}
 
 
-def _stored_spec(name: str, dtype: np.dtype, extra: tuple[int, ...],
-                 axis_attrs: Mapping[str, Mapping[str, Any]], reduced: bool) -> VariableSpec:
+def _stored_spec(
+    name: str,
+    dtype: np.dtype,
+    extra: tuple[int, ...],
+    axis_attrs: Mapping[str, Mapping[str, Any]],
+    reduced: bool,
+) -> VariableSpec:
     """How a block function output is stored: name, dtype, dims after the axes, attrs."""
     if name.startswith(INDEX_PREFIX):  # becomes the chosen coordinate value on the host
         axis = name.removeprefix(INDEX_PREFIX)
-        attrs = {"units": axis_attrs[axis]["units"],
-                 "long_name": f"{axis_attrs[axis]['long_name']} at the best point (reduce); "
-                              f"NaN where none was valid"}
+        attrs = {
+            "units": axis_attrs[axis]["units"],
+            "long_name": f"{axis_attrs[axis]['long_name']} at the best point (reduce); "
+            f"NaN where none was valid",
+        }
         return VariableSpec(BEST_PREFIX + axis, np.dtype(np.float64), attrs=attrs)
     if name == FOUND:
-        return VariableSpec(name, dtype, attrs={"units": "1", "long_name": "some point met "
-                                                "the reduce constraints"})
+        return VariableSpec(
+            name, dtype, attrs={"units": "1", "long_name": "some point met the reduce constraints"}
+        )
     if name in OUTPUTS:
         attrs = output_attrs(name)
         if reduced and name == "bound":  # -1: no valid point (limits.sweep.reduce)
             attrs["flag_values"] = [-1, *attrs["flag_values"]]
             attrs["flag_meanings"] = "none " + attrs["flag_meanings"]
     else:
-        attrs = {"units": "1", "long_name": f"elasticity of {name.removeprefix('elasticity_')} "
-                                            f"with respect to each parameter in wrt "
-                                            f"(d ln y / d ln x)"}
+        attrs = {
+            "units": "1",
+            "long_name": f"elasticity of {name.removeprefix('elasticity_')} "
+            f"with respect to each parameter in wrt "
+            f"(d ln y / d ln x)",
+        }
     return VariableSpec(name, dtype, ("wrt",) if extra else (), extra, attrs)
 
 
 # --------------------------------------------------------------------------- summary
+
 
 class _Summary:
     """Running headline numbers over written blocks: best utps / stps among feasible points
@@ -295,10 +344,14 @@ class _Summary:
                 continue
             i = np.unravel_index(int(np.argmax(values)), values.shape)
             if name not in self.best or values[i] > self.best[name][0]:
-                at = {a: float(self.axes[a][s.start + k])
-                      for a, s, k in zip(self.axes, region, i)}
-                at.update({k.removeprefix(BEST_PREFIX): float(np.asarray(v)[i])
-                           for k, v in data.items() if k.startswith(BEST_PREFIX)})
+                at = {a: float(self.axes[a][s.start + k]) for a, s, k in zip(self.axes, region, i)}
+                at.update(
+                    {
+                        k.removeprefix(BEST_PREFIX): float(np.asarray(v)[i])
+                        for k, v in data.items()
+                        if k.startswith(BEST_PREFIX)
+                    }
+                )
                 self.best[name] = (float(values[i]), at)
 
     def as_dict(self) -> dict[str, Any]:
@@ -316,9 +369,11 @@ class _Summary:
         for name in ("utps", "stps"):
             if f"best_{name}" in d:
                 at = ", ".join(f"{a}={_fmt_axis(a, v)}" for a, v in d[f"best_{name}_at"].items())
-                lines.append(f"  best {name}: {d[f'best_{name}']:.4g} {OUTPUTS[name][0]}"
-                             + (" (feasible points)" if has_feasible else "")
-                             + (f" at {at}" if at else ""))
+                lines.append(
+                    f"  best {name}: {d[f'best_{name}']:.4g} {OUTPUTS[name][0]}"
+                    + (" (feasible points)" if has_feasible else "")
+                    + (f" at {at}" if at else "")
+                )
         if has_feasible and "fraction_feasible" in d:
             lines.append(f"  feasible: {100 * d['fraction_feasible']:.1f} % of points")
         return lines
@@ -333,9 +388,14 @@ def _fmt_axis(name: str, value: float) -> str:
 
 # --------------------------------------------------------------------------- the job
 
-def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
-        block_callback: Callable[[tuple[int, ...]], None] | None = None,
-        verbose: bool = True) -> SweepResult:
+
+def run(
+    cfg: DictConfig,
+    *,
+    overrides: Sequence[str] | None = None,
+    block_callback: Callable[[tuple[int, ...]], None] | None = None,
+    verbose: bool = True,
+) -> SweepResult:
     """Run one sweep described by a composed config.
 
     **Arguments:** ``cfg``: config composed from ``conf/config.yaml`` (``store.path`` must be
@@ -354,9 +414,14 @@ def run(cfg: DictConfig, *, overrides: Sequence[str] | None = None,
         return _run(cfg, dtype, t0, overrides, block_callback, verbose)
 
 
-def _run(cfg: DictConfig, dtype: np.dtype, t0: float, overrides: Sequence[str] | None,
-         block_callback: Callable[[tuple[int, ...]], None] | None,
-         verbose: bool) -> SweepResult:
+def _run(
+    cfg: DictConfig,
+    dtype: np.dtype,
+    t0: float,
+    overrides: Sequence[str] | None,
+    block_callback: Callable[[tuple[int, ...]], None] | None,
+    verbose: bool,
+) -> SweepResult:
     from limits.sweep.blocks import BlockFunction
     from limits.sweep.engine import BlockPlan, cast_params, run_blocks
 
@@ -375,26 +440,34 @@ def _run(cfg: DictConfig, dtype: np.dtype, t0: float, overrides: Sequence[str] |
     stored_points = math.prod(len(v) for v in stored_axes.values())
     # size check before any tracing: at most one dtype-sized number per stored value (plus a
     # best_<axis> and reduce_found per stored point of a reduction)
-    _check_size(cfg, grid, dtype.itemsize * (len(variables) + len(metrics) * len(wrt))
-                + (9 * len(reduction.over) + 1 if reduction else 0), stored_points)
+    _check_size(
+        cfg,
+        grid,
+        dtype.itemsize * (len(variables) + len(metrics) * len(wrt))
+        + (9 * len(reduction.over) + 1 if reduction else 0),
+        stored_points,
+    )
 
     fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt, devices, reduction)
     traces_before = fn.traces
     base_cast = cast_params(base, dtype)
     shapes = fn.output_shapes(base_cast, dtype)
-    axis_attrs = {n: {"units": grid.units(n), "long_name": grid.long_name(n)}
-                  for n in grid.names}
+    axis_attrs = {n: {"units": grid.units(n), "long_name": grid.long_name(n)} for n in grid.names}
     specs = []
     for name, sd in shapes.items():
-        extra = tuple(sd.shape[len(plan.stored_chunks):])
-        specs.append(_stored_spec(name, np.dtype(sd.dtype), extra, axis_attrs,
-                                  reduction is not None))
+        extra = tuple(sd.shape[len(plan.stored_chunks) :])
+        specs.append(
+            _stored_spec(name, np.dtype(sd.dtype), extra, axis_attrs, reduction is not None)
+        )
     layout = StoreLayout(
         axes=stored_axes,
         axis_attrs={n: axis_attrs[n] for n in stored_axes},
-        chunks=plan.stored_chunks, variables=tuple(specs),
+        chunks=plan.stored_chunks,
+        variables=tuple(specs),
         extra_coords={"wrt": np.array(wrt, dtype=object)} if metrics else {},
-        codec=str(cfg.store.codec), clevel=int(cfg.store.clevel))
+        codec=str(cfg.store.codec),
+        clevel=int(cfg.store.clevel),
+    )
 
     points = grid.size
     est_bytes = stored_points * layout.bytes_per_point
@@ -403,13 +476,19 @@ def _run(cfg: DictConfig, dtype: np.dtype, t0: float, overrides: Sequence[str] |
     resolved_yaml = OmegaConf.to_yaml(cfg)
     if verbose:
         dims = " x ".join(f"{n}[{len(v)}]" for n, v in grid.axes.items()) or "a single point"
-        print(f"limits.sweep: {points:,} points ({dims}), {len(specs)} variables, "
-              f"~{_human_bytes(est_bytes)} uncompressed, {math.prod(plan.n_blocks)} blocks of "
-              f"{math.prod(chunks):,} points, {dtype.name}, {fn.sharding.n_devices} "
-              f"device(s)", flush=True)
+        print(
+            f"limits.sweep: {points:,} points ({dims}), {len(specs)} variables, "
+            f"~{_human_bytes(est_bytes)} uncompressed, {math.prod(plan.n_blocks)} blocks of "
+            f"{math.prod(chunks):,} points, {dtype.name}, {fn.sharding.n_devices} "
+            f"device(s)",
+            flush=True,
+        )
         if reduction is not None:
-            print(f"limits.sweep: reduction: {reduction.describe(_units())}; stores "
-                  f"{stored_points:,} points", flush=True)
+            print(
+                f"limits.sweep: reduction: {reduction.describe(_units())}; stores "
+                f"{stored_points:,} points",
+                flush=True,
+            )
     with _store_io(path):
         if not path.exists():  # shards race here: the atomic rename lets exactly one win
             attrs = provenance(resolved_yaml, _overrides(cfg, overrides), data_config)
@@ -425,8 +504,9 @@ def _run(cfg: DictConfig, dtype: np.dtype, t0: float, overrides: Sequence[str] |
     skipped = [b for b in all_blocks if done[plan.stored_block(b)]]
     summary = _Summary(stored_axes)
     arrays = {s.name: group[s.name] for s in specs}
-    summary_vars = [v for v in arrays if v in ("utps", "stps", "feasible")
-                    or v.startswith(BEST_PREFIX)]
+    summary_vars = [
+        v for v in arrays if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
+    ]
     for b in skipped:  # resumed: headline numbers of blocks written before
         region = plan.stored_region(b)
         summary.add(region, {v: arrays[v][region] for v in summary_vars})
@@ -436,10 +516,19 @@ def _run(cfg: DictConfig, dtype: np.dtype, t0: float, overrides: Sequence[str] |
         from tqdm import tqdm
 
         if skipped:
-            print(f"limits.sweep: resuming {path}: {len(skipped)} of {len(all_blocks)} blocks "
-                  f"already written", flush=True)
-        bar = tqdm(total=sum(plan.points(b) for b in todo), unit="pt", unit_scale=True,
-                   desc="sweep", file=sys.stderr, dynamic_ncols=True)
+            print(
+                f"limits.sweep: resuming {path}: {len(skipped)} of {len(all_blocks)} blocks "
+                f"already written",
+                flush=True,
+            )
+        bar = tqdm(
+            total=sum(plan.points(b) for b in todo),
+            unit="pt",
+            unit_scale=True,
+            desc="sweep",
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
     def sink(block: tuple[int, ...], data: dict[str, np.ndarray]) -> None:
         region = plan.stored_region(block)
@@ -460,14 +549,23 @@ def _run(cfg: DictConfig, dtype: np.dtype, t0: float, overrides: Sequence[str] |
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
-    result = SweepResult(path, points, len(all_blocks), len(todo), len(skipped),
-                         fn.traces - traces_before,
-                         seconds, summary.as_dict())
+    result = SweepResult(
+        path,
+        points,
+        len(all_blocks),
+        len(todo),
+        len(skipped),
+        fn.traces - traces_before,
+        seconds,
+        summary.as_dict(),
+    )
     if verbose:
         rate = sum(plan.points(b) for b in todo) / seconds if seconds > 0 else float("nan")
         shard = f" (shard {shard_index} of {shard_count})" if shard_count > 1 else ""
-        print(f"limits.sweep: wrote {path}{shard} in {seconds:.2f} s "
-              f"({len(todo)} blocks computed, {len(skipped)} reused, {rate / 1e6:.3g} M points/s)")
+        print(
+            f"limits.sweep: wrote {path}{shard} in {seconds:.2f} s "
+            f"({len(todo)} blocks computed, {len(skipped)} reused, {rate / 1e6:.3g} M points/s)"
+        )
         for line in summary.lines("feasible" in arrays):
             print(line)
         print(f"  open with: xarray.open_zarr({str(path)!r})", flush=True)
@@ -504,8 +602,11 @@ def _task(cfg: DictConfig) -> None:
         print(f"limits.sweep: error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("limits.sweep: interrupted; re-run the same command to resume", file=sys.stderr,
-              flush=True)
+        print(
+            "limits.sweep: interrupted; re-run the same command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(130)
 
 

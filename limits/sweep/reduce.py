@@ -15,19 +15,28 @@ The module is generic: it knows array names and operators, not what they mean.
 
 from __future__ import annotations
 
-from limits.errors import ReduceError
-
 import dataclasses
 import math
 import operator
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from limits.errors import ReduceError
 from limits.units import UNIT_KINDS, UnitError, parse_quantity
 
-__all__ = ["Reduction", "ReduceError", "parse_reduction", "reduce_block", "finish_host",
-           "FOUND", "INDEX_PREFIX", "BEST_PREFIX", "OPS"]
+__all__ = [
+    "Reduction",
+    "ReduceError",
+    "parse_reduction",
+    "reduce_block",
+    "finish_host",
+    "FOUND",
+    "INDEX_PREFIX",
+    "BEST_PREFIX",
+    "OPS",
+]
 
 FOUND = "reduce_found"
 INDEX_PREFIX = "reduce_index_"
@@ -35,10 +44,14 @@ BEST_PREFIX = "best_"
 FEASIBLE = "feasible"
 #: constraint operators (``output op value``)
 OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne}
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 MODES = ("max", "min")
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +72,17 @@ class Reduction:
     def describe(self, units: Mapping[str, str] | None = None) -> str:
         """One human-readable line, e.g. ``max stps over batch where utps >= 50 tok/s/user``."""
         units = units or {}
-        conds = [f"{n} {op} {v:g}" + (f" {units[n]}" if units.get(n, "1") != "1" else "")
-                 if n != FEASIBLE else "feasible" for n, op, v in self.constraints]
+        conds = [
+            f"{n} {op} {v:g}" + (f" {units[n]}" if units.get(n, "1") != "1" else "")
+            if n != FEASIBLE
+            else "feasible"
+            for n, op, v in self.constraints
+        ]
         where = f" where {' and '.join(conds)}" if conds else ""
-        return (f"{self.mode} {self.objective} over {', '.join(self.over)}{where}; ties: first "
-                f"index; none valid: NaN, False, -1, {FOUND} False")
+        return (
+            f"{self.mode} {self.objective} over {', '.join(self.over)}{where}; ties: first "
+            f"index; none valid: NaN, False, -1, {FOUND} False"
+        )
 
 
 def _value(name: str, raw: Any, unit: str) -> float:
@@ -79,22 +98,26 @@ def _value(name: str, raw: Any, unit: str) -> float:
         raise UnitError(f"{key}: expected a plain number in {unit}, got {raw!r}") from None
 
 
-def parse_reduction(node: Mapping[str, Any], axes: Sequence[str],
-                    outputs: Mapping[str, tuple[str, str]]) -> Reduction | None:
+def parse_reduction(
+    node: Mapping[str, Any], axes: Sequence[str], outputs: Mapping[str, tuple[str, str]]
+) -> Reduction | None:
     """The ``Reduction`` of a ``reduce`` config node (``None`` when ``over`` is empty), checked
     against the grid ``axes`` and ``outputs`` (name -> (units, long_name))."""
     over = [str(a) for a in (node.get("over") or [])]
     unknown = [a for a in over if a not in axes]
     if unknown:
-        raise ReduceError(f"reduce.over: {', '.join(unknown)} not a grid axis; grid axes: "
-                          f"{', '.join(axes) or '(none)'}")
+        raise ReduceError(
+            f"reduce.over: {', '.join(unknown)} not a grid axis; grid axes: "
+            f"{', '.join(axes) or '(none)'}"
+        )
     twice = sorted({a for a in over if over.count(a) > 1})
     if twice:
         raise ReduceError(f"reduce.over: axis {', '.join(twice)} given more than once")
     objective = str(node.get("objective"))
     if objective not in outputs:
-        raise ReduceError(f"reduce.objective = {objective!r} is not a model output; valid: "
-                          f"{', '.join(outputs)}")
+        raise ReduceError(
+            f"reduce.objective = {objective!r} is not a model output; valid: {', '.join(outputs)}"
+        )
     mode = str(node.get("mode"))
     if mode not in MODES:
         raise ReduceError(f"reduce.mode = {mode!r}; allowed: {', '.join(MODES)}")
@@ -102,11 +125,14 @@ def parse_reduction(node: Mapping[str, Any], axes: Sequence[str],
     for name, spec in dict(node.get("constraints") or {}).items():
         name = str(name)
         if name not in outputs:
-            raise ReduceError(f"reduce.constraints: {name!r} is not a model output; valid: "
-                              f"{', '.join(outputs)}")
+            raise ReduceError(
+                f"reduce.constraints: {name!r} is not a model output; valid: {', '.join(outputs)}"
+            )
         if not isinstance(spec, (list, tuple)) or len(spec) != 2 or str(spec[0]) not in OPS:
-            raise ReduceError(f"reduce.constraints.{name} = {spec!r}; write [op, value] with "
-                              f"op one of {' '.join(OPS)}, e.g. ['>=', 50]")
+            raise ReduceError(
+                f"reduce.constraints.{name} = {spec!r}; write [op, value] with "
+                f"op one of {' '.join(OPS)}, e.g. ['>=', 50]"
+            )
         constraints.append((name, str(spec[0]), _value(name, spec[1], outputs[name][0])))
     feasible_only = node.get("feasible_only", True)
     if not isinstance(feasible_only, bool):
@@ -120,8 +146,9 @@ def parse_reduction(node: Mapping[str, Any], axes: Sequence[str],
     return Reduction(tuple(over), objective, mode, tuple(constraints))
 
 
-def reduce_block(reduction: Reduction, names: Sequence[str], arrays: Mapping[str, Any],
-                 inputs: Mapping[str, Any]) -> dict[str, Any]:
+def reduce_block(
+    reduction: Reduction, names: Sequence[str], arrays: Mapping[str, Any], inputs: Mapping[str, Any]
+) -> dict[str, Any]:
     """Reduce block ``arrays`` (dims ``names`` then optional trailing dims) over
     ``reduction.over`` using ``inputs`` (the objective and constrained outputs, block shape).
 
@@ -141,12 +168,11 @@ def reduce_block(reduction: Reduction, names: Sequence[str], arrays: Mapping[str
     def flat(x: Any) -> Any:
         """Kept dims, trailing dims, then the reduced dims flattened into one (last)."""
         x = jnp.moveaxis(x, red, list(range(x.ndim - len(red), x.ndim)))
-        return x.reshape(x.shape[:x.ndim - len(red)] + (n_red,))
+        return x.reshape(x.shape[: x.ndim - len(red)] + (n_red,))
 
     objective = flat(inputs[reduction.objective])
     if objective.dtype == jnp.bool_ or jnp.issubdtype(objective.dtype, jnp.integer):
-        objective = objective.astype(jnp.float64 if objective.dtype.itemsize > 4
-                                     else jnp.float32)
+        objective = objective.astype(jnp.float64 if objective.dtype.itemsize > 4 else jnp.float32)
     valid = ~jnp.isnan(objective)
     for name, op, value in reduction.constraints:
         x = flat(inputs[name])
@@ -186,14 +212,15 @@ def _missing(dtype: Any) -> Any:
     return jnp.asarray(-1, dtype)
 
 
-def finish_host(data: Mapping[str, np.ndarray],
-                axes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def finish_host(
+    data: Mapping[str, np.ndarray], axes: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Host side: each ``INDEX_PREFIX + axis`` array becomes ``BEST_PREFIX + axis``, the
     chosen coordinate value of ``axes[axis]`` (float64), NaN where ``FOUND`` is False."""
     out = {}
     for key, value in data.items():
         if key.startswith(INDEX_PREFIX):
-            axis = key[len(INDEX_PREFIX):]
+            axis = key[len(INDEX_PREFIX) :]
             coords = np.asarray(axes[axis], np.float64)
             out[BEST_PREFIX + axis] = np.where(data[FOUND], coords[value], np.nan)
         else:

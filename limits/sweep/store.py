@@ -16,8 +16,6 @@ exists completely or not at all, even when several shard jobs race to create it.
 
 from __future__ import annotations
 
-from limits.errors import StoreError
-
 import contextlib
 import dataclasses
 import datetime as _dt
@@ -28,21 +26,37 @@ import shutil
 import subprocess
 import uuid
 import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
+from limits.errors import StoreError
 from limits.model.outputs import BOUND_LABELS, OUTPUTS
 
-__all__ = ["CONFIG_ATTR", "VariableSpec", "StoreLayout", "StoreError", "codec_for", "chunk_shape",
-           "create_store", "open_store_group", "done_mask", "mark_done", "config_differences",
-           "provenance", "write_region", "PROGRESS_ARRAY", "quiet_zarr_warnings",
-           "check_same_config", "output_attrs"]
+__all__ = [
+    "CONFIG_ATTR",
+    "VariableSpec",
+    "StoreLayout",
+    "StoreError",
+    "codec_for",
+    "chunk_shape",
+    "create_store",
+    "open_store_group",
+    "done_mask",
+    "mark_done",
+    "config_differences",
+    "provenance",
+    "write_region",
+    "PROGRESS_ARRAY",
+    "quiet_zarr_warnings",
+    "check_same_config",
+    "output_attrs",
+]
 
 PROGRESS_ARRAY = "_progress/block_done"
 CONFIG_ATTR = "limits_data_config"
-
 
 
 @contextlib.contextmanager
@@ -74,8 +88,9 @@ def output_attrs(name: str) -> dict[str, Any]:
     units, long_name = OUTPUTS[name]
     attrs: dict[str, Any] = {"units": units, "long_name": long_name}
     if name == "bound":
-        attrs.update(flag_values=list(range(len(BOUND_LABELS))),
-                     flag_meanings=" ".join(BOUND_LABELS))
+        attrs.update(
+            flag_values=list(range(len(BOUND_LABELS))), flag_meanings=" ".join(BOUND_LABELS)
+        )
     return attrs
 
 
@@ -115,16 +130,21 @@ def codec_for(name: str, clevel: int = 5) -> list:
     raise StoreError(f"store.codec = {name!r} is unknown; allowed: lz4, zstd, none")
 
 
-def chunk_shape(shape: tuple[int, ...], chunk_points: int,
-                overrides: Mapping[str, int] | None = None,
-                names: tuple[str, ...] = ()) -> tuple[int, ...]:
+def chunk_shape(
+    shape: tuple[int, ...],
+    chunk_points: int,
+    overrides: Mapping[str, int] | None = None,
+    names: tuple[str, ...] = (),
+) -> tuple[int, ...]:
     """Chunk (= block) shape of about ``chunk_points`` points: whole innermost axes first,
     then part of the next one, then 1 along the outer ones. ``overrides`` fix chosen axes."""
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(names)
     if unknown:
-        raise StoreError(f"store.chunks: {', '.join(sorted(unknown))} not a grid axis; axes: "
-                         f"{', '.join(names) or '(none)'}")
+        raise StoreError(
+            f"store.chunks: {', '.join(sorted(unknown))} not a grid axis; axes: "
+            f"{', '.join(names) or '(none)'}"
+        )
     chunks = [0] * len(shape)
     budget = max(1, int(chunk_points))
     for i in reversed(range(len(shape))):
@@ -143,8 +163,14 @@ def chunk_shape(shape: tuple[int, ...], chunk_points: int,
 def _git_commit() -> str | None:
     try:
         here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -163,12 +189,16 @@ def provenance(resolved_yaml: str, overrides: Iterable[str], data_config: Mappin
         "title": "limits sweep",
         "limits_version": __version__,
         "git_commit": _git_commit() or "unknown",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "config": resolved_yaml,
         "overrides": list(overrides),
-        "library_versions": {"jax": jax.__version__, "numpy": np.__version__,
-                             "xarray": xarray.__version__, "zarr": zarr.__version__,
-                             "hydra": hydra.__version__},
+        "library_versions": {
+            "jax": jax.__version__,
+            "numpy": np.__version__,
+            "xarray": xarray.__version__,
+            "zarr": zarr.__version__,
+            "hydra": hydra.__version__,
+        },
         CONFIG_ATTR: json.dumps(data_config, sort_keys=True),
     }
 
@@ -180,7 +210,8 @@ def _template(layout: StoreLayout, attrs: Mapping[str, Any]):
     names = tuple(layout.axes)
     coords: dict[str, Any] = {
         n: (n, np.asarray(v, dtype=np.float64), dict(layout.axis_attrs.get(n, {})))
-        for n, v in layout.axes.items()}
+        for n, v in layout.axes.items()
+    }
     for n, v in layout.extra_coords.items():
         coords[n] = (n, np.asarray(v, dtype=object), {"long_name": f"{n} parameter names"})
     data_vars = {}
@@ -190,8 +221,10 @@ def _template(layout: StoreLayout, attrs: Mapping[str, Any]):
         chunks = layout.chunks + var.extra_shape
         data = da.zeros(shape, dtype=var.dtype, chunks=chunks or ())
         data_vars[var.name] = (names + var.extra_dims, data, dict(var.attrs))
-        encoding[var.name] = {"compressors": codec_for(layout.codec, layout.clevel),
-                              "chunks": chunks}
+        encoding[var.name] = {
+            "compressors": codec_for(layout.codec, layout.clevel),
+            "chunks": chunks,
+        }
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs)), encoding
 
 
@@ -206,13 +239,20 @@ def create_store(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -> b
     ds, encoding = _template(layout, attrs)
     try:
         with quiet_zarr_warnings():
-            ds.to_zarr(tmp, mode="w", compute=False, encoding=encoding, zarr_format=3,
-                       consolidated=True)
+            ds.to_zarr(
+                tmp, mode="w", compute=False, encoding=encoding, zarr_format=3, consolidated=True
+            )
             root = zarr.open_group(tmp, mode="r+", zarr_format=3, use_consolidated=False)
             root.create_group("_progress")
             nb = layout.n_blocks
-            root.create_array(PROGRESS_ARRAY, shape=nb, chunks=(1,) * len(nb), dtype=bool,
-                              fill_value=False, compressors=None)
+            root.create_array(
+                PROGRESS_ARRAY,
+                shape=nb,
+                chunks=(1,) * len(nb),
+                dtype=bool,
+                fill_value=False,
+                compressors=None,
+            )
     except BaseException:  # e.g. no space: leave no half-made template behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -256,8 +296,9 @@ def config_differences(stored: Mapping, current: Mapping) -> list[str]:
     out = []
     for key in sorted(set(a) | set(b)):
         if a.get(key, "<unset>") != b.get(key, "<unset>"):
-            out.append(f"{key}: {a.get(key, '<unset>')!r} (store) != "
-                       f"{b.get(key, '<unset>')!r} (now)")
+            out.append(
+                f"{key}: {a.get(key, '<unset>')!r} (store) != {b.get(key, '<unset>')!r} (now)"
+            )
     return out
 
 
@@ -265,9 +306,11 @@ def check_same_config(group, path: Path, current: Mapping) -> None:
     """Refuse to resume into a store written with different data settings."""
     diffs = config_differences(stored_data_config(group), current)
     if diffs:
-        raise StoreError(f"store {path} was written with different settings: "
-                         f"{'; '.join(diffs)}. Use another store.path (or hydra.run.dir), or "
-                         f"delete the store to start over")
+        raise StoreError(
+            f"store {path} was written with different settings: "
+            f"{'; '.join(diffs)}. Use another store.path (or hydra.run.dir), or "
+            f"delete the store to start over"
+        )
 
 
 def done_mask(group) -> np.ndarray:
@@ -280,8 +323,9 @@ def mark_done(group, block: tuple[int, ...]) -> None:
     group[PROGRESS_ARRAY][block] = True
 
 
-def write_region(arrays: Mapping[str, Any], region: tuple[slice, ...],
-                 data: Mapping[str, np.ndarray]) -> None:
+def write_region(
+    arrays: Mapping[str, Any], region: tuple[slice, ...], data: Mapping[str, np.ndarray]
+) -> None:
     """Write whole chunks: ``data[name]`` (already cropped) into ``arrays[name][region]``.
 
     All variables of the region are written in one call of zarr's event loop, so their chunks
