@@ -99,6 +99,7 @@ def test_open_errors_name_the_problem(tmp_path):
         open_results(tmp_path / "m")
 
 
+@pytest.mark.slow
 def test_questions_on_a_lazily_opened_store_match_in_memory(tmp_path):
     from limits.analysis import batching_advisor, best_config, pareto_frontier
 

@@ -77,6 +77,7 @@ def _cli(tmp_path, *overrides):
     )
 
 
+@pytest.mark.subprocess
 def test_cli_prints_the_catalogued_message_and_exits_2(tmp_path):
     case = BY_WHAT["context longer than the model's"]
     message, _ = attempt(case.overrides, tmp_path / "other.zarr")
@@ -87,6 +88,7 @@ def test_cli_prints_the_catalogued_message_and_exits_2(tmp_path):
     assert not (tmp_path / "sweep.zarr").exists()
 
 
+@pytest.mark.subprocess
 def test_cli_unknown_preset_is_hydras_error_without_traceback(tmp_path):
     case = BY_WHAT["unknown hardware preset"]
     message, err = attempt(case.overrides, tmp_path / "s.zarr")

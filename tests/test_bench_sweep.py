@@ -7,6 +7,8 @@ import pytest
 
 from limits.model.outputs import DEFAULT_OUTPUTS
 
+pytestmark = [pytest.mark.slow]
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sweep.py"
 
 

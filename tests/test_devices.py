@@ -45,6 +45,7 @@ def test_block_outputs_live_on_both_devices():
     assert [s.data.shape for s in out["utps"].addressable_shards] == [(3, 4), (3, 4)]
 
 
+@pytest.mark.slow
 def test_all_devices_equal_one_device_exactly_with_one_compile(tmp_path):
     one = run(compose(GRID + ["devices=1", f"store.path={tmp_path / 'one.zarr'}"]), verbose=False)
     both = run(

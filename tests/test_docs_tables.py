@@ -32,6 +32,7 @@ def test_update_needs_the_markers():
         update_document("no markers here")
 
 
+@pytest.mark.slow
 def test_scale_out_doc_lists_every_bad_input_with_its_current_message():
     from tools.bad_inputs import BAD_INPUTS
     from tools.docs_tables import DOCUMENTS

@@ -153,6 +153,7 @@ def test_generated_preset_counts_like_hand_written_one():
     assert float(architecture_params(m)) == pytest.approx(671e9, rel=0.02)
 
 
+@pytest.mark.subprocess
 def test_cli_prints_yaml_that_round_trips(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text((DATA / "gpt-oss-120b.json").read_text())

@@ -148,6 +148,7 @@ def test_inverse_is_elementwise_over_a_grid():
     assert c["tp"].shape == (4, 3)
 
 
+@pytest.mark.slow
 def test_min_chips_when_outputs_depend_on_different_grid_axes():
     # memory capacity (an axis utps ignores) decides which tp fits; utps is rank 0
     grid = _params(mem_capacity=np.array([16.0, 96.0]) * 2.0**30)

@@ -10,6 +10,8 @@ pytest.importorskip("matplotlib")
 from limits.analysis import open_results
 from limits.studies import liminal as report
 
+pytestmark = [pytest.mark.slow]
+
 HARDWARE = ["xpu_hbm3", "xpu_3d_dram"]
 MODELS = ["llama3_405b", "deepseek_v3"]
 GRID = [

@@ -17,6 +17,8 @@ from limits.studies import roadmap
 from limits.studies.common import SWEEPS_DIR, job_params, run_study
 from limits.studies.liminal import PAPER
 
+pytestmark = [pytest.mark.slow]
+
 MODELS = ["llama3_405b", "deepseek_v3"]
 TIB = 2.0**40
 

@@ -22,6 +22,8 @@ from limits.sweep.consolidate import shared_store_status
 from limits.sweep.job import _task
 from limits.sweep.store import PROGRESS_ARRAY, StoreError, create_store
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
 SMALL = [

@@ -77,6 +77,7 @@ def test_acceptance_point_reproduces_paper_utps(tmp_path):
     assert [round(float(u)) for u in utps] == [290, 271]
 
 
+@pytest.mark.subprocess
 def test_acceptance_command_in_a_real_process(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     proc = subprocess.run(
@@ -97,6 +98,7 @@ def test_acceptance_command_in_a_real_process(tmp_path):
     )
 
 
+@pytest.mark.subprocess
 def test_console_script_finds_the_config(tmp_path):
     """``limits-sweep`` (the installed console script) runs like ``python -m limits.sweep``."""
     script = Path(sys.executable).parent / "limits-sweep"
@@ -122,6 +124,7 @@ def test_console_script_finds_the_config(tmp_path):
     assert round(float(xr.open_zarr(tmp_path / "sweep.zarr").utps.values[0])) == 290
 
 
+@pytest.mark.subprocess
 def test_user_error_is_one_line_and_nonzero_exit(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     proc = subprocess.run(

@@ -102,7 +102,7 @@ def update_document(text: str, blocks: Mapping[str, str] | None = None) -> str:
         )
         if not pattern.search(text):
             raise ValueError(f"document has no generated block {name!r}")
-        text = pattern.sub(lambda _, n=name, b=body: _marked(n, b), text)
+        text = pattern.sub(_marked(name, body).replace("\\", "\\\\"), text)
     return text
 
 

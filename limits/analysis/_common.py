@@ -4,7 +4,7 @@ reading parameter values from coordinates or provenance, axis labels with units.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import numpy as np
@@ -136,7 +136,7 @@ def _configs(ds: xr.Dataset) -> list[dict]:
         return [
             _load_config(j["config"])
             for j in jobs
-            if all(kept[g] is None or str(j.get(g)) in kept[g] for g in kept)
+            if all(labels is None or str(j.get(g)) in labels for g, labels in kept.items())
         ]
     return [_load_config(ds.attrs["config"])] if ds.attrs.get("config") else []
 
@@ -218,15 +218,15 @@ def point_dims(ds: xr.Dataset) -> list[str]:
     return [str(d) for d in ds.dims if d != "wrt"]
 
 
-def over_dims(dims: Iterable[str], over: str | Iterable[str] | None) -> list[str]:
+def over_dims(dims: Iterable[Hashable], over: str | Iterable[str] | None) -> list[str]:
     """Normalise an ``over`` argument (None: all ``dims``); error names unknown dims."""
-    dims = list(dims)
+    names = [str(d) for d in dims]
     if over is None:
-        return dims
+        return names
     chosen = [over] if isinstance(over, str) else list(over)
-    unknown = [d for d in chosen if d not in dims]
+    unknown = [d for d in chosen if d not in names]
     if unknown:
-        raise KeyError(f"unknown dimension(s) {', '.join(unknown)}; dims: {', '.join(dims)}")
+        raise KeyError(f"unknown dimension(s) {', '.join(unknown)}; dims: {', '.join(names)}")
     return chosen
 
 

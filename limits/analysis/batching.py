@@ -105,9 +105,9 @@ def batching_advisor(
         out["memory_freed_fraction"] = (out["memory_freed"] / out["memory_available"]).assign_attrs(
             units="1", long_name="freed / available memory"
         )
-    out["extra_replicas"] = np.floor(out["memory_freed"] / out["memory_at_chosen"]).assign_attrs(
-        units="1", long_name="extra replicas that fit in the freed memory (upper bound)"
-    )
+    out["extra_replicas"] = xr.ufuncs.floor(
+        out["memory_freed"] / out["memory_at_chosen"]
+    ).assign_attrs(units="1", long_name="extra replicas that fit in the freed memory (upper bound)")
     out["combined_stps"] = ((1.0 + out["extra_replicas"]) * out["chosen_stps"]).assign_attrs(
         units=stps.attrs.get("units", ""),
         long_name="stps of the chosen batch with the extra replicas (upper bound)",
@@ -126,7 +126,7 @@ def batching_advisor(
             src = share if name == "kv_share" else ds.get(name)
             if src is not None:
                 out[f"{name}_at_{where}"] = at(src, index).assign_attrs(src.attrs)
-    summaries = [n for n in out.data_vars if batch_dim not in out[n].dims]
+    summaries = [str(n) for n in out.data_vars if batch_dim not in out[n].dims]
     if not bool(has_point.all()):
         for name in summaries:
             out[name] = out[name].where(has_point)

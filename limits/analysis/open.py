@@ -108,7 +108,8 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
     """Stack job datasets along new leading dims `hardware` and `model` (outer join: points no
     job computed are NaN, `feasible` False, `bound` -1 = ``MISSING_BOUND``)."""
     names = names or [f"job {i}" for i in range(len(datasets))]
-    labels, seen = [], {}
+    labels: list[tuple[str, str]] = []
+    seen: dict[tuple[str, str], str] = {}
     for ds, name in zip(datasets, names):
         hw, mdl = job_labels(ds, name)
         if (hw, mdl) in seen:
@@ -137,10 +138,10 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
         combined[coord] = combined[coord].astype(object)
     combined["hardware"].attrs.update(long_name="hardware preset", units="")
     combined["model"].attrs.update(long_name="model preset", units="")
-    for name in combined.data_vars:  # keep each variable's attrs (units, long_name, flags)
+    for var in combined.data_vars:  # keep each variable's attrs (units, long_name, flags)
         for ds in datasets:
-            if name in ds:
-                combined[name].attrs = dict(ds[name].attrs)
+            if var in ds:
+                combined[var].attrs = dict(ds[var].attrs)
                 break
     # each job's own provenance, in the consolidated store's format (``parameter`` reads it)
     combined.attrs["jobs"] = json.dumps(

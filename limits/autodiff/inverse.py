@@ -180,7 +180,7 @@ def tp_candidates(n_heads, max_tp: float = 1024) -> tuple[float, ...]:
     multiples up to ``max_tp`` (union over the values of a concrete ``n_heads`` array)."""
     if not is_concrete(n_heads):
         raise ParameterError("n_heads is traced or abstract: pass candidates= to min_chips")
-    values = set()
+    values: set[float] = set()
     for h in np.unique(np.asarray(n_heads, dtype=float)):
         h = int(h)
         values.update(t for t in range(1, h + 1) if h % t == 0)
