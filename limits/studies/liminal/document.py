@@ -31,11 +31,11 @@ def _feasible_lines(ds: xr.Dataset) -> list[str]:
         cells.append(f"{hw} {float(one.mean()):.0%}")
     lines = ["Feasible share of the points per part: " + ", ".join(cells) + "."]
     for hw in ds["hardware"].values.tolist():
-        one = ds.sel(hardware=hw)
+        part = ds.sel(hardware=hw)
         if bool(ok.sel(hardware=hw).any()) or "memory_available" not in ds or "tp" not in ds.dims:
             continue
-        per_chip = float((one["memory_available"] / one["tp"]).max())
-        need = float(one["memory_required"].min())
+        per_chip = float((part["memory_available"] / part["tp"]).max())
+        need = float(part["memory_required"].min())
         lines.append(
             f"{hw} ({per_chip / 2**30:.3g} GiB per chip) holds none of the models on "
             f"up to {float(ds['tp'].max()):g} chips: the smallest need, "

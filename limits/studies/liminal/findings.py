@@ -14,6 +14,7 @@ from limits.model.sync import leaves_node
 from limits.studies.common import (
     Finding,
     at,
+    at_known,
     ctx_label,
     feasible,
     fmax,
@@ -148,7 +149,7 @@ def _gain_vs_hbm3(ds: xr.Dataset, hw: str, sync: float | None) -> xr.DataArray |
         return None
     if sync is not None:
         base, other = at(base, sync_latency=sync), at(other, sync_latency=sync)
-        if base is None:
+        if base is None or other is None:
             return None
     ok = feasible(base) & feasible(other)
     return (other["utps"] / base["utps"]).where(ok)
@@ -234,6 +235,7 @@ def _sync(ds: xr.Dataset) -> Finding:
         return _not_covered("sync", title, paper, "a sync-latency axis over several parts")
     syncs = np.sort(ds["sync_latency"].values.astype(float))
     above = syncs[syncs >= PAPER["sync_knee_s"]]
+    slow: float | None
     if has(ds, "sync_latency", PAPER["scale_out_sync_s"]):
         slow = PAPER["scale_out_sync_s"]
     else:
@@ -374,14 +376,16 @@ def _capacity(ds: xr.Dataset) -> Finding:
     b1 = at(ds, model=BIG_MODEL, batch=1)
     if b1 is not None:
         numbers["memory_required_batch1_min_GB"] = float(b1["memory_required"].min()) / 1e9
-    contexts = sub["context"].values if "context" in sub.dims else [None]
-    pick_ctx = [c for c in (4096, 131072) if c is not None and has(sub, "context", c)] or [
+    if "context" not in sub.coords:
+        return _not_covered("capacity", title, paper, "405B at TP8 with a context coordinate")
+    contexts = np.atleast_1d(sub["context"].values)
+    pick_ctx: list[float] = [c for c in (4096, 131072) if has(sub, "context", c)] or [
         float(contexts[0])
     ]
     for hw in sub["hardware"].values.tolist() if "hardware" in sub.dims else []:
         cells = []
         for c in pick_ctx:
-            one = at(sub, hardware=hw, context=c)
+            one = at_known(sub, hardware=hw, context=c)
             mb = float(np.asarray(one["max_batch"].values, float).max())
             numbers[f"{hw}_max_batch_{ctx_label(c)}"] = mb
             cells.append(f"{mb:.0f} at {ctx_label(c)}")

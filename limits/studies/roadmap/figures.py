@@ -13,6 +13,7 @@ import xarray as xr
 from limits.model.sync import leaves_node
 from limits.studies.common import (
     at,
+    at_known,
     ctx_label,
     feasible,
     job_params,
@@ -61,7 +62,7 @@ def _fig_bandwidth(ds: xr.Dataset):
             return None
         x = sub["mem_bw"].values / TIB
         for s in _sync_picks(sub):
-            one = at(sub, sync_latency=s)
+            one = at_known(sub, sync_latency=s)
             axes[0, j].plot(
                 x, one["utps"].where(feasible(one)).values, marker=".", label=f"sync {_us(s)}"
             )

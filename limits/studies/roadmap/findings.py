@@ -16,6 +16,7 @@ from limits.model.sync import leaves_node
 from limits.studies.common import (
     Finding,
     at,
+    at_known,
     ctx_label,
     feasible,
     fmt_coords,
@@ -212,7 +213,7 @@ def _sync_picks(sub: xr.Dataset) -> list[float]:
 def _arg(da: xr.DataArray, pick: Callable) -> dict[str, Any]:
     """Coordinates of the element ``pick`` (``np.nanargmax``/``np.nanargmin``) selects."""
     index = np.unravel_index(int(pick(np.asarray(da.values, float))), da.shape)
-    return {d: float(da[d].values[i]) for d, i in zip(da.dims, index)}
+    return {str(d): float(da[d].values[i]) for d, i in zip(da.dims, index)}
 
 
 def _compute_wall(rep: xr.Dataset) -> float:
@@ -242,13 +243,13 @@ def _bandwidth(ds: xr.Dataset) -> RoadmapFinding:
     for m in _models(ds):
         sub = _view(ds, m)
         hardware = job_params(ds, _hardware(ds), m).hardware
-        lo_pt, hi_pt = at(sub, mem_bw=b0), at(sub, mem_bw=b8)
+        lo_pt, hi_pt = at_known(sub, mem_bw=b0), at_known(sub, mem_bw=b8)
         gain = (hi_pt["utps"] / lo_pt["utps"]).where(feasible(lo_pt) & feasible(hi_pt))
         numbers[f"{m}_gain_min"], numbers[f"{m}_gain_max"] = float(gain.min()), float(gain.max())
         text = f"{m}: {float(gain.min()):.2f}-{float(gain.max()):.2f}x over the whole grid"
-        g = at(_scale_out(gain.to_dataset(name="g"), hardware), sync_latency=paper_sync)
-        if g is not None:
-            g = g["g"]
+        g_at = at(_scale_out(gain.to_dataset(name="g"), hardware), sync_latency=paper_sync)
+        if g_at is not None:
+            g = g_at["g"]
             numbers[f"{m}_gain_paper_sync_min"] = float(g.min())
             numbers[f"{m}_gain_paper_sync_max"] = float(g.max())
             at_paper.append((m, g))
@@ -263,10 +264,14 @@ def _bandwidth(ds: xr.Dataset) -> RoadmapFinding:
             )
         one = _rep(sub, sync=False)
         if one is not None and "elasticity_utps" in one:
-            e8 = one["elasticity_utps"].sel(wrt="mem_bw").sel(mem_bw=at(one, mem_bw=b8)["mem_bw"])
+            e8 = (
+                one["elasticity_utps"]
+                .sel(wrt="mem_bw")
+                .sel(mem_bw=at_known(one, mem_bw=b8)["mem_bw"])
+            )
             cells = []
             for s in _sync_picks(one):
-                v = float(at(e8.to_dataset(name="e"), sync_latency=s)["e"])
+                v = float(at_known(e8.to_dataset(name="e"), sync_latency=s)["e"])
                 numbers[f"{m}_elasticity_8x_{s / US:g}us"] = v
                 cells.append(f"{v:.2f} at {_us(s)}")
             wall = _compute_wall(one)
@@ -328,10 +333,9 @@ def _bandwidth(ds: xr.Dataset) -> RoadmapFinding:
         if p_lo < lo * 0.9:
             ours += f" The smallest gains are below the paper's {lo}x."
     for m in _models(ds):
-        gain = _view(ds, m)
-        gain = (at(gain, mem_bw=b8)["utps"] / at(gain, mem_bw=b0)["utps"]).where(
-            feasible(at(gain, mem_bw=b0)) & feasible(at(gain, mem_bw=b8))
-        )
+        sub = _view(ds, m)
+        lo_pt, hi_pt = at_known(sub, mem_bw=b0), at_known(sub, mem_bw=b8)
+        gain = (hi_pt["utps"] / lo_pt["utps"]).where(feasible(lo_pt) & feasible(hi_pt))
         ours += (
             f" {m}: largest gain {float(gain.max()):.2f}x at "
             f"{fmt_coords(_arg(gain, np.nanargmax))}, smallest {float(gain.min()):.2f}x at "
@@ -389,7 +393,7 @@ def _target_rows(ds: xr.Dataset, target: float, numbers: dict[str, float]) -> li
                     pt["mem_bw_min"], pt["mem_bw_reason"], _tib, largest=False
                 )
                 numbers[f"{key}_{name}_Bps"], numbers[f"{key}_{name}_tp"] = v, tp
-            pt = at(one, mem_bw=bw.max(), sync_latency=sync.min())
+            pt = at_known(one, mem_bw=bw.max(), sync_latency=sync.min())
             numbers[f"{key}_chips_tp"], cells["chips"] = _chips_text(
                 pt["tp_min"], pt["utps_at_tp_min"], pt["tp_reason"]
             )
@@ -589,7 +593,7 @@ def _elasticities(ds: xr.Dataset) -> RoadmapFinding:
         share = float(((sub["bound"] == 2) & ok).sum() / ok.sum())
         numbers[f"{m}_sync_bound_share"] = sync_bound[m] = share
     diff = (
-        float(np.nanmax(np.abs(ds["elasticity_stps"] - ds["elasticity_utps"]).values))
+        float(np.nanmax(abs(ds["elasticity_stps"] - ds["elasticity_utps"]).values))
         if "elasticity_stps" in ds
         else float("nan")
     )
