@@ -4,11 +4,14 @@ import re
 
 import numpy as np
 import pytest
+import xarray as xr
 
 pytest.importorskip("matplotlib")
 
 from limits.analysis import open_results
+from limits.errors import StoreError
 from limits.studies import liminal as report
+from limits.studies.common import at, at_known
 
 pytestmark = [pytest.mark.slow]
 
@@ -170,3 +173,10 @@ def test_study_recipes_compose_and_every_job_grid_is_valid(recipe, n_jobs, n_poi
         assert grid.size == n_points
         validate_grid(params_from_cfg(cfg), grid)
     GlobalHydra.instance().clear()
+
+
+def test_at_known_selects_like_at_and_refuses_a_point_the_store_lacks():
+    ds = xr.Dataset({"utps": ("tp", [1.0, 2.0])}, coords={"tp": [8.0, 32.0]})
+    assert at_known(ds, tp=32).identical(at(ds, tp=32))
+    with pytest.raises(StoreError, match="tp"):
+        at_known(ds, tp=16)

@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from limits.analysis import best_config
+from limits.errors import StoreError
 from limits.model.params import Params, parameter_index
 from limits.plots.figure import new_figure
 
@@ -27,6 +28,7 @@ __all__ = [
     "Finding",
     "has",
     "at",
+    "at_known",
     "feasible",
     "fmax",
     "where_max",
@@ -64,7 +66,7 @@ class Finding:
     figure: str | None = None
 
 
-def has(ds: xr.Dataset, dim: str, value: Any) -> bool:
+def has(ds: xr.Dataset | xr.DataArray, dim: str, value: Any) -> bool:
     """Whether coordinate ``dim`` holds ``value`` (numbers matched to 1e-6 relative)."""
     if dim not in ds.coords:
         return False
@@ -95,6 +97,15 @@ def at(ds: xr.Dataset, **coords: Any) -> xr.Dataset | None:
     return ds.sel(pick)
 
 
+def at_known(ds: xr.Dataset, **coords: Any) -> xr.Dataset:
+    """``at`` for coordinates the caller took from the store's own axes or checked with ``has``:
+    one it lacks is a ``StoreError`` instead of None."""
+    sub = at(ds, **coords)
+    if sub is None:
+        raise StoreError(f"the study store has no point at {coords}")
+    return sub
+
+
 def feasible(ds: xr.Dataset) -> xr.DataArray:
     """The stored `feasible` flag as booleans (all True when the store lacks it)."""
     return ds["feasible"].astype(bool) if "feasible" in ds else xr.ones_like(ds["utps"], bool)
@@ -110,7 +121,7 @@ def where_max(ds: xr.Dataset, name: str, ok: xr.DataArray | None = None) -> dict
     """Coordinates of the max of ``name`` among points where ``ok`` (feasible by default)."""
     ok = feasible(ds) if ok is None else ok
     best = best_config(ds.assign(_ok=ok), maximize=name, constraints={"_ok": ("==", True)})
-    return {d: best[d].item() for d in ds[name].dims}
+    return {str(d): best[d].item() for d in ds[name].dims}
 
 
 def fmt_coords(coords: dict[str, Any]) -> str:

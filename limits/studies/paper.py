@@ -3,10 +3,33 @@ by the studies for comparison only, and the systems the paper centres on."""
 
 from __future__ import annotations
 
+from typing import Final, TypedDict
+
 __all__ = ["PAPER", "BASE_HW", "BIG_MODEL", "MOE_MODEL"]
 
+
+class PaperValues(TypedDict):
+    """The type of each published value (the studies do arithmetic on them)."""
+
+    golden_utps: dict[int, int]
+    golden_tp: int
+    scale_out_sync_s: float
+    tp128_utps: int
+    hbm3_long_context_utps: int
+    bandwidth_factor: int
+    bandwidth_gain: tuple[float, float]
+    fast_bandwidth_factor: int
+    sync_knee_s: float
+    sync_needed_s: float
+    low_batch_utilization: float
+    large_model_bytes: float
+    fast_sync_utps: int
+    extreme_utps: int
+    cows_mem_bw: float
+
+
 #: the paper's published values (REFERENCES.md s.1), quoted for comparison only
-PAPER = {
+PAPER: Final[PaperValues] = {
     "golden_utps": {4096: 290, 131072: 271},  # Llama3-405B, HBM3, TP32, batch 1
     "golden_tp": 32,
     "scale_out_sync_s": 2.25e-6,  # the paper's all-reduce latency

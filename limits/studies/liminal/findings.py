@@ -1,69 +1,30 @@
-"""The LIMINAL study report: what a sweep shows for each published finding of the paper
-(arXiv 2507.14397; REFERENCES.md s.1), with figures.
-
-``python -m limits.studies.liminal STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md`` reads a
-study store (normally the consolidated multirun of ``sweeps/liminal.yaml``, dims ``hardware``,
-``model``, ``tp``, ``context``, ``batch``, ``sync_latency``), computes every number from it with
-``limits.analysis`` and writes a markdown report plus PNG figures (next to the report in
-``figures/`` unless ``--figures`` says otherwise). The only constants here are the paper's published
-values, quoted for comparison (``PAPER``).
-
-From Python: ``findings(ds)`` (a list of ``Finding``), ``findings_table(found)`` (a
-DataFrame), ``make_figures(ds, dir)``, ``write_report(path, out)``, and ``run_study(recipe,
-sweep_dir)`` which runs a multirun recipe of ``sweeps/`` job by job in this process and
-consolidates it (what ``python -m limits.sweep --config-dir sweeps --config-name NAME``
-does, without Hydra's launcher).
-"""
+"""The LIMINAL study's findings: what a store shows for each published finding of the paper
+(arXiv 2507.14397; REFERENCES.md s.1), each a ``Finding``, with ``findings(ds)`` and
+``findings_table(found)``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from limits.model.sync import leaves_node
-from limits.plots.results import bound_map, frontier_plot
 from limits.studies.common import (
-    SWEEPS_DIR,
     Finding,
     at,
+    at_known,
     ctx_label,
-    document_cli,
     feasible,
-    finding_lines,
     fmax,
     fmt_coords,
-    grid_lines,
     has,
     job_params,
-    new_figure,
     normalise,
-    run_study,
-    save_figures,
     where_max,
-    write_document,
 )
 from limits.studies.paper import BASE_HW, BIG_MODEL, MOE_MODEL, PAPER
-
-__all__ = [
-    "PAPER",
-    "Finding",
-    "FINDINGS",
-    "FIGURES",
-    "findings",
-    "findings_table",
-    "normalise",
-    "make_figures",
-    "render",
-    "write_report",
-    "run_study",
-    "SWEEPS_DIR",
-    "main",
-]
 
 
 def _hw_ratio(ds: xr.Dataset, hw: str, name: str = "mem_bw") -> float:
@@ -188,7 +149,7 @@ def _gain_vs_hbm3(ds: xr.Dataset, hw: str, sync: float | None) -> xr.DataArray |
         return None
     if sync is not None:
         base, other = at(base, sync_latency=sync), at(other, sync_latency=sync)
-        if base is None:
+        if base is None or other is None:
             return None
     ok = feasible(base) & feasible(other)
     return (other["utps"] / base["utps"]).where(ok)
@@ -274,6 +235,7 @@ def _sync(ds: xr.Dataset) -> Finding:
         return _not_covered("sync", title, paper, "a sync-latency axis over several parts")
     syncs = np.sort(ds["sync_latency"].values.astype(float))
     above = syncs[syncs >= PAPER["sync_knee_s"]]
+    slow: float | None
     if has(ds, "sync_latency", PAPER["scale_out_sync_s"]):
         slow = PAPER["scale_out_sync_s"]
     else:
@@ -414,14 +376,16 @@ def _capacity(ds: xr.Dataset) -> Finding:
     b1 = at(ds, model=BIG_MODEL, batch=1)
     if b1 is not None:
         numbers["memory_required_batch1_min_GB"] = float(b1["memory_required"].min()) / 1e9
-    contexts = sub["context"].values if "context" in sub.dims else [None]
-    pick_ctx = [c for c in (4096, 131072) if c is not None and has(sub, "context", c)] or [
+    if "context" not in sub.coords:
+        return _not_covered("capacity", title, paper, "405B at TP8 with a context coordinate")
+    contexts = np.atleast_1d(sub["context"].values)
+    pick_ctx: list[float] = [c for c in (4096, 131072) if has(sub, "context", c)] or [
         float(contexts[0])
     ]
     for hw in sub["hardware"].values.tolist() if "hardware" in sub.dims else []:
         cells = []
         for c in pick_ctx:
-            one = at(sub, hardware=hw, context=c)
+            one = at_known(sub, hardware=hw, context=c)
             mb = float(np.asarray(one["max_batch"].values, float).max())
             numbers[f"{hw}_max_batch_{ctx_label(c)}"] = mb
             cells.append(f"{mb:.0f} at {ctx_label(c)}")
@@ -587,268 +551,3 @@ def findings_table(found: Sequence[Finding]) -> pd.DataFrame:
             for f in found
         ]
     )
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _fig_frontier(ds: xr.Dataset):
-    sub = at(ds, model=BIG_MODEL, context=4096, sync_latency=PAPER["scale_out_sync_s"])
-    if sub is None or "hardware" not in sub.dims:
-        return None
-    fig = frontier_plot(sub, "utps", "stps", color_by="hardware")
-    fig.axes[0].set_title("Llama3-405B, 4K context, 2.25 us sync: STPS vs UTPS")
-    return fig
-
-
-def _fig_bound_map(ds: xr.Dataset):
-    sub = at(ds, hardware=BASE_HW, model=BIG_MODEL, tp=32, sync_latency=PAPER["scale_out_sync_s"])
-    if sub is None or "batch" not in sub.dims or "context" not in sub.dims:
-        return None
-    fig = bound_map(sub, x="batch", y="context")
-    fig.axes[0].set_title("Binding wall: HBM3, Llama3-405B, TP32, 2.25 us")
-    return fig
-
-
-def _fig_bandwidth(ds: xr.Dataset):
-    if "hardware" not in ds.dims or not has(ds, "hardware", BASE_HW):
-        return None
-    fig, ax = new_figure()
-    for hw in ds["hardware"].values.tolist():
-        if hw == BASE_HW:
-            continue
-        gain = _gain_vs_hbm3(ds, hw, PAPER["scale_out_sync_s"])
-        if gain is None:
-            continue
-        v = np.asarray(gain.values, float)
-        v = v[np.isfinite(v)]
-        if v.size:
-            bw = _hw_ratio(ds, hw)
-            ax.scatter(np.full(v.size, bw), v, s=8, alpha=0.4, label=hw)
-    lims = np.array([1, ax.get_xlim()[1]])
-    ax.plot(lims, lims, "k--", lw=0.8, label="UTPS gain = bandwidth gain")
-    lo, hi = PAPER["bandwidth_gain"]
-    ax.axhspan(lo, hi, color="0.85", zorder=0, label=f"paper: {lo}-{hi}x")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("memory bandwidth / HBM3 bandwidth")
-    ax.set_ylabel("UTPS / HBM3 UTPS (same point, 2.25 us sync)")
-    ax.legend(fontsize="small")
-    return fig
-
-
-def _fig_sync(ds: xr.Dataset):
-    if "sync_latency" not in ds.dims or "hardware" not in ds.dims:
-        return None
-    sub = at(ds, model=BIG_MODEL, batch=1, tp=128, context=4096)
-    if sub is None:
-        return None
-    fig, ax = new_figure()
-    x = sub["sync_latency"].values.astype(float) * 1e6
-    for hw in sub["hardware"].values.tolist():
-        one = sub.sel(hardware=hw)
-        y = np.asarray(one["utps"].where(feasible(one)).values, float)
-        ax.plot(x, y, marker="o", label=hw)
-    ax.axvline(PAPER["sync_knee_s"] * 1e6, color="0.5", ls=":", label="paper: 2.5 us knee")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("scale-out sync latency [us]")
-    ax.set_ylabel("UTPS [tok/s/user]")
-    ax.set_title("Llama3-405B, TP128, batch 1, 4K context")
-    ax.legend(fontsize="small")
-    return fig
-
-
-def _fig_max_utps(ds: xr.Dataset):
-    if "model" not in ds.dims or "context" not in ds.dims:
-        return None
-    fig, ax = new_figure()
-    ok = feasible(ds)
-    x = ds["context"].values.astype(float)
-    dims = [d for d in ds["utps"].dims if d not in ("model", "context")]
-    has_sync = "sync_latency" in ds.dims
-    fast = ds["sync_latency"] <= PAPER["sync_needed_s"] * (1 + 1e-6) if has_sync else True
-    slow = ds["sync_latency"] >= PAPER["scale_out_sync_s"] * (1 - 1e-6) if has_sync else True
-    for m in ds["model"].values.tolist():
-        for which, style, keep in (("<= 1 us", "-", fast), (">= 2.25 us", ":", slow)):
-            y = ds["utps"].sel(model=m).where(ok.sel(model=m) & keep).max(dims)
-            ax.plot(x, np.asarray(y.values, float), style, marker="o", label=f"{m}, sync {which}")
-    for level in (PAPER["fast_sync_utps"], PAPER["extreme_utps"]):
-        ax.axhline(level, color="0.5", lw=0.8, ls="--")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("context [tokens]")
-    ax.set_ylabel("best feasible UTPS [tok/s/user]")
-    ax.set_title("Best UTPS over hardware, chips and batch")
-    ax.legend(fontsize="x-small")
-    return fig
-
-
-def _fig_moe(ds: xr.Dataset):
-    sub = at(ds, model=MOE_MODEL, hardware=BASE_HW)
-    if sub is None or "batch" not in sub.dims or "context" not in sub.dims:
-        return None
-    sub = at(sub, sync_latency=PAPER["scale_out_sync_s"]) or sub
-    if "tp" in sub.dims:
-        sub = sub.sel(tp=sub["tp"].max())
-    fig = new_figure(9.6, 4.0)[0]
-    fig.clear()
-    left, right = fig.subplots(1, 2)
-    b = sub["batch"].values.astype(float)
-    per_token = sub["weight_bytes_read"].isel(context=0) / sub["batch"]
-    left.plot(b, np.asarray(per_token.values, float) / 1e9, marker="o", label="DeepSeek-V3 (MoE)")
-    left.plot(
-        b,
-        float(per_token.isel(batch=0)) / 1e9 * b[0] / b,
-        "k--",
-        lw=0.8,
-        label="dense model (1/batch)",
-    )
-    left.set_xscale("log", base=2)
-    left.set_yscale("log")
-    left.set_xlabel("batch")
-    left.set_ylabel("weight bytes read per token [GB]")
-    left.legend(fontsize="small")
-    ok = feasible(sub)
-    for c in sub["context"].values:
-        y = sub["stps"].sel(context=c).where(ok.sel(context=c))
-        right.plot(b, np.asarray(y.values, float), marker="o", label=f"context {ctx_label(c)}")
-    right.set_xscale("log", base=2)
-    right.set_yscale("log")
-    right.set_xlabel("batch")
-    right.set_ylabel("STPS [tok/s] (feasible points)")
-    right.legend(fontsize="x-small")
-    fig.suptitle(f"DeepSeek-V3 on xPU-HBM3, TP{float(sub['tp']):g}")
-    return fig
-
-
-FIGURES: dict[str, Callable[[xr.Dataset], Any]] = {
-    "frontier.png": _fig_frontier,
-    "bound_map.png": _fig_bound_map,
-    "bandwidth_gain.png": _fig_bandwidth,
-    "sync_gain.png": _fig_sync,
-    "max_utps.png": _fig_max_utps,
-    "moe_batch.png": _fig_moe,
-}
-
-
-def make_figures(ds: xr.Dataset, directory: str | Path) -> dict[str, Path]:
-    """Draw the report's figures (those the store has data for) as PNGs into
-    ``directory``; returns name -> path."""
-    return save_figures(ds, directory, FIGURES, dpi=110)
-
-
-# --------------------------------------------------------------------------- the report
-
-
-def _feasible_lines(ds: xr.Dataset) -> list[str]:
-    if "hardware" not in ds.dims:
-        return []
-    ok = feasible(ds)
-    cells = []
-    for hw in ds["hardware"].values.tolist():
-        one = ok.sel(hardware=hw)
-        cells.append(f"{hw} {float(one.mean()):.0%}")
-    lines = ["Feasible share of the points per part: " + ", ".join(cells) + "."]
-    for hw in ds["hardware"].values.tolist():
-        one = ds.sel(hardware=hw)
-        if bool(ok.sel(hardware=hw).any()) or "memory_available" not in ds or "tp" not in ds.dims:
-            continue
-        per_chip = float((one["memory_available"] / one["tp"]).max())
-        need = float(one["memory_required"].min())
-        lines.append(
-            f"{hw} ({per_chip / 2**30:.3g} GiB per chip) holds none of the models on "
-            f"up to {float(ds['tp'].max()):g} chips: the smallest need, "
-            f"{need / 1e9:.0f} GB, takes at least {np.ceil(need / per_chip):.0f} chips, "
-            f"so it is absent from the comparisons below."
-        )
-    return [" ".join(lines), ""]
-
-
-def render(
-    ds: xr.Dataset,
-    found: Sequence[Finding],
-    figures: dict[str, Path],
-    out: Path,
-    source: str,
-    command: str,
-) -> str:
-    """The markdown text of the report."""
-    import os
-
-    def rel(p: Path) -> str:
-        return os.path.relpath(p, out.parent)
-
-    ok = feasible(ds)
-    lines = [
-        "# The LIMINAL study: what our sweep shows",
-        "",
-        f"Generated by `{command}` from `{source}`. Every number below is read from the "
-        f"store with `limits.analysis`; only the paper's published values (arXiv "
-        f"2507.14397, `REFERENCES.md` s.1) are quoted. FP8 weights and KV cache; points "
-        f"that do not fit in memory are kept in the store and flagged (`feasible`): "
-        f"{int(ok.sum())} of {int(ok.size)} points are feasible.",
-        "",
-        "The paper's study is the recipe `sweeps/liminal.yaml`: `python -m limits.sweep "
-        "--config-dir sweeps --config-name liminal hydra.sweep.dir=outputs/liminal`, then "
-        "`python -m limits.studies.liminal outputs/liminal --out docs/liminal_report.md` writes "
-        "this report and its figures (`docs/figures/`).",
-        "",
-        "Grid:",
-        *grid_lines(ds),
-        "",
-        *_feasible_lines(ds),
-        "The `sync_latency` axis is the scale-out all-reduce latency (collectives among "
-        "more chips than one 8-chip server); TP8 collectives stay in one server and use "
-        "each preset's in-node latency (2.25 us), so TP8 points do not vary with it.",
-        "",
-        "## Summary",
-        "",
-        "| finding | verdict |",
-        "|---|---|",
-    ]
-    lines += [f"| {f.title} | {f.verdict} |" for f in found]
-    lines.append("")
-    for f in found:
-        lines += finding_lines(f, figures, out)
-    shown = {f.figure for f in found}
-    extra = [n for n in figures if n not in shown]
-    if extra:
-        lines += ["## Overview figures", ""]
-        lines += [f"![{n}]({rel(figures[n])})" for n in extra] + [""]
-    return "\n".join(lines)
-
-
-def write_report(
-    path: str | Path,
-    out: str | Path,
-    figures_dir: str | Path | None = None,
-    command: str | None = None,
-) -> list[Finding]:
-    """Open the study at ``path``, write the report to ``out`` and its figures to
-    ``figures_dir`` (default ``<out dir>/figures``); returns the findings."""
-    return write_document(
-        path,
-        out,
-        figures_dir,
-        command or f"python -m limits.studies.liminal {path} --out {out}",
-        findings,
-        make_figures,
-        render,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m limits.studies.liminal STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md``."""
-    document_cli(
-        argv,
-        "limits.studies.liminal",
-        __doc__,
-        "docs/liminal_report.md",
-        write_report,
-        lambda f: f"[{f.verdict:>11}] {f.title}",
-    )
-
-
-if __name__ == "__main__":
-    main()

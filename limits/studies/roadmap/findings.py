@@ -1,26 +1,10 @@
-"""The hardware roadmap study: what memory bandwidth, sync latency and chips buy in decode speed
-per user, compared with the LIMINAL paper's roadmap statements (arXiv 2507.14397;
-REFERENCES.md s.1).
-
-``python -m limits.studies.roadmap STORE_OR_MULTIRUN_DIR --out docs/roadmap.md`` reads the study
-store (normally the consolidated multirun of ``sweeps/roadmap.yaml``: dims ``hardware``, ``model``,
-``mem_bw``, ``sync_latency``, ``tp``, ``context``, ``batch``, elasticities along ``wrt``), solves
-the inverse-design questions (``limits.autodiff.inverse``) on the store's own grid and settings
-(rebuilt from its provenance, ``limits.studies.common.job_params``) and writes a markdown document
-plus PNG figures ``roadmap_*.png`` (in ``<out dir>/figures`` unless ``--figures`` says otherwise).
-The only constants are the paper's published values (``limits.studies.paper.PAPER``) and the
-choice of the representative deployment (``REPRESENTATIVE``), both quoted for comparison.
-
-From Python: ``solve(ds, model, target_utps)`` (inverse design over the grid),
-``findings(ds)``, ``make_figures(ds, dir)``, ``write_roadmap(path, out)``.
-"""
+"""The roadmap study's findings: store access, inverse design on the store's grid
+(``solve``) and what the store shows for each roadmap statement of the paper (``findings``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,34 +16,15 @@ from limits.model.sync import leaves_node
 from limits.studies.common import (
     Finding,
     at,
+    at_known,
     ctx_label,
-    document_cli,
     feasible,
-    finding_lines,
     fmt_coords,
-    grid_lines,
     grid_params,
     job_params,
-    new_figure,
     normalise,
-    save_figures,
-    write_document,
 )
 from limits.studies.paper import BASE_HW, BIG_MODEL, PAPER
-
-__all__ = [
-    "REPRESENTATIVE",
-    "TARGETS",
-    "RoadmapFinding",
-    "FINDINGS",
-    "FIGURES",
-    "solve",
-    "findings",
-    "make_figures",
-    "render",
-    "write_roadmap",
-    "main",
-]
 
 #: the deployment the curves, tornado and heatmaps use: the paper's golden setting (TP32,
 #: batch 1, 4K context) at its 2.25 us scale-out all-reduce latency
@@ -234,10 +199,21 @@ def _rep(sub: xr.Dataset, **extra: Any) -> xr.Dataset | None:
     return at(sub, **coords)
 
 
+def _sync_picks(sub: xr.Dataset) -> list[float]:
+    """A few sync latencies present in ``sub``: fastest, 1 us, the paper's, slowest."""
+    wanted = (
+        float(sub["sync_latency"].min()),
+        1e-6,
+        PAPER["scale_out_sync_s"],
+        float(sub["sync_latency"].max()),
+    )
+    return sorted({w for w in wanted if at(sub, sync_latency=w) is not None})
+
+
 def _arg(da: xr.DataArray, pick: Callable) -> dict[str, Any]:
     """Coordinates of the element ``pick`` (``np.nanargmax``/``np.nanargmin``) selects."""
     index = np.unravel_index(int(pick(np.asarray(da.values, float))), da.shape)
-    return {d: float(da[d].values[i]) for d, i in zip(da.dims, index)}
+    return {str(d): float(da[d].values[i]) for d, i in zip(da.dims, index)}
 
 
 def _compute_wall(rep: xr.Dataset) -> float:
@@ -267,13 +243,13 @@ def _bandwidth(ds: xr.Dataset) -> RoadmapFinding:
     for m in _models(ds):
         sub = _view(ds, m)
         hardware = job_params(ds, _hardware(ds), m).hardware
-        lo_pt, hi_pt = at(sub, mem_bw=b0), at(sub, mem_bw=b8)
+        lo_pt, hi_pt = at_known(sub, mem_bw=b0), at_known(sub, mem_bw=b8)
         gain = (hi_pt["utps"] / lo_pt["utps"]).where(feasible(lo_pt) & feasible(hi_pt))
         numbers[f"{m}_gain_min"], numbers[f"{m}_gain_max"] = float(gain.min()), float(gain.max())
         text = f"{m}: {float(gain.min()):.2f}-{float(gain.max()):.2f}x over the whole grid"
-        g = at(_scale_out(gain.to_dataset(name="g"), hardware), sync_latency=paper_sync)
-        if g is not None:
-            g = g["g"]
+        g_at = at(_scale_out(gain.to_dataset(name="g"), hardware), sync_latency=paper_sync)
+        if g_at is not None:
+            g = g_at["g"]
             numbers[f"{m}_gain_paper_sync_min"] = float(g.min())
             numbers[f"{m}_gain_paper_sync_max"] = float(g.max())
             at_paper.append((m, g))
@@ -288,10 +264,14 @@ def _bandwidth(ds: xr.Dataset) -> RoadmapFinding:
             )
         one = _rep(sub, sync=False)
         if one is not None and "elasticity_utps" in one:
-            e8 = one["elasticity_utps"].sel(wrt="mem_bw").sel(mem_bw=at(one, mem_bw=b8)["mem_bw"])
+            e8 = (
+                one["elasticity_utps"]
+                .sel(wrt="mem_bw")
+                .sel(mem_bw=at_known(one, mem_bw=b8)["mem_bw"])
+            )
             cells = []
             for s in _sync_picks(one):
-                v = float(at(e8.to_dataset(name="e"), sync_latency=s)["e"])
+                v = float(at_known(e8.to_dataset(name="e"), sync_latency=s)["e"])
                 numbers[f"{m}_elasticity_8x_{s / US:g}us"] = v
                 cells.append(f"{v:.2f} at {_us(s)}")
             wall = _compute_wall(one)
@@ -353,10 +333,9 @@ def _bandwidth(ds: xr.Dataset) -> RoadmapFinding:
         if p_lo < lo * 0.9:
             ours += f" The smallest gains are below the paper's {lo}x."
     for m in _models(ds):
-        gain = _view(ds, m)
-        gain = (at(gain, mem_bw=b8)["utps"] / at(gain, mem_bw=b0)["utps"]).where(
-            feasible(at(gain, mem_bw=b0)) & feasible(at(gain, mem_bw=b8))
-        )
+        sub = _view(ds, m)
+        lo_pt, hi_pt = at_known(sub, mem_bw=b0), at_known(sub, mem_bw=b8)
+        gain = (hi_pt["utps"] / lo_pt["utps"]).where(feasible(lo_pt) & feasible(hi_pt))
         ours += (
             f" {m}: largest gain {float(gain.max()):.2f}x at "
             f"{fmt_coords(_arg(gain, np.nanargmax))}, smallest {float(gain.min()):.2f}x at "
@@ -414,7 +393,7 @@ def _target_rows(ds: xr.Dataset, target: float, numbers: dict[str, float]) -> li
                     pt["mem_bw_min"], pt["mem_bw_reason"], _tib, largest=False
                 )
                 numbers[f"{key}_{name}_Bps"], numbers[f"{key}_{name}_tp"] = v, tp
-            pt = at(one, mem_bw=bw.max(), sync_latency=sync.min())
+            pt = at_known(one, mem_bw=bw.max(), sync_latency=sync.min())
             numbers[f"{key}_chips_tp"], cells["chips"] = _chips_text(
                 pt["tp_min"], pt["utps_at_tp_min"], pt["tp_reason"]
             )
@@ -614,7 +593,7 @@ def _elasticities(ds: xr.Dataset) -> RoadmapFinding:
         share = float(((sub["bound"] == 2) & ok).sum() / ok.sum())
         numbers[f"{m}_sync_bound_share"] = sync_bound[m] = share
     diff = (
-        float(np.nanmax(np.abs(ds["elasticity_stps"] - ds["elasticity_utps"]).values))
+        float(np.nanmax(abs(ds["elasticity_stps"] - ds["elasticity_utps"]).values))
         if "elasticity_stps" in ds
         else float("nan")
     )
@@ -674,322 +653,3 @@ def findings(ds: xr.Dataset) -> list[RoadmapFinding]:
     """What the store shows for each roadmap statement of the paper."""
     ds = normalise(ds)
     return [f(ds) for f in FINDINGS]
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _sync_picks(sub: xr.Dataset) -> list[float]:
-    """A few sync latencies present in ``sub``: fastest, 1 us, the paper's, slowest."""
-    wanted = (
-        float(sub["sync_latency"].min()),
-        1e-6,
-        PAPER["scale_out_sync_s"],
-        float(sub["sync_latency"].max()),
-    )
-    return sorted({w for w in wanted if at(sub, sync_latency=w) is not None})
-
-
-def _bw_marks(ax, ds: xr.Dataset) -> None:
-    """Mark the store's own hardware bandwidth (from its provenance) and the paper's COWS
-    reference (quoted, ``PAPER["cows_mem_bw"]``)."""
-    hw = _hardware(ds)
-    ax.axvline(
-        float(job_params(ds, hw, BIG_MODEL).hardware.mem_bw) / TIB,
-        color="0.5",
-        ls=":",
-        lw=0.8,
-        label=f"{hw} bandwidth",
-    )
-    ax.axvline(PAPER["cows_mem_bw"] / TIB, color="0.5", ls="--", lw=0.8, label="xpu_cows bandwidth")
-
-
-def _fig_bandwidth(ds: xr.Dataset):
-    models = _models(ds)
-    fig = new_figure(4.6 * len(models), 6.4)[0]
-    fig.clear()
-    axes = np.atleast_2d(fig.subplots(2, len(models), sharex=True, squeeze=False))
-    keep = REPRESENTATIVE
-    for j, m in enumerate(models):
-        sub = _rep(_view(ds, m), sync=False)
-        if sub is None:
-            return None
-        x = sub["mem_bw"].values / TIB
-        for s in _sync_picks(sub):
-            one = at(sub, sync_latency=s)
-            axes[0, j].plot(
-                x, one["utps"].where(feasible(one)).values, marker=".", label=f"sync {_us(s)}"
-            )
-            axes[1, j].plot(
-                x,
-                one["elasticity_utps"].sel(wrt="mem_bw").values,
-                marker=".",
-                label=f"sync {_us(s)}",
-            )
-        for ax in axes[:, j]:
-            _bw_marks(ax, ds)
-            ax.set_xscale("log")
-        axes[0, j].set_yscale("log")
-        axes[0, j].set_title(
-            f"{m}, TP{keep['tp']:g}, batch {keep['batch']:g}, {ctx_label(keep['context'])}",
-            fontsize="medium",
-        )
-        axes[0, j].set_ylabel("UTPS [tok/s/user]")
-        axes[1, j].set_ylabel("E(utps, mem_bw) [1]")
-        axes[1, j].set_xlabel("memory bandwidth per chip [TiB/s]")
-        axes[1, j].set_ylim(0, 1.05)
-    axes[0, 0].legend(fontsize="x-small")
-    return fig
-
-
-def _fig_target(ds: xr.Dataset, target: float, kind: str):
-    models = _models(ds)
-    fig = new_figure(4.6 * len(models), 3.8)[0]
-    fig.clear()
-    axes = np.atleast_1d(fig.subplots(1, len(models), squeeze=False)[0])
-    for ax, m in zip(axes, models):
-        sol = at(solve(ds, m, target), context=REPRESENTATIVE["context"], batch=1)
-        if sol is None:
-            return None
-        hardware = job_params(ds, _hardware(ds), m).hardware
-        for tp in sol["tp"].values:
-            label = f"TP{float(tp):g}" + (
-                " (in-node)" if not leaves_node(hardware, float(tp)) else ""
-            )
-            if kind == "sync":
-                y = sol["sync_latency_max"].sel(tp=tp)
-                ax.plot(sol["mem_bw"].values / TIB, y.values / US, marker=".", label=label)
-            else:
-                y = sol["mem_bw_min"].sel(tp=tp)
-                ax.plot(sol["sync_latency"].values / US, y.values / TIB, marker=".", label=label)
-        if kind == "sync":
-            ax.axhline(
-                PAPER["sync_needed_s"] / US,
-                color="k",
-                lw=0.8,
-                ls="--",
-                label=f"paper: {_us(PAPER['sync_needed_s'])}",
-            )
-            _bw_marks(ax, ds)
-            ax.set_xlabel("memory bandwidth per chip [TiB/s]")
-            ax.set_ylabel(f"largest sync latency for {target:,.0f} UTPS [us]")
-            ax.set_ylim(bottom=0)
-        else:
-            for b, style in ((ds["mem_bw"].min(), ":"), (ds["mem_bw"].max(), "--")):
-                ax.axhline(
-                    float(b) / TIB, color="0.5", ls=style, lw=0.8, label=f"swept {_tib(float(b))}"
-                )
-            ax.set_xlabel("sync latency per collective [us]")
-            ax.set_ylabel(f"least bandwidth for {target:,.0f} UTPS [TiB/s]")
-            ax.set_yscale("log")
-        ax.set_xscale("log")
-        ax.set_title(
-            f"{m}, batch 1, {ctx_label(REPRESENTATIVE['context'])}; gaps: unreachable",
-            fontsize="medium",
-        )
-    axes[0].legend(fontsize="x-small")
-    return fig
-
-
-def _fig_tornado(ds: xr.Dataset):
-    from limits.plots.sensitivity import tornado
-
-    m = BIG_MODEL if BIG_MODEL in _models(ds) else _models(ds)[0]
-    bw = ds["mem_bw"].values.astype(float)
-    fig = new_figure(9.6, 2.8)[0]
-    fig.clear()
-    axes = fig.subplots(1, 2, sharex=True)
-    for ax, b in zip(axes, (bw.min(), bw.max())):
-        pt = _rep(_view(ds, m), mem_bw=b)
-        if pt is None or "elasticity_utps" not in pt:
-            return None
-        tornado(pt, "utps", ax=ax)
-        ax.set_title(
-            f"{m} at {_tib(b)}, TP{REPRESENTATIVE['tp']:g}, {_us(REPRESENTATIVE['sync_latency'])}",
-            fontsize="medium",
-        )
-    return fig
-
-
-def _fig_heatmap(ds: xr.Dataset):
-    from limits.plots.sensitivity import elasticity_heatmap
-
-    if "elasticity_utps" not in ds:
-        return None
-    models = _models(ds)
-    fig = new_figure(10.4, 3.8 * len(models))[0]
-    fig.clear()
-    axes = fig.subplots(len(models), 2, squeeze=False)
-    keep = REPRESENTATIVE
-    for i, m in enumerate(models):
-        sub = _rep(_view(ds, m), sync=False)
-        if sub is None:
-            return None
-        sub = sub.assign_coords(
-            mem_bw=("mem_bw", sub["mem_bw"].values / TIB, {"units": "TiB/s"}),
-            sync_latency=("sync_latency", sub["sync_latency"].values / US, {"units": "us"}),
-        )
-        for ax, wrt in zip(axes[i], ("mem_bw", "sync_latency")):
-            elasticity_heatmap(sub, "utps", wrt, x="mem_bw", y="sync_latency", ax=ax)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(
-                f"{m}: E(utps, {wrt}); TP{keep['tp']:g}, batch {keep['batch']:g}, "
-                f"{ctx_label(keep['context'])}",
-                fontsize="small",
-            )
-    return fig
-
-
-FIGURES: dict[str, Callable[[xr.Dataset], Any]] = {
-    "roadmap_bandwidth.png": _fig_bandwidth,
-    "roadmap_sync_2000.png": lambda ds: _fig_target(ds, PAPER["fast_sync_utps"], "sync"),
-    "roadmap_10k.png": lambda ds: _fig_target(ds, PAPER["extreme_utps"], "bandwidth"),
-    "roadmap_tornado.png": _fig_tornado,
-    "roadmap_heatmap.png": _fig_heatmap,
-}
-
-
-def make_figures(ds: xr.Dataset, directory: str | Path, dpi: int = 100) -> dict[str, Path]:
-    """Draw the document's figures (those the store has data for) as PNGs into ``directory``;
-    returns name -> path."""
-    return save_figures(ds, directory, FIGURES, dpi)
-
-
-# --------------------------------------------------------------------------- the document
-
-
-def _settings(ds: xr.Dataset) -> list[str]:
-    hw_name = _hardware(ds)
-    first = job_params(ds, hw_name, _models(ds)[0])
-    hw, d, cal = first.hardware, first.deployment, first.calibration
-    sync = (
-        "latency only (link_bw = inf)"
-        if np.isinf(float(hw.link_bw))
-        else f"latency + bytes / {_tib(float(hw.link_bw))}"
-    )
-    lines = [
-        f"- Hardware `{hw_name}`: {float(hw.mem_capacity) / 2**30:g} GiB and "
-        f"{float(hw.peak_flops) / 1e15:g} PFLOP/s per chip, kept while `mem_bw` and "
-        f"`sync_latency` are swept; {float(hw.node_size):g}-chip servers with "
-        f"{_us(float(hw.sync_latency_intra_node))} in-node collectives; collectives cost "
-        f"{sync}, {float(cal.collectives_per_layer):g} all-reduces per layer.",
-        f"- Deployment: weights {float(d.weight_bytes):g} B and KV cache "
-        f"{float(d.kv_bytes):g} B per element (FP8), pp {float(d.pp):g}, one replica.",
-    ]
-    models = []
-    for m in _models(ds):
-        p = job_params(ds, hw_name, m)
-        models.append(
-            f"`{m}` ({float(p.model.n_params) / 1e9:g} B parameters, "
-            f"{int(p.model.n_layers)} layers, {p.model.ffn})"
-        )
-    lines.append("- Models: " + ", ".join(models) + ".")
-    return lines
-
-
-def render(
-    ds: xr.Dataset,
-    found: Sequence[RoadmapFinding],
-    figures: dict[str, Path],
-    out: Path,
-    source: str,
-    command: str,
-) -> str:
-    """The markdown text of the roadmap document."""
-
-    def rel(p: Path) -> str:
-        return os.path.relpath(p, out.parent)
-
-    ok = feasible(ds)
-    rep = REPRESENTATIVE
-    lines = [
-        "# Hardware roadmap: bandwidth, sync latency and chips for fast decode",
-        "",
-        f"Generated by `{command}` from `{source}`. Every number below is read from the store "
-        f"or solved on its grid and settings with `limits.autodiff.inverse`; only the paper's "
-        f"published values (arXiv 2507.14397, `REFERENCES.md` s.1) are quoted. "
-        f"{int(ok.sum())} of {int(ok.size)} points are feasible (fit in memory).",
-        "",
-        "Regenerate: `python -m limits.sweep --config-dir sweeps --config-name roadmap "
-        "hydra.sweep.dir=outputs/roadmap` (the recipe `sweeps/roadmap.yaml`, seconds on 2 "
-        "cores), then `python -m limits.studies.roadmap outputs/roadmap --out docs/roadmap.md` "
-        "(this document and `docs/figures/roadmap_*.png`).",
-        "",
-        "Settings:",
-        *_settings(ds),
-        "",
-        "Grid:",
-        *grid_lines(ds),
-        "",
-        "The `sync_latency` axis is the scale-out all-reduce latency; TP8 collectives stay in "
-        "one server and keep the in-node latency, so TP8 points do not vary with it "
-        "(`limits.autodiff.inverse.max_sync_latency` solves for the in-node latency there). "
-        "Curves, "
-        f"tornado and heatmaps use the representative deployment TP{rep['tp']:g}, batch "
-        f"{rep['batch']:g}, {ctx_label(rep['context'])} context (the paper's golden setting), "
-        f"at {_us(rep['sync_latency'])} where a sync latency is fixed.",
-        "",
-        "## Summary",
-        "",
-        "| finding | paper | this study | verdict |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        "| "
-        + " | ".join(s.replace("|", "\\|") for s in (f.title, f.paper, f.headline))
-        + f" | {f.verdict} |"
-        for f in found
-    ]  # an unescaped pipe would end a cell
-    lines.append("")
-    for f in found:
-        lines += finding_lines(f, figures, out, label="This study")
-        if f.table:
-            lines += f.table + [""]
-        if f.key == "elasticities" and "roadmap_heatmap.png" in figures:
-            lines += [
-                "Elasticity of UTPS to bandwidth and to sync latency over both (black "
-                "lines: boundaries between the binding walls, labelled):",
-                "",
-                f"![elasticity heatmap]({rel(figures['roadmap_heatmap.png'])})",
-                "",
-            ]
-    return "\n".join(lines)
-
-
-def write_roadmap(
-    path: str | Path,
-    out: str | Path,
-    figures_dir: str | Path | None = None,
-    command: str | None = None,
-) -> list[RoadmapFinding]:
-    """Open the study at ``path``, write the document to ``out`` and its figures to
-    ``figures_dir`` (default ``<out dir>/figures``); returns the findings."""
-    return write_document(
-        path,
-        out,
-        figures_dir,
-        command or f"python -m limits.studies.roadmap {path} --out {out}",
-        findings,
-        make_figures,
-        render,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m limits.studies.roadmap STORE_OR_MULTIRUN_DIR --out docs/roadmap.md``."""
-    import jax
-
-    with jax.enable_x64(True):  # inverse design in float64, like the store
-        document_cli(
-            argv,
-            "limits.studies.roadmap",
-            __doc__,
-            "docs/roadmap.md",
-            write_roadmap,
-            lambda f: f"[{f.verdict:>11}] {f.title}: {f.headline}",
-        )
-
-
-if __name__ == "__main__":
-    main()
