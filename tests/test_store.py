@@ -51,7 +51,8 @@ def test_schema_dims_coords_units_and_provenance(tmp_path):
     assert {"jax", "numpy", "xarray", "zarr", "hydra"} <= set(ds.attrs["library_versions"])
     assert ds.attrs["created"] and ds.attrs["git_commit"]
     assert ds.utps.encoding["chunks"] == (1, 2, 3)  # chunk_points=8: whole inner axes first
-    assert ds.utps.encoding["compressors"][0].cname.value == "lz4"
+    cname = ds.utps.encoding["compressors"][0].cname  # an enum on zarr 3.1, a str on 3.4
+    assert getattr(cname, "value", cname) == "lz4"
     assert (
         result.blocks_total
         == result.blocks_computed
