@@ -137,3 +137,15 @@ def test_disaggregated_serves_the_slower_pool_and_counts_both():
     assert float(out["ttft_at_load"]) > float(out["ttft"])  # plus the KV transfer
     slow_link = limits.evaluate(p.replace(scaleout_bw=1e9))
     assert float(slow_link["ttft_at_load"]) > float(out["ttft_at_load"])
+
+
+def test_compute_elasticity_goes_to_the_selected_peak():
+    """docs/serving.md: at FP8 on H100 t_compute answers to peak_flops_8bit (and to
+    flops_efficiency), not to the 16-bit peak_flops."""
+    from limits.autodiff.elasticities import elasticities
+
+    p = load_params("h100", "llama3_70b", tp=8, compute_bytes=1.0)
+    e = elasticities(
+        p, metrics=["t_compute"], wrt=["peak_flops", "peak_flops_8bit", "flops_efficiency"]
+    )
+    np.testing.assert_allclose(np.asarray(e["elasticity_t_compute"]), [0.0, -1.0, -1.0])
