@@ -149,3 +149,15 @@ def test_compute_elasticity_goes_to_the_selected_peak():
         p, metrics=["t_compute"], wrt=["peak_flops", "peak_flops_8bit", "flops_efficiency"]
     )
     np.testing.assert_allclose(np.asarray(e["elasticity_t_compute"]), [0.0, -1.0, -1.0])
+
+
+def test_serving_cost_counts_both_pools():
+    """Cost per output token divides the hourly cost of both pools' chips and nodes."""
+    p = _serving(_agg(prefill_tp=8, prefill_replicas=1, chip_price=2.0), "disaggregated")
+    out = limits.evaluate(p)
+    hw, chips = p.hardware, float(out["serving_chips"])
+    assert chips == 16.0
+    power = chips * float(hw.chip_power) + 2.0 * float(hw.node_power)  # two 8-chip nodes
+    hourly = chips * (2.0 + float(hw.chip_capex) / (4.0 * 8766.0)) + power / 1000.0 * 0.08
+    expected = hourly / (float(out["output_tps"]) * 3600.0) * 1e6
+    assert float(out["serving_cost_per_mtok"]) == pytest.approx(expected, rel=1e-9)

@@ -47,6 +47,9 @@ def evaluate(p: Params) -> dict:
     out.update(economics(p, out["stps"]))
     out["bound"] = bound_of(out["t_mem"], out["t_compute"], out["t_sync"], out["feasible"])
     out.update(serving(p))
+    serving_money = economics(p, out["output_tps"], chips=out["serving_chips"])
+    out["serving_energy_per_token"] = serving_money["energy_per_token"]
+    out["serving_cost_per_mtok"] = serving_money["cost_per_mtok"]
     out["serving_bound"] = bound_of(
         out["serving_t_mem"],
         out["serving_t_compute"],

@@ -62,6 +62,8 @@ OUTPUTS: dict[str, tuple[str, str]] = {
     "serving_feasible": ("1", "serving: KV at the mean serving context fits in memory"),
     "serving_max_batch": ("1", "serving: largest batch that fits at the mean serving context"),
     "serving_bound": ("1", "serving: binding wall"),
+    "serving_energy_per_token": ("J/tok", "serving: provisioned energy per output token"),
+    "serving_cost_per_mtok": ("USD/Mtok", "serving: cost per million output tokens"),
     # capacity
     "memory_weights": ("B", "memory for weights per replica"),
     "memory_kv": ("B", "memory for the KV cache of in-flight users per replica"),
