@@ -146,10 +146,15 @@ SERVING_VARIABLES = (
 )
 
 
-def serving_overrides(n_sync: int = 20, n_batch: int = 250, n_prompt: int = 250) -> list[str]:
+def serving_overrides(
+    n_sync: int = 20,
+    n_batch: int = 250,
+    n_prompt: int = 250,
+    tps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128),
+) -> list[str]:
     """(e) the serving grid: the benchmark grid with ``prompt_len`` (128..32768 tokens, 512
     out, FP8) in place of ``context`` (serving outputs do not depend on ``context``)."""
-    base = [o for o in grid_overrides(n_sync, n_batch, n_prompt) if "grid.context" not in o]
+    base = [o for o in grid_overrides(n_sync, n_batch, n_prompt, tps) if "grid.context" not in o]
     return [
         *base,
         f"++grid.prompt_len={{start:128,stop:32768,num:{n_prompt}}}",
@@ -158,11 +163,18 @@ def serving_overrides(n_sync: int = 20, n_batch: int = 250, n_prompt: int = 250)
     ]
 
 
-def serving_vs_decode(workdir: Path, repeats: int = 3, n_sync: int = 20) -> dict[str, Any]:
+def serving_vs_decode(
+    workdir: Path,
+    repeats: int = 3,
+    n_sync: int = 20,
+    n_batch: int = 250,
+    n_other: int = 250,
+    tps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128),
+) -> dict[str, Any]:
     """(e) model and end-to-end points/s of a serving sweep against the plain decode sweep of the
     same size (default variables, ``context`` axis), timed alternately in one run."""
-    decode = [*grid_overrides(n_sync=n_sync), "store.variables=default"]
-    serving = serving_overrides(n_sync=n_sync)
+    decode = [*grid_overrides(n_sync, n_batch, n_other, tps), "store.variables=default"]
+    serving = serving_overrides(n_sync, n_batch, n_other, tps)
     rates = {
         "decode_model_pps": model_rate(decode, repeats=max(5, repeats))["points_per_s"],
         "serving_model_pps": model_rate(
