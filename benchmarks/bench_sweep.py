@@ -86,8 +86,11 @@ def _median_rate(points: int, seconds: Sequence[float]) -> float:
     return points / statistics.median(seconds)
 
 
-def model_rate(overrides: Sequence[str], repeats: int = 20) -> dict[str, Any]:
-    """(a) points/s of the jitted block function on one block (compile excluded)."""
+def model_rate(
+    overrides: Sequence[str], repeats: int = 20, variables: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """(a) points/s of the jitted block function on one block (compile excluded); computing
+    ``variables`` (default: ``DEFAULT_OUTPUTS``)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -111,7 +114,7 @@ def model_rate(overrides: Sequence[str], repeats: int = 20) -> dict[str, Any]:
         grid.names,
     )
     plan = BlockPlan(grid.axes, chunks)
-    variables = DEFAULT_OUTPUTS
+    variables = tuple(variables or DEFAULT_OUTPUTS)
     fn = BlockFunction(grid.names, chunks, variables)
     base = cast_params(params_from_cfg(cfg), dtype)
     values = tuple(jnp.asarray(v) for v in plan.axis_values((0,) * len(chunks), dtype))
@@ -128,6 +131,69 @@ def model_rate(overrides: Sequence[str], repeats: int = 20) -> dict[str, Any]:
         "variables": len(variables),
         "dtype": dtype.name,
     }
+
+
+#: what a serving sweep stores (e): the steady-state serving outputs (docs/serving.md)
+SERVING_VARIABLES = (
+    "tpot",
+    "ttft_at_load",
+    "output_tps",
+    "output_tps_per_chip",
+    "output_tps_per_user",
+    "requests_per_s",
+    "serving_bound",
+    "serving_feasible",
+)
+
+
+def serving_overrides(
+    n_sync: int = 20,
+    n_batch: int = 250,
+    n_prompt: int = 250,
+    tps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128),
+) -> list[str]:
+    """(e) the serving grid: the benchmark grid with ``prompt_len`` (128..32768 tokens, 512
+    out, FP8) in place of ``context`` (serving outputs do not depend on ``context``)."""
+    base = [o for o in grid_overrides(n_sync, n_batch, n_prompt, tps) if "grid.context" not in o]
+    return [
+        *base,
+        f"++grid.prompt_len={{start:128,stop:32768,num:{n_prompt}}}",
+        "deployment.output_len=512",
+        f"store.variables=[{','.join(SERVING_VARIABLES)}]",
+    ]
+
+
+def serving_vs_decode(
+    workdir: Path,
+    repeats: int = 3,
+    n_sync: int = 20,
+    n_batch: int = 250,
+    n_other: int = 250,
+    tps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128),
+) -> dict[str, Any]:
+    """(e) model and end-to-end points/s of a serving sweep against the plain decode sweep of the
+    same size (default variables, ``context`` axis), timed alternately in one run."""
+    decode = [*grid_overrides(n_sync, n_batch, n_other, tps), "store.variables=default"]
+    serving = serving_overrides(n_sync, n_batch, n_other, tps)
+    rates = {
+        "decode_model_pps": model_rate(decode, repeats=max(5, repeats))["points_per_s"],
+        "serving_model_pps": model_rate(
+            serving, repeats=max(5, repeats), variables=SERVING_VARIABLES
+        )["points_per_s"],
+    }
+    seconds: dict[str, list[float]] = {"decode": [], "serving": []}
+    points = 0
+    for k in range(repeats + 1):  # the first round compiles, untimed
+        for name, ov in (("decode", decode), ("serving", serving)):
+            result = _sweep(ov, workdir / f"{name}-{k}.zarr")
+            shutil.rmtree(result.path)
+            points = result.points
+            if k:
+                seconds[name].append(result.seconds)
+    rates["decode_sweep_pps"] = _median_rate(points, seconds["decode"])
+    rates["serving_sweep_pps"] = _median_rate(points, seconds["serving"])
+    rates["points"] = points
+    return rates
 
 
 def _sweep(overrides: Sequence[str], path: Path):
@@ -331,6 +397,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--reduce", action="store_true", help="also time the sweep reduced over batch on device (d)"
     )
+    ap.add_argument(
+        "--serving",
+        action="store_true",
+        help="also time a 1e7-point serving sweep against the plain decode sweep (e)",
+    )
+    ap.add_argument(
+        "--serving-only", action="store_true", help="run only (e) (with --serving-sync points)"
+    )
+    ap.add_argument(
+        "--serving-sync",
+        type=int,
+        default=20,
+        help="sync_latency values of (e): 20 gives 8 x 250 x 250 x 20 = 1e7 points",
+    )
     ap.add_argument("--skip-memory", action="store_true", help="skip the 2e7/2e8 RSS sweeps")
     ap.add_argument(
         "--dir", default=None, help="where the temporary stores go (default: the system temp dir)"
@@ -349,6 +429,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="limits-bench-", dir=args.dir) as tmp:
         work = Path(tmp)
+        if args.serving or args.serving_only:
+            e = serving_vs_decode(work, args.repeats, args.serving_sync)
+            ratio_e = e["serving_sweep_pps"] / e["decode_sweep_pps"]
+            print(
+                f"(e) serving sweep ({len(SERVING_VARIABLES)} serving variables, prompt_len axis) "
+                f"vs plain decode sweep (default variables, context axis), {e['points']:.0e} "
+                f"points each:\n    model: serving {_pps(e['serving_model_pps'])}, decode "
+                f"{_pps(e['decode_model_pps'])};  end-to-end: serving "
+                f"{_pps(e['serving_sweep_pps'])}, decode {_pps(e['decode_sweep_pps'])};  "
+                f"ratio {ratio_e:.2f}  target >= 0.5  {_verdict(ratio_e >= 0.5)}"
+            )
+            if args.serving_only:
+                print(f"total {time.perf_counter() - t_start:.0f} s; {_load()}")
+                return 0
         a = model_rate(small, repeats=max(20, args.repeats))
         ok_a = a["points_per_s"] >= TARGET_MODEL_PPS
         print(

@@ -41,3 +41,9 @@ def test_benchmark_functions_run_on_a_tiny_grid(bench, tmp_path):
     m = bench.peak_memory([*tiny, "store.variables=[utps,bound]"], tmp_path / "rss.zarr")
     assert m["points"] == bc["points"] and m["peak_rss_B"] > 50e6
     assert list(tmp_path.iterdir()) == []  # every store it wrote is gone
+
+
+def test_serving_benchmark_runs_on_a_tiny_grid(bench, tmp_path):
+    e = bench.serving_vs_decode(tmp_path, repeats=1, n_sync=2, n_batch=3, n_other=4, tps=(8, 16))
+    assert e["points"] == 2 * 3 * 4 * 2
+    assert min(e[k] for k in e if k.endswith("_pps")) > 0

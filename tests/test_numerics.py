@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import limits
-from limits.model.outputs import OUTPUTS
+from limits.model.outputs import LABEL_OUTPUTS, OUTPUTS
 
 POINTS = {
     "dense_gqa": (
@@ -36,7 +36,7 @@ POINTS = {
         ),
     ),
 }
-FLOAT_OUTPUTS = [k for k in OUTPUTS if k not in ("bound", "feasible")]
+FLOAT_OUTPUTS = [k for k in OUTPUTS if k not in LABEL_OUTPUTS]
 
 
 def point(name):

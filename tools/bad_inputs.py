@@ -82,6 +82,13 @@ BAD_INPUTS: tuple[BadInput, ...] = (
         "deployment.ep=3",
     ),
     _case("ep on a dense model", "deployment.ep", "deployment.tp=8", "deployment.ep=2"),
+    _case("unknown serving mode", "deployment.serving", "deployment.serving=sideways"),
+    _case(
+        "prefill tp that cannot split the heads",
+        "deployment.prefill_tp",
+        "deployment.prefill_tp=3",
+    ),
+    _case("negative compute bytes", "deployment.compute_bytes", "deployment.compute_bytes=-1"),
     _case("more pipeline stages than layers", "deployment.pp", "deployment.pp=127"),
     _case(
         "context longer than the model's", "deployment.context", "++grid.context=[131072,262144]"

@@ -8,6 +8,7 @@ from limits.analysis.frontier import non_dominated, pareto_frontier, pareto_mask
 from limits.analysis.open import bound_labels, combine_jobs, job_labels, open_results, open_store
 from limits.analysis.scenarios import offline, server, single_stream
 from limits.analysis.select import best_config, satisfies
+from limits.analysis.serving import serving_frontier, slo_goodput, slo_reduce
 
 __all__ = [
     "DERIVED",
@@ -31,4 +32,7 @@ __all__ = [
     "single_stream",
     "best_config",
     "satisfies",
+    "serving_frontier",
+    "slo_goodput",
+    "slo_reduce",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from limits.model.outputs import BOUND_LABELS
+from limits.model.outputs import BOUND_LABELS, BOUND_OUTPUTS, LABEL_OUTPUTS
 
 __all__ = [
     "open_results",
@@ -116,7 +116,10 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
             raise ValueError(f"{name} and {seen[hw, mdl]} both hold hardware={hw}, model={mdl}")
         seen[hw, mdl] = name
         labels.append((hw, mdl))
-    fill = {"feasible": False, "bound": np.int8(-1)}
+    fill = {
+        **{name: False for name in LABEL_OUTPUTS if name not in BOUND_OUTPUTS},
+        **{name: np.int8(-1) for name in BOUND_OUTPUTS},
+    }
     aligned = xr.align(*datasets, join="outer", fill_value=fill)
     jobs = xr.concat(
         aligned,

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import xarray as xr
 
 from limits.model import evaluate
-from limits.model.outputs import OUTPUTS
+from limits.model.outputs import LABEL_OUTPUTS, OUTPUTS
 from limits.model.params import ParameterError, Params, parameter_index
 from limits.units import UNIT_KINDS, parse_quantity
 
@@ -78,7 +78,7 @@ def check_metrics(metrics: Sequence[str]) -> None:
     for name in metrics:
         if name not in OUTPUTS:
             raise ValueError(f"metrics: unknown output {name!r}; valid: {', '.join(OUTPUTS)}")
-        if name in ("bound", "feasible"):
+        if name in LABEL_OUTPUTS:
             raise ValueError(
                 f"metrics: {name} is a label, not a continuous output; it has no elasticity"
             )

@@ -14,12 +14,14 @@ from limits.model.economics import economics
 from limits.model.outputs import BOUND_LABELS
 from limits.model.params import Params
 from limits.model.prefill import prefill
+from limits.model.serving import serving
 
 __all__ = [
     "evaluate",
     "bound_of",
     "decode_step",
     "prefill",
+    "serving",
     "capacity",
     "economics",
     "no_cache_step",
@@ -44,4 +46,14 @@ def evaluate(p: Params) -> dict:
     out.update(capacity(p))
     out.update(economics(p, out["stps"]))
     out["bound"] = bound_of(out["t_mem"], out["t_compute"], out["t_sync"], out["feasible"])
+    out.update(serving(p))
+    serving_money = economics(p, out["output_tps"], chips=out["serving_chips"])
+    out["serving_energy_per_token"] = serving_money["energy_per_token"]
+    out["serving_cost_per_mtok"] = serving_money["cost_per_mtok"]
+    out["serving_bound"] = bound_of(
+        out["serving_t_mem"],
+        out["serving_t_compute"],
+        out["serving_t_sync"],
+        out["serving_feasible"],
+    )
     return out

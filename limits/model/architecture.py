@@ -45,9 +45,24 @@ def routed_expert_params_total(m: Model):
     return n_moe_layers(m) * m.n_experts * expert_params(m) if m.ffn == "moe" else 0.0 * m.d_model
 
 
+def embedding_params(m: Model):
+    """Input embedding and LM head weights; tied embeddings count once [params]."""
+    return m.vocab * m.d_model * (1.0 if m.tied_embeddings == "true" else 2.0)
+
+
+def embedding_params_read(m: Model, tokens):
+    """Embedding weights a forward pass over ``tokens`` tokens reads, as engines do [params]:
+    the LM head is streamed once; an untied input embedding is a gather of ``tokens`` rows
+    (at most the whole table); a tied table is read once, as the head."""
+    head = m.vocab * m.d_model
+    if m.tied_embeddings == "true":
+        return head
+    return head + jnp.minimum(tokens, m.vocab) * m.d_model
+
+
 def architecture_params(m: Model):
     """Total parameters counted from the architecture [params]."""
-    embeddings = m.vocab * m.d_model * (1.0 if m.tied_embeddings == "true" else 2.0)
+    embeddings = embedding_params(m)
     dense_ffn = m.ffn_matrices * m.d_model * m.d_ff
     if m.ffn == "moe":
         moe_layer = (m.n_experts + m.n_shared_experts) * expert_params(
@@ -79,10 +94,17 @@ def distinct_experts(m: Model, tokens):
 
 
 def weight_bytes_read(m: Model, d: Deployment, tokens):
-    """Weight bytes read to process ``tokens`` tokens in one forward pass [B]."""
+    """Weight bytes read to process ``tokens`` tokens in one forward pass [B].
+
+    With a nominal count (``n_params > 0``, the LIMINAL convention) every parameter is read.
+    With the architecture count (``n_params = 0``) the embeddings are read as engines do
+    (``embedding_params_read``). MoE layers read only the experts the tokens touch.
+    """
+    engine_saving = embedding_params(m) - embedding_params_read(m, tokens)
+    dense_read = total_params(m) - jnp.where(m.n_params > 0, 0.0, engine_saving)
     if m.ffn != "moe":
-        return total_params(m) * d.weight_bytes
-    non_routed = total_params(m) - routed_expert_params_total(m)
+        return dense_read * d.weight_bytes
+    non_routed = dense_read - routed_expert_params_total(m)
     routed = n_moe_layers(m) * distinct_experts(m, tokens) * expert_params(m)
     return (non_routed + routed) * d.weight_bytes
 

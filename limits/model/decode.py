@@ -25,14 +25,46 @@ def expected_tokens_per_step(p: Params):
     return jnp.where(a < 1.0, geometric, k + 1.0)
 
 
-def bandwidth(p: Params):
-    """Achieved memory bandwidth of one pipeline stage (``tp`` chips) [B/s]."""
-    return p.deployment.tp * p.hardware.mem_bw * p.calibration.mem_efficiency
+def bandwidth(p: Params, chips=None):
+    """Achieved memory bandwidth of one pipeline stage (``tp`` chips, or ``chips``) [B/s]."""
+    chips = p.deployment.tp if chips is None else chips
+    return chips * p.hardware.mem_bw * p.calibration.mem_efficiency
 
 
-def flop_rate(p: Params):
-    """Achieved tensor FLOP rate of one pipeline stage (``tp`` chips) [FLOP/s]."""
-    return p.deployment.tp * p.hardware.peak_flops * p.calibration.flops_efficiency
+def compute_bytes(p: Params):
+    """Bytes per GEMM input element [B]: ``compute_bytes``, or ``weight_bytes`` where it is 0."""
+    d = p.deployment
+    return jnp.where(d.compute_bytes > 0, d.compute_bytes, d.weight_bytes)
+
+
+def tensor_peak(p: Params):
+    """Dense tensor peak of one chip at the GEMM input precision [FLOP/s].
+
+    Precision classes by ``compute_bytes`` (b): b < 1 is 4-bit, 1 <= b < 2 is 8-bit, b >= 2 is
+    16-bit (wider inputs run at the 16-bit peak: optimistic, so still a limit). A part without
+    a 4-bit path (``peak_flops_4bit = 0``) runs 4-bit GEMMs at its 8-bit rate, and one without
+    an 8-bit path at ``peak_flops``. Chosen elementwise, so ``compute_bytes`` is a grid axis.
+    Derivatives flow to the selected peak only: the elasticity w.r.t. ``peak_flops`` is 0
+    where an 8-bit peak is used; ``flops_efficiency`` scales whichever peak is selected.
+    """
+    hw = p.hardware
+    b = compute_bytes(p)
+    peak_8 = jnp.where(hw.peak_flops_8bit > 0, hw.peak_flops_8bit, hw.peak_flops)
+    peak_4 = jnp.where(hw.peak_flops_4bit > 0, hw.peak_flops_4bit, peak_8)
+    return jnp.where(b < 1.0, peak_4, jnp.where(b < 2.0, peak_8, hw.peak_flops))
+
+
+def flop_rate(p: Params, chips=None):
+    """Achieved tensor FLOP rate of one pipeline stage (``tp`` chips, or ``chips``) [FLOP/s]."""
+    chips = p.deployment.tp if chips is None else chips
+    return chips * tensor_peak(p) * p.calibration.flops_efficiency
+
+
+def pass_overhead(p: Params):
+    """Fixed engine cost of one forward pass (decode step, prefill, serving iteration) [s]:
+    ``n_layers x layer_overhead + iteration_overhead`` (both 0 in the ideal limit)."""
+    c = p.calibration
+    return p.model.n_layers * c.layer_overhead + c.iteration_overhead
 
 
 def draft_step(p: Params) -> dict:
@@ -73,7 +105,7 @@ def decode_step(p: Params) -> dict:
     t_mem = bytes_per_step / bandwidth(p)
     t_compute = flops_per_step / flop_rate(p)
     t_sync = sync_time(p, tokens)
-    t_overhead = m.n_layers * c.layer_overhead
+    t_overhead = pass_overhead(p)
     t_draft = draft_time(p)
     step_time = jnp.maximum(t_mem, t_compute) + t_sync + t_overhead + t_draft
 
@@ -96,8 +128,8 @@ def decode_step(p: Params) -> dict:
         "utps": utps,
         "stps": stps,
         "arithmetic_intensity": flops_per_step / bytes_per_step,
-        "ridge_point": (hw.peak_flops * c.flops_efficiency) / (hw.mem_bw * c.mem_efficiency),
-        "compute_utilization": flops_per_step / (step_time * d.tp * hw.peak_flops),
+        "ridge_point": (tensor_peak(p) * c.flops_efficiency) / (hw.mem_bw * c.mem_efficiency),
+        "compute_utilization": flops_per_step / (step_time * d.tp * tensor_peak(p)),
     }
 
 
@@ -115,6 +147,6 @@ def no_cache_step(p: Params) -> dict:
     t = (
         jnp.maximum(flops / flop_rate(p), weight_read / bandwidth(p))
         + sync_time(p, d.batch * n)
-        + m.n_layers * p.calibration.layer_overhead
+        + pass_overhead(p)
     )
     return {"flops_per_token_no_cache": flops / d.batch, "step_time_no_cache": t}

@@ -9,10 +9,11 @@ from limits.model.params import Params
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 
 
-def economics(p: Params, stps) -> dict:
-    """Provisioned power, energy per token, cost per million tokens, tokens per dollar."""
+def economics(p: Params, stps, chips=None) -> dict:
+    """Provisioned power, energy per token, cost per million tokens, tokens per dollar of a
+    deployment producing ``stps`` tokens/s on ``chips`` chips (default: all replicas)."""
     d, hw, e = p.deployment, p.hardware, p.economics
-    chips = d.tp * d.pp * d.replicas
+    chips = d.tp * d.pp * d.replicas if chips is None else chips
     nodes = jnp.ceil(chips / hw.node_size)
     power = chips * hw.chip_power + nodes * hw.node_power
     hourly = (

@@ -6,10 +6,16 @@ docs table in docs/model.md is generated from the same place.
 
 from __future__ import annotations
 
-__all__ = ["OUTPUTS", "BOUND_LABELS", "DEFAULT_OUTPUTS"]
+__all__ = ["OUTPUTS", "BOUND_LABELS", "BOUND_OUTPUTS", "LABEL_OUTPUTS", "DEFAULT_OUTPUTS"]
 
 #: index -> label of the ``bound`` variable (which wall binds).
 BOUND_LABELS = ("memory", "compute", "sync", "capacity")
+
+#: outputs that hold an index into ``BOUND_LABELS`` (int8)
+BOUND_OUTPUTS = ("bound", "serving_bound")
+
+#: label outputs (no elasticity, no float dtype): the walls and the capacity checks
+LABEL_OUTPUTS = (*BOUND_OUTPUTS, "feasible", "serving_feasible")
 
 #: name -> (units, long_name)
 OUTPUTS: dict[str, tuple[str, str]] = {
@@ -36,12 +42,28 @@ OUTPUTS: dict[str, tuple[str, str]] = {
     "flops_per_token_no_cache": ("FLOP", "FLOPs per token without a KV cache"),
     "step_time_no_cache": ("s", "decode step time without a KV cache"),
     # prefill
-    "ttft": ("s", "time to first token (prefill of one prompt)"),
+    "ttft": ("s", "time to first token of one prompt on an idle replica (isolated prefill)"),
     "prefill_flops": ("FLOP", "prefill FLOPs of one prompt"),
     "prefill_attention_flops": ("FLOP", "attention FLOPs of one prompt's prefill"),
     "prefill_bytes": ("B", "bytes moved by one prompt's prefill"),
     "prefill_intensity": ("FLOP/B", "prefill arithmetic intensity"),
     "request_latency": ("s", "end-to-end latency: ttft + (output_len - 1) x tbt"),
+    # serving in steady state (deployment.serving: aggregated or disaggregated)
+    "tpot": ("s", "serving: mean time per output token after the first, at load"),
+    "ttft_at_load": ("s", "serving: time to first token at load (no queueing)"),
+    "output_tps": ("tok/s", "serving: output tokens per second of the whole deployment"),
+    "output_tps_per_chip": ("tok/s/chip", "serving: output tokens per second per chip"),
+    "output_tps_per_user": ("tok/s/user", "serving: output tokens per second per user"),
+    "requests_per_s": ("1/s", "serving: requests completed per second"),
+    "serving_chips": ("1", "serving: chips of the deployment (both pools if disaggregated)"),
+    "serving_t_mem": ("s", "serving: memory time of the binding pass"),
+    "serving_t_compute": ("s", "serving: compute time of the binding pass"),
+    "serving_t_sync": ("s", "serving: exposed sync time of the binding pass"),
+    "serving_feasible": ("1", "serving: KV at the mean serving context fits in memory"),
+    "serving_max_batch": ("1", "serving: largest batch that fits at the mean serving context"),
+    "serving_bound": ("1", "serving: binding wall"),
+    "serving_energy_per_token": ("J/tok", "serving: provisioned energy per output token"),
+    "serving_cost_per_mtok": ("USD/Mtok", "serving: cost per million output tokens"),
     # capacity
     "memory_weights": ("B", "memory for weights per replica"),
     "memory_kv": ("B", "memory for the KV cache of in-flight users per replica"),

@@ -199,7 +199,17 @@ class Hardware(_Group):
     name: str = _static("custom", None, "preset name")
     mem_bw: float = _num(4 * 2.0**40, "B/s", "memory bandwidth per chip", lo_open=True)
     mem_capacity: float = _num(96 * 2.0**30, "B", "memory capacity per chip", lo_open=True)
-    peak_flops: float = _num(2.25e15, "FLOP/s", "dense tensor peak per chip", lo_open=True)
+    peak_flops: float = _num(
+        2.25e15, "FLOP/s", "dense 16-bit tensor peak per chip (BF16/FP16)", lo_open=True
+    )
+    peak_flops_8bit: float = _num(
+        0.0, "FLOP/s", "dense 8-bit tensor peak per chip (0: no 8-bit path, runs at peak_flops)"
+    )
+    peak_flops_4bit: float = _num(
+        0.0,
+        "FLOP/s",
+        "dense 4-bit tensor peak per chip (0: no 4-bit path, runs at the 8-bit rate)",
+    )
     sync_latency: float = _num(2.25e-6, "s", "latency of one collective across nodes")
     sync_latency_intra_node: float = _num(2.25e-6, "s", "latency of one collective inside one node")
     pipeline_latency: float = _num(2.25e-6, "s", "latency of one pipeline-stage hop")
@@ -208,6 +218,14 @@ class Hardware(_Group):
         INF,
         "B/s",
         "per-chip link bandwidth for collectives (inf: latency only)",
+        lo_open=True,
+        allow_inf=True,
+    )
+    scaleout_bw: float = _num(
+        INF,
+        "B/s",
+        "per-chip scale-out (NIC) bandwidth, carries the KV cache of disaggregated serving "
+        "(inf: latency only)",
         lo_open=True,
         allow_inf=True,
     )
@@ -296,8 +314,17 @@ class Model(_Group):
 @_register
 @dataclasses.dataclass(frozen=True)
 class Deployment(_Group):
-    """How one model replica is served: users, lengths, parallelism, precision."""
+    """How one model replica is served: users, lengths, parallelism, precision, serving mode.
 
+    ``serving`` and the ``prefill_*`` fields shape the serving outputs only (docs/serving.md);
+    the decode-step outputs (``step_time``, ``utps``, ``stps``) never depend on them.
+    """
+
+    serving: str = _static(
+        "aggregated",
+        ("aggregated", "disaggregated"),
+        "serving mode: one pool with chunked prefill, or separate prefill and decode pools",
+    )
     batch: float = _num(1.0, "1", "users per pipeline microbatch", lo=1, integer=True)
     context: float = _num(4096.0, "tok", "KV length at the decode step evaluated", integer=True)
     prompt_len: float = _num(1024.0, "tok", "prompt tokens prefilled for TTFT", lo=1, integer=True)
@@ -309,17 +336,45 @@ class Deployment(_Group):
     weight_bytes: float = _num(1.0, "B", "bytes per weight", lo_open=True)
     kv_bytes: float = _num(1.0, "B", "bytes per KV-cache element", lo_open=True)
     act_bytes: float = _num(2.0, "B", "bytes per activation element on links", lo_open=True)
+    compute_bytes: float = _num(
+        0.0,
+        "B",
+        "bytes per GEMM input element, picks the tensor peak (<1: 4-bit, <2: 8-bit, else "
+        "16-bit; 0: follow weight_bytes)",
+    )
     draft_len: float = _num(0.0, "1", "speculative tokens drafted per step (0: off)", integer=True)
     acceptance_rate: float = _num(0.0, "1", "probability each drafted token is accepted", hi=1)
     draft_params: float = _num(0.0, "1", "parameters of the draft model")
     draft_layers: float = _num(0.0, "1", "layers of the draft model", integer=True)
+    prefill_chunk: float = _num(
+        0.0,
+        "tok",
+        "aggregated serving: prefill tokens per iteration budget (0: the steady-state share "
+        "batch x prompt_len / output_len)",
+    )
+    prefill_tp: float = _num(
+        1.0, "1", "disaggregated: tensor-parallel chips per prefill instance", lo=1, integer=True
+    )
+    prefill_dp: float = _num(
+        1.0, "1", "disaggregated: data-parallel copies per prefill instance", lo=1, integer=True
+    )
+    prefill_ep: float = _num(
+        1.0, "1", "disaggregated: expert-parallel groups per prefill instance", lo=1, integer=True
+    )
+    prefill_replicas: float = _num(1.0, "1", "disaggregated: prefill instances", lo=1, integer=True)
+    prefill_batch: float = _num(
+        1.0, "1", "disaggregated: prompts per prefill forward pass", lo=1, integer=True
+    )
 
     def _check(self) -> None:
-        if is_concrete(self.tp) and is_concrete(self.ep):
-            tp, ep = np.asarray(self.tp), np.asarray(self.ep)
+        for tp_name, ep_name in (("tp", "ep"), ("prefill_tp", "prefill_ep")):
+            tp_v, ep_v = getattr(self, tp_name), getattr(self, ep_name)
+            if not (is_concrete(tp_v) and is_concrete(ep_v)):
+                continue
+            tp, ep = np.asarray(tp_v), np.asarray(ep_v)
             if (np.mod(tp, ep) != 0).any():
                 raise ParameterError(
-                    f"deployment.ep = {ep.flat[0]:g} must divide deployment.tp = "
+                    f"deployment.{ep_name} = {ep.flat[0]:g} must divide deployment.{tp_name} = "
                     f"{tp.flat[0]:g} (experts are spread over a stage's chips)"
                 )
 
@@ -334,8 +389,23 @@ class Calibration(_Group):
     )
     mem_efficiency: float = _num(1.0, "1", "achieved / peak memory bandwidth", lo_open=True, hi=1)
     flops_efficiency: float = _num(1.0, "1", "achieved / peak FLOP/s", lo_open=True, hi=1)
-    layer_overhead: float = _num(0.0, "s", "fixed software overhead per layer per step")
-    workspace_bytes: float = _num(0.0, "B", "activation workspace per chip")
+    layer_overhead: float = _num(
+        0.0, "s", "fixed software overhead per layer per forward pass (decode and prefill)"
+    )
+    iteration_overhead: float = _num(
+        0.0, "s", "fixed engine overhead per forward pass (scheduling, launch; prefill too)"
+    )
+    allreduce_efficiency: float = _num(
+        1.0, "1", "achieved / peak link bandwidth in all-reduces", lo_open=True, hi=1
+    )
+    alltoall_efficiency: float = _num(
+        1.0, "1", "achieved / peak link bandwidth in all-to-alls", lo_open=True, hi=1
+    )
+    workspace_bytes: float = _num(
+        0.0,
+        "B",
+        "memory reserved per chip by the runtime (activations, communication buffers, graphs)",
+    )
     collectives_per_layer: float = _num(
         2.0, "1", "tensor-parallel all-reduces per layer", integer=True
     )
@@ -419,38 +489,46 @@ def check_cross_group(model: Model, dep: Deployment) -> None:
         dep.tp,
         dep.pp,
         dep.ep,
+        dep.prefill_tp,
+        dep.prefill_ep,
         model.n_experts,
         dep.context,
         model.max_context,
     )
     if not all(is_concrete(v) for v in values):
         return
-    h, tp = np.broadcast_arrays(np.asarray(model.n_heads), np.asarray(dep.tp))
-    split = (np.mod(h, tp) != 0) & (np.mod(tp, h) != 0)
-    if split.any():
-        bad = ", ".join(f"{v:g}" for v in np.unique(tp[split]))
-        raise ParameterError(
-            f"deployment.tp = {bad} must divide model.n_heads = "
-            f"{np.max(h[split]):g} or be a multiple of it"
-        )
+    for tp_name, ep_name in (("tp", "ep"), ("prefill_tp", "prefill_ep")):
+        _check_parallelism(model, tp_name, getattr(dep, tp_name), ep_name, getattr(dep, ep_name))
     if (np.asarray(dep.pp) > np.asarray(model.n_layers)).any():
         raise ParameterError(
             f"deployment.pp = {np.max(dep.pp):g} exceeds model.n_layers = "
             f"{np.min(model.n_layers):g}"
         )
-    ep = np.asarray(dep.ep)
-    if model.ffn == "dense" and (ep > 1).any():
-        raise ParameterError(
-            f"deployment.ep = {np.max(ep):g} needs a MoE model; "
-            f"model {model.name} is dense (allowed: 1)"
-        )
-    if model.ffn == "moe" and (np.mod(np.asarray(model.n_experts), ep) != 0).any():
-        raise ParameterError(
-            f"deployment.ep = {np.max(ep):g} must divide model.n_experts = "
-            f"{np.max(model.n_experts):g}"
-        )
     if (np.asarray(dep.context) > np.asarray(model.max_context)).any():
         raise ParameterError(
             f"deployment.context = {np.max(dep.context):g} exceeds "
             f"model.max_context = {np.min(model.max_context):g} of {model.name}"
+        )
+
+
+def _check_parallelism(model: Model, tp_name: str, tp_v: Any, ep_name: str, ep_v: Any) -> None:
+    """Tensor parallelism splits whole heads; expert parallelism needs a MoE model."""
+    h, tp = np.broadcast_arrays(np.asarray(model.n_heads), np.asarray(tp_v))
+    split = (np.mod(h, tp) != 0) & (np.mod(tp, h) != 0)
+    if split.any():
+        bad = ", ".join(f"{v:g}" for v in np.unique(tp[split]))
+        raise ParameterError(
+            f"deployment.{tp_name} = {bad} must divide model.n_heads = "
+            f"{np.max(h[split]):g} or be a multiple of it"
+        )
+    ep = np.asarray(ep_v)
+    if model.ffn == "dense" and (ep > 1).any():
+        raise ParameterError(
+            f"deployment.{ep_name} = {np.max(ep):g} needs a MoE model; "
+            f"model {model.name} is dense (allowed: 1)"
+        )
+    if model.ffn == "moe" and (np.mod(np.asarray(model.n_experts), ep) != 0).any():
+        raise ParameterError(
+            f"deployment.{ep_name} = {np.max(ep):g} must divide model.n_experts = "
+            f"{np.max(model.n_experts):g}"
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from limits.model import architecture as arch
-from limits.model.decode import bandwidth, flop_rate
+from limits.model.decode import bandwidth, flop_rate, pass_overhead
 from limits.model.params import Params
 from limits.model.sync import sync_time
 
@@ -26,7 +26,7 @@ def prefill(p: Params) -> dict:
     bytes_moved = arch.weight_bytes_read(m, d, n) + kv_written
     t_compute = flops / flop_rate(p)
     t_mem = bytes_moved / bandwidth(p)
-    ttft = jnp.maximum(t_compute, t_mem) + sync_time(p, n) + m.n_layers * c.layer_overhead
+    ttft = jnp.maximum(t_compute, t_mem) + sync_time(p, n) + pass_overhead(p)
     return {
         "prefill_flops": flops,
         "prefill_attention_flops": attention,

@@ -9,7 +9,8 @@ Explicit model (it is where peer tools disagree most):
 - tensor parallelism: ``collectives_per_layer`` all-reduces in every layer when ``tp > 1``;
 - expert parallelism: ``alltoall_per_moe_layer`` all-to-alls in every MoE layer when ``ep > 1``;
 - pipeline parallelism: ``pp`` stage hops of ``pipeline_latency`` per step when ``pp > 1``.
-With ``link_bw = inf`` (the paper presets) only latencies remain.
+With ``link_bw = inf`` (the paper presets) only latencies remain. The calibration's
+``allreduce_efficiency`` and ``alltoall_efficiency`` scale ``link_bw`` (1: the ideal).
 """
 
 from __future__ import annotations
@@ -34,37 +35,39 @@ def collective_latency(p: Params, group):
 
 def allreduce_time(p: Params, group, message_bytes):
     """One ring all-reduce of ``message_bytes`` among ``group`` chips [s]; 0 for one chip."""
-    t = (
-        collective_latency(p, group)
-        + 2.0 * (group - 1.0) / group * message_bytes / p.hardware.link_bw
-    )
+    # divided in turn (not by the product): finite gradients when link_bw = inf
+    wire = message_bytes / p.hardware.link_bw / p.calibration.allreduce_efficiency
+    t = collective_latency(p, group) + 2.0 * (group - 1.0) / group * wire
     return jnp.where(group > 1, t, 0.0)
 
 
 def alltoall_time(p: Params, group, message_bytes):
     """One all-to-all of ``message_bytes`` per chip among ``group`` chips [s]; 0 for one."""
-    t = collective_latency(p, group) + (group - 1.0) / group * message_bytes / p.hardware.link_bw
+    wire = message_bytes / p.hardware.link_bw / p.calibration.alltoall_efficiency
+    t = collective_latency(p, group) + (group - 1.0) / group * wire
     return jnp.where(group > 1, t, 0.0)
 
 
-def sync_time(p: Params, tokens, n_layers=None):
+def sync_time(p: Params, tokens, n_layers=None, tp=None, ep=None, pp=None):
     """Exposed sync of one forward pass over ``tokens`` tokens of a microbatch [s].
 
     ``n_layers`` overrides the model's layer count (used for the draft model, which is dense
-    and has no pipeline hops of its own).
+    and has no pipeline hops of its own); ``tp``, ``ep``, ``pp`` override the deployment's
+    (used for the prefill pool of disaggregated serving).
     """
     m, d, c = p.model, p.deployment, p.calibration
+    tp = d.tp if tp is None else tp
+    ep = d.ep if ep is None else ep
+    pp = d.pp if pp is None else pp
     act_message = tokens * m.d_model * d.act_bytes
     if n_layers is not None:
-        return n_layers * c.collectives_per_layer * allreduce_time(p, d.tp, act_message)
-    tp_sync = m.n_layers * c.collectives_per_layer * allreduce_time(p, d.tp, act_message)
+        return n_layers * c.collectives_per_layer * allreduce_time(p, tp, act_message)
+    tp_sync = m.n_layers * c.collectives_per_layer * allreduce_time(p, tp, act_message)
     if m.ffn == "moe":
         ep_sync = (
-            n_moe_layers(m)
-            * c.alltoall_per_moe_layer
-            * alltoall_time(p, d.ep, act_message * m.top_k)
+            n_moe_layers(m) * c.alltoall_per_moe_layer * alltoall_time(p, ep, act_message * m.top_k)
         )
     else:
         ep_sync = 0.0
-    pp_sync = jnp.where(d.pp > 1, d.pp * p.hardware.pipeline_latency, 0.0)
+    pp_sync = jnp.where(pp > 1, pp * p.hardware.pipeline_latency, 0.0)
     return tp_sync + ep_sync + pp_sync

@@ -7,6 +7,7 @@ from limits.plots.results import (
     frontier_plot,
     memory_breakdown,
     roofline,
+    serving_frontier_plot,
     time_breakdown,
 )
 from limits.plots.sensitivity import elasticity_heatmap, tornado
@@ -17,6 +18,7 @@ __all__ = [
     "frontier_plot",
     "memory_breakdown",
     "roofline",
+    "serving_frontier_plot",
     "time_breakdown",
     "elasticity_heatmap",
     "tornado",

@@ -30,6 +30,7 @@ from limits.units import parse_quantity
 __all__ = [
     "roofline",
     "frontier_plot",
+    "serving_frontier_plot",
     "bound_map",
     "memory_breakdown",
     "time_breakdown",
@@ -213,6 +214,19 @@ def frontier_plot(
     ax.set_xlabel(label(xv, x))
     ax.set_ylabel(label(yv, y))
     return fig
+
+
+def serving_frontier_plot(ds: xr.Dataset, color_by: str = "tp", ax: Any = None) -> Figure:
+    """Output tokens/s/chip against tokens/s/user for every point that fits in memory at its
+    serving context, with the Pareto frontier (``limits.analysis.serving_frontier``)."""
+    return frontier_plot(
+        ds,
+        x="output_tps_per_user",
+        y="output_tps_per_chip",
+        color_by=color_by,
+        mask="serving_feasible",
+        ax=ax,
+    )
 
 
 def bound_map(ds: xr.Dataset, x: str, y: str, ax: Any = None) -> Figure:

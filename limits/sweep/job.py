@@ -25,7 +25,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from limits.errors import SweepError
-from limits.model.outputs import DEFAULT_OUTPUTS, OUTPUTS
+from limits.model.outputs import BOUND_OUTPUTS, DEFAULT_OUTPUTS, OUTPUTS
 from limits.model.params import ParameterError, parameter_index
 from limits.sweep.config import DATA_KEYS, params_from_cfg
 from limits.sweep.grid import Grid, parse_grid, validate_grid
@@ -300,7 +300,7 @@ def _stored_spec(
         )
     if name in OUTPUTS:
         attrs = output_attrs(name)
-        if reduced and name == "bound":  # -1: no valid point (limits.sweep.reduce)
+        if reduced and name in BOUND_OUTPUTS:  # -1: no valid point (limits.sweep.reduce)
             attrs["flag_values"] = [-1, *attrs["flag_values"]]
             attrs["flag_meanings"] = "none " + attrs["flag_meanings"]
     else:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from limits.errors import StoreError
-from limits.model.outputs import BOUND_LABELS, OUTPUTS
+from limits.model.outputs import BOUND_LABELS, BOUND_OUTPUTS, OUTPUTS
 
 __all__ = [
     "CONFIG_ATTR",
@@ -87,7 +87,7 @@ def output_attrs(name: str) -> dict[str, Any]:
     """``units``/``long_name`` (and flag attrs for ``bound``) of a model output."""
     units, long_name = OUTPUTS[name]
     attrs: dict[str, Any] = {"units": units, "long_name": long_name}
-    if name == "bound":
+    if name in BOUND_OUTPUTS:
         attrs.update(
             flag_values=list(range(len(BOUND_LABELS))), flag_meanings=" ".join(BOUND_LABELS)
         )

@@ -1,0 +1,171 @@
+"""Serving in steady state: aggregated (in-flight batching with chunked prefill) or
+disaggregated (separate prefill and decode pools), for requests of ``prompt_len`` in and
+``output_len`` out tokens (docs/serving.md has the formulas and their assumptions).
+
+Both modes are built from one rule, ``forward_pass``: a pass that decodes some users' tokens
+and prefills some prompt tokens on one model instance, timed as
+``max(bytes / bandwidth, FLOPs / compute) + sync + fixed overheads``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from limits.model import architecture as arch
+from limits.model.capacity import capacity
+from limits.model.decode import (
+    bandwidth,
+    draft_time,
+    expected_tokens_per_step,
+    flop_rate,
+    pass_overhead,
+)
+from limits.model.params import Params
+from limits.model.sync import sync_time
+
+
+def serving_context(p: Params):
+    """Mean KV length of a decoding request: ``prompt_len + output_len / 2`` [tok]."""
+    d = p.deployment
+    return d.prompt_len + 0.5 * d.output_len
+
+
+def forward_pass(p: Params, decode_users, prefill_tokens, tp=None, ep=None, pp=None) -> dict:
+    """One forward pass of one instance that decodes ``decode_users`` users (each verifying
+    ``draft_len + 1`` tokens at the mean serving context) and prefills ``prefill_tokens`` prompt
+    tokens (each attending, on average, to its prompt's causal prefix). Returns ``t_mem``,
+    ``t_compute``, ``t_sync``, ``t_overhead`` and ``time`` [s]; ``tp``, ``ep``, ``pp``
+    override the deployment's parallelism (the prefill pool)."""
+    m, d, c = p.model, p.deployment, p.calibration
+    tp = d.tp if tp is None else tp
+    decode_tokens = decode_users * (d.draft_len + 1.0)
+    tokens = decode_tokens + prefill_tokens
+    kv_token = arch.kv_bytes_per_token(m, d)
+    ctx = arch.effective_context(m, serving_context(p))
+    prompt = d.prompt_len
+    kv_written_per_prompt_token = arch.effective_context(m, prompt) / prompt * kv_token
+    pairs_per_prompt_token = arch.attended_pairs(m, prompt, c.prefill_attention_mask) / prompt
+    bytes_moved = (
+        arch.weight_bytes_read(m, d, tokens)
+        + decode_users * ctx * kv_token
+        + prefill_tokens * kv_written_per_prompt_token
+    )
+    flops = (
+        2.0 * arch.active_params(m) * tokens
+        + decode_tokens * m.n_layers * ctx * arch.attention_flops_per_pair(m)
+        + prefill_tokens
+        * m.n_layers
+        * pairs_per_prompt_token
+        * arch.prefill_attention_flops_per_pair(m)
+    )
+    t_mem = bytes_moved / bandwidth(p, tp)
+    t_compute = flops / flop_rate(p, tp)
+    t_sync = sync_time(p, tokens, tp=tp, ep=ep, pp=pp)
+    t_overhead = pass_overhead(p)
+    return {
+        "t_mem": t_mem,
+        "t_compute": t_compute,
+        "t_sync": t_sync,
+        "t_overhead": t_overhead,
+        "time": jnp.maximum(t_mem, t_compute) + t_sync + t_overhead,
+    }
+
+
+def _outputs(p: Params, tpot, ttft, requests_per_s, chips, walls, fit) -> dict:
+    d = p.deployment
+    output_tps = requests_per_s * d.output_len
+    return {
+        "tpot": tpot,
+        "ttft_at_load": ttft,
+        "output_tps": output_tps,
+        "output_tps_per_chip": output_tps / chips,
+        "output_tps_per_user": 1.0 / tpot,
+        "requests_per_s": requests_per_s,
+        "serving_chips": chips,
+        "serving_t_mem": walls["t_mem"],
+        "serving_t_compute": walls["t_compute"],
+        "serving_t_sync": walls["t_sync"],
+        "serving_feasible": fit["feasible"],
+        "serving_max_batch": fit["max_batch"],
+    }
+
+
+def aggregated(p: Params) -> dict:
+    """One pool; every iteration decodes the batch and prefills its share of new prompts.
+
+    In steady state each iteration completes ``batch x e / output_len`` requests per
+    microbatch (``e``: tokens per user per iteration), so it must prefill
+    ``batch x e x prompt_len / output_len`` prompt tokens to keep the batch full. A
+    ``prefill_chunk`` budget below that share leaves decode slots empty: the batch shrinks to
+    what the budget admits. TPOT is the mean iteration time / ``e`` (the mean iteration is
+    a lower bound on the mean of the iterations' times, which are convex in their tokens).
+    TTFT at load: the prompt's chunks, each in an iteration beside the decoding batch
+    (no queueing: a limit).
+    """
+    d = p.deployment
+    e = expected_tokens_per_step(p)
+    share = d.batch * e * d.prompt_len / d.output_len
+    budget = jnp.where(d.prefill_chunk > 0, d.prefill_chunk, jnp.inf)
+    prefill_tokens = jnp.minimum(share, budget)
+    users = prefill_tokens * d.output_len / (d.prompt_len * e)  # = batch unless budget-bound
+    mean = forward_pass(p, users, prefill_tokens)
+    t_iter = mean["time"] + draft_time(p)
+    chunk = jnp.minimum(budget, d.prompt_len)
+    first = forward_pass(p, users, chunk)
+    ttft = d.prompt_len / chunk * (first["time"] + draft_time(p))
+    chips = d.tp * d.pp * d.replicas
+    requests_per_s = d.replicas * d.pp * users * e / (t_iter * d.output_len)
+    fit = capacity(p, context=serving_context(p))
+    return _outputs(p, t_iter / e, ttft, requests_per_s, chips, mean, fit)
+
+
+def kv_transfer_time(p: Params):
+    """Moving one prompt's KV cache from a prefill to a decode instance over the scale-out
+    link: ``sync_latency + bytes / (min(prefill_tp, tp) x scaleout_bw)`` [s]."""
+    m, d, hw = p.model, p.deployment, p.hardware
+    kv = arch.effective_context(m, d.prompt_len) * arch.kv_bytes_per_token(m, d)
+    lanes = jnp.minimum(d.prefill_tp, d.tp)
+    return hw.sync_latency + kv / hw.scaleout_bw / lanes
+
+
+def disaggregated(p: Params) -> dict:
+    """A prefill pool and a decode pool; the system serves the lesser of their request rates.
+
+    Prefill pool: ``prefill_replicas x prefill_dp`` instances of ``prefill_tp`` chips, each
+    prefilling ``prefill_batch`` prompts per pass. Decode pool: ``replicas`` instances of
+    ``tp x pp`` chips at ``batch`` users per microbatch (fewer when the prefill pool cannot keep
+    them busy). TTFT = one prefill pass + the KV transfer; per-chip figures count both pools.
+    """
+    d = p.deployment
+    e = expected_tokens_per_step(p)
+    prefill_pass = forward_pass(
+        p, 0.0, d.prefill_batch * d.prompt_len, tp=d.prefill_tp, ep=d.prefill_ep, pp=1.0
+    )
+    prefill_rate = d.prefill_replicas * d.prefill_dp * d.prefill_batch / prefill_pass["time"]
+    full = forward_pass(p, d.batch, 0.0)
+    decode_rate_full = (
+        d.replicas * d.pp * d.batch * e / ((full["time"] + draft_time(p)) * d.output_len)
+    )
+    users = d.batch * jnp.minimum(1.0, prefill_rate / decode_rate_full)
+    step = forward_pass(p, users, 0.0)
+    t_iter = step["time"] + draft_time(p)
+    requests_per_s = jnp.minimum(prefill_rate, decode_rate_full)
+    ttft = prefill_pass["time"] + kv_transfer_time(p)
+    prefill_chips = d.prefill_tp * d.prefill_dp * d.prefill_replicas
+    chips = d.tp * d.pp * d.replicas + prefill_chips
+    decode_fit = capacity(p, context=serving_context(p))
+    prefill_fit = capacity(
+        p, context=d.prompt_len, chips=d.prefill_tp, microbatches=1.0, batch=d.prefill_batch
+    )
+    fit = {
+        "feasible": decode_fit["feasible"] & prefill_fit["feasible"],
+        "max_batch": decode_fit["max_batch"],
+    }
+    prefill_bound = prefill_rate < decode_rate_full
+    walls = {k: jnp.where(prefill_bound, prefill_pass[k], step[k]) for k in step}
+    return _outputs(p, t_iter / e, ttft, requests_per_s, chips, walls, fit)
+
+
+def serving(p: Params) -> dict:
+    """Serving outputs of the mode ``deployment.serving`` (static)."""
+    return disaggregated(p) if p.deployment.serving == "disaggregated" else aggregated(p)

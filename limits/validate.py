@@ -1,0 +1,308 @@
+"""Check the limit model against published serving measurements.
+
+``python -m limits.validate [MEASUREMENTS.csv] [--calibration FILE] --out PREDICTIONS.csv``
+reads a measurement file (schema: ``limits/data/measurements/README.md``; optional columns
+``dp``, ``serving``, ``prefill_tp``, ``prefill_dp``, ``prefill_ep``, ``prefill_replicas``,
+``prefill_batch``), and writes every input row, its columns untouched, with four more:
+
+- ``limit``: the ideal model's figure for the row's metric, in the metric's unit;
+- ``predicted``: the same with the calibration (flat parameter names, YAML); ``limit`` without;
+- ``feasible``: the configuration fits in memory at that batch (serving capacity check);
+- ``reason``: why a row could not be evaluated (unknown preset, unsupported setting); such a
+  row is written with empty figures and never stops the run.
+
+It prints, per metric and per source/engine/hardware, percentiles of measured/limit and the
+error of ``predicted``. Without an input file it checks the shipped public set.
+
+How a row becomes parameters (docs/serving.md, "Validation"):
+- presets by name; ``n_params = 0`` (the architecture count, so weights are read as engines
+  read them); ``replicas`` x ``dp`` instances; ``compute_bytes`` empty: follows ``weight_bytes``;
+- a fractional ``batch`` (a Little's-law mean) is rounded toward the bound: down for time
+  metrics, up for throughput; an empty ``batch`` is as many as fit (``serving_max_batch``);
+- ``context`` (the decode-step view) = ``prompt_len + output_len``.
+Metrics: ``tpot_ms`` <- ``tpot``, ``ttft_ms`` <- ``ttft_at_load``, ``output_tok_s`` <-
+``output_tps``; ``--view decode`` uses the decode-step outputs instead (``tbt``, isolated
+``ttft``, ``stps``), the figures the model gave before serving was modelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import yaml
+
+from limits.errors import LimitsError, ParameterError
+from limits.model import evaluate
+from limits.model.params import Params
+from limits.presets import load_params
+
+__all__ = [
+    "PUBLIC_MEASUREMENTS",
+    "METRICS",
+    "read_measurements",
+    "validate",
+    "summarize",
+    "write_predictions",
+    "main",
+]
+
+PUBLIC_MEASUREMENTS = (
+    Path(__file__).resolve().parent / "data" / "measurements" / ("serving_public.csv")
+)
+
+#: metric -> (serving output, decode-view output, scale to the metric's unit, kind)
+METRICS: dict[str, tuple[str, str, float, str]] = {
+    "tpot_ms": ("tpot", "tbt", 1e3, "time"),
+    "ttft_ms": ("ttft_at_load", "ttft", 1e3, "time"),
+    "output_tok_s": ("output_tps", "stps", 1.0, "throughput"),
+}
+ADDED = ("limit", "predicted", "feasible", "reason")
+INTEGER_COLUMNS = ("tp", "pp", "ep", "replicas", "prompt_len", "output_len")
+PREFILL_COLUMNS = ("prefill_tp", "prefill_dp", "prefill_ep", "prefill_replicas", "prefill_batch")
+VIEWS = ("serving", "decode")
+
+
+def read_measurements(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a measurement CSV as dicts of strings (column order kept in the dicts)."""
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _number(row: Mapping[str, str], name: str, default: float | None = None) -> float | None:
+    raw = (row.get(name) or "").strip()
+    if raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ParameterError(f"column {name} = {raw!r} is not a number") from None
+
+
+def _row_overrides(row: Mapping[str, str], kind: str) -> tuple[dict[str, Any], str]:
+    """Flat parameter overrides of one row and its serving mode (batch may be None)."""
+    over: dict[str, Any] = {"n_params": 0.0}
+    for name in INTEGER_COLUMNS:
+        value = _number(row, name)
+        if value is None:
+            raise ParameterError(f"column {name} is empty")
+        over[name] = value
+    over["replicas"] = over["replicas"] * (_number(row, "dp", 1.0) or 1.0)
+    for name in ("weight_bytes", "kv_bytes"):
+        value = _number(row, name)
+        if value is None:
+            raise ParameterError(f"column {name} is empty")
+        over[name] = value
+    over["compute_bytes"] = _number(row, "compute_bytes", 0.0)
+    batch = _number(row, "batch")
+    if batch is not None:
+        rounded = math.floor(batch) if kind == "time" else math.ceil(batch)
+        over["batch"] = float(max(1, rounded))
+    else:
+        over["batch"] = None
+    over["context"] = over["prompt_len"] + over["output_len"]
+    serving = (row.get("serving") or "").strip() or "aggregated"
+    if serving not in ("aggregated", "disaggregated"):
+        raise ParameterError(
+            f"column serving = {serving!r} is unknown; choose aggregated or disaggregated"
+        )
+    for name in PREFILL_COLUMNS:
+        value = _number(row, name)
+        if value is not None:
+            over[name] = value
+    return over, serving
+
+
+def _calibration(path: str | os.PathLike | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    with open(path) as fh:
+        values = yaml.safe_load(fh) or {}
+    if not isinstance(values, Mapping):
+        raise ParameterError(f"calibration file {path}: expected a mapping of parameter: value")
+    return dict(values)
+
+
+def _with_serving(p: Params, serving: str) -> Params:
+    return dataclasses.replace(p, deployment=dataclasses.replace(p.deployment, serving=serving))
+
+
+_EVALUATE = jax.jit(evaluate)
+
+
+def _evaluate_group(params: list[Params]) -> dict[str, np.ndarray]:
+    """Evaluate rows that share presets and static fields in one call (leaves stacked)."""
+    stacked = jax.tree_util.tree_map(lambda *xs: np.asarray(xs, dtype=np.float64), *params)
+    out = _EVALUATE(stacked)
+    return {k: np.broadcast_to(np.asarray(v), (len(params),)) for k, v in out.items()}
+
+
+def validate(
+    rows: Sequence[Mapping[str, str]] | str | os.PathLike = PUBLIC_MEASUREMENTS,
+    calibration: Mapping[str, Any] | str | os.PathLike | None = None,
+    view: str = "serving",
+) -> list[dict[str, Any]]:
+    """Every row with ``limit``, ``predicted``, ``feasible`` and ``reason`` added (see the
+    module docstring). ``calibration``: a mapping of flat parameter names or a YAML file."""
+    if view not in VIEWS:
+        raise ValueError(f"view = {view!r} is unknown; choose one of {', '.join(VIEWS)}")
+    with jax.enable_x64(True):  # figures in float64, like the store
+        return _validate(rows, calibration, view)
+
+
+def _validate(rows, calibration, view) -> list[dict[str, Any]]:
+    if not isinstance(rows, Sequence) or isinstance(rows, str):
+        rows = read_measurements(rows)
+    calib = dict(calibration) if isinstance(calibration, Mapping) else _calibration(calibration)
+    results = [{**row, "limit": "", "predicted": "", "feasible": "", "reason": ""} for row in rows]
+    groups: dict[tuple, list[tuple[int, Params, Params]]] = {}
+    for i, row in enumerate(rows):
+        try:
+            metric = (row.get("metric") or "").strip()
+            if metric not in METRICS:
+                raise ParameterError(
+                    f"metric {metric!r} is unsupported; known: {', '.join(METRICS)}"
+                )
+            over, serving = _row_overrides(row, METRICS[metric][3])
+            batch = over.pop("batch")
+            base = _with_serving(
+                load_params(row["hardware"].strip(), row["model"].strip(), **over), serving
+            )
+            if batch is None:  # as many as fit: one evaluation at batch 1 gives the room
+                fit = evaluate(base)
+                batch = float(fit["serving_max_batch" if view == "serving" else "max_batch"])
+                if batch < 1:
+                    raise ParameterError("the weights alone do not fit in memory (batch 0)")
+            ideal = base.replace(batch=batch)
+            calibrated = ideal.replace(**calib) if calib else ideal
+        except (LimitsError, KeyError) as err:
+            results[i]["reason"] = str(err).splitlines()[0] if str(err) else repr(err)
+            continue
+        key = (row["hardware"].strip(), row["model"].strip(), serving)
+        groups.setdefault(key, []).append((i, ideal, calibrated))
+    for members in groups.values():
+        ideal_out = _evaluate_group([m[1] for m in members])
+        calib_out = _evaluate_group([m[2] for m in members]) if calib else ideal_out
+        for j, (i, _, _) in enumerate(members):
+            serving_name, decode_name, scale, _ = METRICS[rows[i]["metric"].strip()]
+            name = serving_name if view == "serving" else decode_name
+            feasible = ideal_out["serving_feasible" if view == "serving" else "feasible"][j]
+            results[i]["limit"] = float(ideal_out[name][j]) * scale
+            results[i]["predicted"] = float(calib_out[name][j]) * scale
+            results[i]["feasible"] = bool(feasible)
+    return results
+
+
+def _percentiles(values: Sequence[float]) -> str:
+    a = np.asarray(values, dtype=np.float64)
+    q = np.percentile(a, [0, 10, 50, 90, 100])
+    return " ".join(f"{v:7.3f}" for v in q)
+
+
+def summarize(results: Sequence[Mapping[str, Any]]) -> str:
+    """Per metric and per source/engine/hardware: n, percentiles (min p10 p50 p90 max) of
+    measured/limit, and the median |measured/predicted - 1| (feasible rows only)."""
+    ok = [r for r in results if r["reason"] == "" and r["feasible"]]
+    lines = [
+        f"{len(results)} rows: {len(ok)} feasible, "
+        f"{sum(1 for r in results if r['reason'] == '' and not r['feasible'])} infeasible, "
+        f"{sum(1 for r in results if r['reason'] != '')} not evaluated",
+        "bound: time metrics need measured/limit >= 1, throughput metrics <= 1",
+        f"{'group':<72} {'n':>4}   measured/limit: min     p10     p50     p90     max"
+        "   |err(pred)| p50",
+    ]
+
+    def block(title: str, key) -> None:
+        lines.append(title)
+        keys = sorted({key(r) for r in ok})
+        for k in keys:
+            sel = [r for r in ok if key(r) == k]
+            ratio = [float(r["value"]) / r["limit"] for r in sel]
+            err = np.median([abs(float(r["value"]) / r["predicted"] - 1.0) for r in sel])
+            label = " | ".join(k)
+            label = label if len(label) <= 72 else label[:69] + "..."
+            lines.append(f"{label:<72} {len(sel):>4}   {_percentiles(ratio)}   {err:7.3f}")
+
+    block("per metric", lambda r: (r["metric"],))
+    block(
+        "per metric, source, engine, hardware",
+        lambda r: (r["metric"], _short_source(r["source"]), r["engine"][:20], r["hardware"]),
+    )
+    return "\n".join(lines)
+
+
+def _short_source(source: str) -> str:
+    """A source label short enough for one table line (the full one stays in the CSV)."""
+    if "mlcommons" in source:
+        return "MLPerf4.1 " + source.split("/results/")[-1].split("/")[0][:24]
+    if "TensorRT-LLM" in source:
+        return "TRT-LLM docs " + ("v0.14 online" if "v0.14" in source else "v0.17 max-load")
+    if "nim" in source.lower():
+        return "NVIDIA NIM 1.8.0"
+    return source[:40]
+
+
+def write_predictions(results: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> None:
+    """Write the rows (input columns first, then ``limit, predicted, feasible, reason``)
+    atomically: a failed write leaves no half-written file."""
+    columns = [c for c in results[0] if c not in ADDED] + list(ADDED) if results else list(ADDED)
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for r in results:
+                writer.writerow({c: _cell(r.get(c, "")) for c in columns})
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cell(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m limits.validate", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "measurements",
+        nargs="?",
+        default=str(PUBLIC_MEASUREMENTS),
+        help="measurement CSV (default: the shipped public set)",
+    )
+    parser.add_argument("--calibration", help="YAML mapping of flat parameter names to values")
+    parser.add_argument("--out", required=True, help="predictions CSV to write")
+    parser.add_argument(
+        "--view",
+        choices=VIEWS,
+        default="serving",
+        help="serving outputs (default) or the decode-step outputs (tbt, isolated ttft, stps)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        results = validate(args.measurements, args.calibration, view=args.view)
+        write_predictions(results, args.out)
+    except (LimitsError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summarize(results))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
