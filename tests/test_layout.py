@@ -23,6 +23,8 @@ ALLOWED = {
     "analysis": {"errors", "units", "model", "sweep"},  # sweep: store-layout names only
     "plots": {"errors", "units", "model", "analysis"},
     "studies": {"errors", "units", "model", "autodiff", "sweep", "analysis", "plots", "presets"},
+    # command-line front ends at the top level (python -m limits.<name>)
+    "validate": {"errors", "units", "model", "presets", "autodiff"},
 }
 
 
