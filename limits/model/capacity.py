@@ -14,7 +14,7 @@ def capacity(p: Params) -> dict:
     m, d, c, hw = p.model, p.deployment, p.calibration, p.hardware
     chips = d.tp * d.pp
     weights = arch.weight_bytes_stored(m, d) + d.draft_params * d.weight_bytes
-    kv_per_user = arch.effective_context(m, d.context + d.draft_len) * arch.kv_bytes_per_token(m, d)
+    kv_per_user = arch.kv_bytes_stored(m, d, d.context + d.draft_len)
     kv = d.pp * d.batch * kv_per_user  # pp microbatches in flight
     workspace = chips * c.workspace_bytes
     required = weights + kv + workspace

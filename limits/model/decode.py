@@ -61,13 +61,12 @@ def decode_step(p: Params) -> dict:
     m, d, c, hw = p.model, p.deployment, p.calibration, p.hardware
     verify_tokens = d.draft_len + 1.0  # tokens per user processed by the target model
     tokens = d.batch * verify_tokens
-    ctx = arch.effective_context(m, d.context)
 
     weight_read = arch.weight_bytes_read(m, d, tokens)
-    kv_read = d.batch * ctx * arch.kv_bytes_per_token(m, d)
+    kv_read = d.batch * arch.kv_bytes_read(m, d, d.context)
     bytes_per_step = weight_read + kv_read
     flops_per_step = tokens * (
-        2.0 * arch.active_params(m) + m.n_layers * ctx * arch.attention_flops_per_pair(m)
+        2.0 * arch.active_params(m) + arch.mixer_flops_per_query(m, d.context)
     )
 
     t_mem = bytes_per_step / bandwidth(p)
@@ -105,12 +104,7 @@ def no_cache_step(p: Params) -> dict:
     """Naive decoding without a KV cache: every step re-runs the whole context (causal)."""
     m, d = p.model, p.deployment
     n = d.context + 1.0
-    flops = d.batch * (
-        2.0 * arch.active_params(m) * n
-        + m.n_layers
-        * arch.attended_pairs(m, n, "causal")
-        * arch.prefill_attention_flops_per_pair(m)
-    )
+    flops = d.batch * (2.0 * arch.active_params(m) * n + arch.prefill_mixer_flops(m, n, "causal"))
     weight_read = arch.weight_bytes_read(m, d, d.batch * n)
     t = (
         jnp.maximum(flops / flop_rate(p), weight_read / bandwidth(p))

@@ -200,6 +200,14 @@ class Hardware(_Group):
     mem_bw: float = _num(4 * 2.0**40, "B/s", "memory bandwidth per chip", lo_open=True)
     mem_capacity: float = _num(96 * 2.0**30, "B", "memory capacity per chip", lo_open=True)
     peak_flops: float = _num(2.25e15, "FLOP/s", "dense tensor peak per chip", lo_open=True)
+    peak_flops_8bit: float = _num(
+        0.0,
+        "FLOP/s",
+        "dense 8-bit tensor peak per chip (0: no 8-bit path, runs at the 16-bit rate)",
+    )
+    peak_flops_4bit: float = _num(
+        0.0, "FLOP/s", "dense 4-bit tensor peak per chip (0: no 4-bit path, runs at the 8-bit rate)"
+    )
     sync_latency: float = _num(2.25e-6, "s", "latency of one collective across nodes")
     sync_latency_intra_node: float = _num(2.25e-6, "s", "latency of one collective inside one node")
     pipeline_latency: float = _num(2.25e-6, "s", "latency of one pipeline-stage hop")
@@ -241,7 +249,9 @@ class Model(_Group):
     top_k: float = _num(0.0, "1", "routed experts per token", integer=True)
     n_shared_experts: float = _num(0.0, "1", "always-active experts per MoE layer", integer=True)
     d_ff_expert: float = _num(0.0, "1", "FFN width of one expert", integer=True)
-    n_dense_layers: float = _num(0.0, "1", "leading dense layers of a MoE model", integer=True)
+    n_dense_layers: float = _num(
+        0.0, "1", "dense-FFN layers of a MoE model (leading or interleaved)", integer=True
+    )
     kv_lora_rank: float = _num(0.0, "1", "MLA latent KV rank", integer=True)
     q_lora_rank: float = _num(0.0, "1", "MLA latent query rank (0: none)", integer=True)
     qk_rope_head_dim: float = _num(0.0, "1", "MLA decoupled RoPE key dim", integer=True)
@@ -254,6 +264,35 @@ class Model(_Group):
         1.0, "1", "fraction of layers that use the window", hi=1
     )
     max_context: float = _num(INF, "tok", "longest supported context", lo=1, allow_inf=True)
+    n_linear_layers: float = _num(
+        0.0,
+        "1",
+        "layers whose mixer is linear attention or a state-space model (no KV cache)",
+        integer=True,
+    )
+    linear_k_heads: float = _num(0.0, "1", "linear mixer key heads (Mamba2: groups)", integer=True)
+    linear_k_dim: float = _num(
+        0.0, "1", "linear mixer key head dim (Mamba2: state size)", integer=True
+    )
+    linear_v_heads: float = _num(0.0, "1", "linear mixer value heads (Mamba2: heads)", integer=True)
+    linear_v_dim: float = _num(0.0, "1", "linear mixer value head dim", integer=True)
+    linear_conv_kernel: float = _num(0.0, "1", "linear mixer causal-conv width", integer=True)
+    index_topk: float = _num(
+        INF,
+        "tok",
+        "cached entries one query reads (sparse attention; inf: all)",
+        lo=1,
+        allow_inf=True,
+    )
+    index_n_heads: float = _num(0.0, "1", "sparse-attention indexer heads", integer=True)
+    index_head_dim: float = _num(0.0, "1", "sparse-attention indexer key dim", integer=True)
+    moe_latent_dim: float = _num(0.0, "1", "width experts act in (0: d_model)", integer=True)
+    d_ff_shared: float = _num(
+        0.0, "1", "FFN width of a shared expert (0: d_ff_expert)", integer=True
+    )
+    n_mtp_layers: float = _num(
+        0.0, "1", "multi-token-prediction modules (not in n_params)", integer=True
+    )
 
     def _check(self) -> None:
         if not all(is_concrete(getattr(self, n)) for n in ("n_heads", "n_kv_heads")):
@@ -291,6 +330,14 @@ class Model(_Group):
             and (np.asarray(self.n_dense_layers) > np.asarray(self.n_layers)).any()
         ):
             raise ParameterError("model.n_dense_layers must be <= model.n_layers")
+        if (
+            is_concrete(self.n_linear_layers)
+            and (np.asarray(self.n_linear_layers) >= np.asarray(self.n_layers)).any()
+        ):
+            raise ParameterError(
+                f"model.n_linear_layers = {np.max(self.n_linear_layers):g} must be < "
+                f"model.n_layers = {np.min(self.n_layers):g} (at least one attention layer)"
+            )
 
 
 @_register
