@@ -33,7 +33,17 @@ EXPECTED_HARDWARE = {
     "xpu_3d_dram",
     "xpu_sram",
     "xpu_cows",
+    "b300",
+    "gb200",
+    "gb300",
+    "mi355x",
+    "tpu_v7",
+    "trainium2",
+    "trainium3",
+    "rubin",
+    "mi455x",
 }
+ANNOUNCED_HARDWARE = {"rubin", "mi455x"}  # not shipping: their headers say so
 EXPECTED_MODELS = {
     "llama3_8b",
     "llama3_70b",
@@ -69,16 +79,26 @@ def test_hardware_values_in_sane_ranges(hw):
     assert 1e11 <= h.mem_bw <= 1e17  # 100 GB/s (LPDDR-class) .. 100 PB/s (wafer SRAM)
     assert 1e8 <= h.mem_capacity <= 1e12  # 100 MB (one SRAM chip) .. 1 TB
     assert 1e13 <= h.peak_flops <= 1e17  # 10 TFLOP/s .. 100 PFLOP/s dense
+    # a lower precision is never slower than a higher one (0: no such path)
+    assert h.peak_flops_8bit == 0 or h.peak_flops_8bit >= h.peak_flops
+    assert h.peak_flops_4bit == 0 or h.peak_flops_4bit >= max(h.peak_flops_8bit, h.peak_flops)
     assert 1e-7 <= h.sync_latency_intra_node <= h.sync_latency <= 1e-4
     assert 1e-7 <= h.pipeline_latency <= 1e-4
     assert 1 <= h.node_size <= 256
     assert h.link_bw == np.inf or 1e10 <= h.link_bw <= 1e13
     assert 50 <= h.chip_power <= 3e4
-    assert 0 <= h.node_power <= 1e4
+    assert 0 <= h.node_power / h.node_size <= 2e3  # host/network share per chip
+    assert 50 <= h.chip_power + h.node_power / h.node_size <= 3e4  # all-in per chip (wafer: 23 kW)
     assert 0 <= h.chip_price <= 50  # USD per chip-hour
     assert 0 <= h.chip_capex <= 5e6
     # ridge point (FLOP per byte): ~0.01 for wafer-scale SRAM .. a few hundred for HBM parts
     assert 1e-3 <= h.peak_flops / h.mem_bw <= 1000
+
+
+@pytest.mark.parametrize("hw", sorted(ANNOUNCED_HARDWARE))
+def test_announced_parts_are_marked(hw):
+    header = (CONF_DIR / "hardware" / f"{hw}.yaml").read_text().split("\nname:")[0]
+    assert "ANNOUNCED, NOT SHIPPING" in header
 
 
 @pytest.mark.parametrize("model", MODELS)
