@@ -106,7 +106,7 @@ def test_model_values_in_sane_ranges(model):
     m = Model.from_mapping(load_preset("model", model))
     assert m.name == model
     assert 1e9 <= m.n_params <= 2e12, "presets carry a nominal count"
-    assert 1024 <= m.max_context <= 1e7
+    assert 1024 <= m.max_context <= 2**24  # Llama 4 Scout: 10M tokens
     assert m.d_model % 64 == 0 and m.d_head % 32 == 0
     if m.ffn == "moe":
         assert m.top_k < m.n_experts and m.d_ff_expert > 0

@@ -79,7 +79,9 @@ def indexer_params_per_layer(m: Model):
 
 def n_moe_layers(m: Model):
     """Layers with a MoE feed-forward block."""
-    return m.n_layers - m.n_dense_layers if m.ffn == "moe" else 0.0 * m.n_layers
+    if m.ffn != "moe":
+        return 0.0 * m.n_layers
+    return m.n_layers - m.n_dense_layers - m.n_ffn_free_layers
 
 
 def routed_expert_params_total(m: Model):
@@ -112,7 +114,7 @@ def architecture_params(m: Model):
     if m.ffn == "moe":
         ffn = m.n_dense_layers * dense_ffn + n_moe_layers(m) * moe_layer_params(m)
     else:
-        ffn = m.n_layers * dense_ffn
+        ffn = (m.n_layers - m.n_ffn_free_layers) * dense_ffn
     return embeddings + mixer_params(m) + ffn
 
 

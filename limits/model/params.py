@@ -286,6 +286,12 @@ class Model(_Group):
     )
     index_n_heads: float = _num(0.0, "1", "sparse-attention indexer heads", integer=True)
     index_head_dim: float = _num(0.0, "1", "sparse-attention indexer key dim", integer=True)
+    n_ffn_free_layers: float = _num(
+        0.0,
+        "1",
+        "layers without an FFN block (hybrids that stack mixer and FFN blocks)",
+        integer=True,
+    )
     moe_latent_dim: float = _num(0.0, "1", "width experts act in (0: d_model)", integer=True)
     d_ff_shared: float = _num(
         0.0, "1", "FFN width of a shared expert (0: d_ff_expert)", integer=True
@@ -330,6 +336,16 @@ class Model(_Group):
             and (np.asarray(self.n_dense_layers) > np.asarray(self.n_layers)).any()
         ):
             raise ParameterError("model.n_dense_layers must be <= model.n_layers")
+        if (
+            all(is_concrete(v) for v in (self.n_dense_layers, self.n_ffn_free_layers))
+            and (
+                np.asarray(self.n_dense_layers) + np.asarray(self.n_ffn_free_layers)
+                > np.asarray(self.n_layers)
+            ).any()
+        ):
+            raise ParameterError(
+                "model.n_dense_layers + model.n_ffn_free_layers must be <= model.n_layers"
+            )
         if (
             is_concrete(self.n_linear_layers)
             and (np.asarray(self.n_linear_layers) >= np.asarray(self.n_layers)).any()
