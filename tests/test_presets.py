@@ -55,6 +55,18 @@ EXPECTED_MODELS = {
     "mixtral_8x22b",
     "gpt_oss_120b",
     "qwen3_235b_a22b",
+    "qwen3_32b",
+    "qwen3_30b_a3b",
+    "llama4_scout",
+    "llama4_maverick",
+    "deepseek_r1",
+    "deepseek_v3_2",
+    "kimi_k2_5",
+    "glm_5",
+    "minimax_m2_5",
+    "qwen3_5_397b_a17b",
+    "gpt_oss_20b",
+    "nemotron_3_super",
 }
 
 
@@ -155,16 +167,45 @@ def test_architecture_count_matches_nominal_params(model):
     assert counted == pytest.approx(m.n_params, rel=0.02)
 
 
+# Published totals, independent of the presets' own n_params (docs/references.md s.4).
+PUBLISHED_TOTAL = {
+    "qwen3_32b": 32.8e9,  # Qwen3-32B model card: 32.8B
+    "qwen3_30b_a3b": 30.5e9,  # Qwen3-30B-A3B model card: 30.5B total
+    "llama4_scout": 109e9,  # Meta Llama 4 model card: 109B total (with the vision encoder)
+    "llama4_maverick": 400e9,  # Meta Llama 4 model card: 400B total
+    "deepseek_r1": 671e9,  # DeepSeek-R1 model card: 671B total
+    "deepseek_v3_2": 671e9,  # DeepSeek-V3.2 model card: 685B incl. the 14B MTP module
+    "kimi_k2_5": 1.04e12,  # Kimi K2 technical report (arXiv 2507.20534): 1.04T total
+    "glm_5": 744e9,  # Z.ai GLM-5 release: 744B total
+    "minimax_m2_5": 230e9,  # MiniMax-M2 model card: 230B total
+    "qwen3_5_397b_a17b": 397e9,  # Qwen3.5-397B-A17B model card: 397B total
+    "gpt_oss_20b": 20.9e9,  # OpenAI gpt-oss model card: 20.9B total
+    "nemotron_3_super": 120e9,  # NVIDIA Nemotron 3 Super model card: 120B total
+}
+
+
+@pytest.mark.parametrize("model, published", sorted(PUBLISHED_TOTAL.items()))
+def test_counted_params_match_published_total(model, published):
+    m = Model.from_mapping(load_preset("model", model))
+    assert float(architecture_params(m)) == pytest.approx(published, rel=0.02)
+
+
 @pytest.mark.parametrize(
     "model, published_active",
     [
         ("deepseek_v3", 37e9),  # DeepSeek-V3 technical report: 37B activated per token
         ("mixtral_8x7b", 12.9e9),  # Mistral AI: 12.9B active of 46.7B
         ("qwen3_235b_a22b", 22e9),  # Qwen3 model card: 22B activated
+        ("qwen3_30b_a3b", 3.3e9),  # Qwen3-30B-A3B model card: 3.3B activated
+        ("llama4_scout", 17e9),  # Meta Llama 4 model card: 17B active
+        ("llama4_maverick", 17e9),  # Meta Llama 4 model card: 17B active
+        ("deepseek_r1", 37e9),  # DeepSeek-R1 model card: 37B activated
+        ("kimi_k2_5", 32.6e9),  # Kimi K2 technical report: 32.6B activated
+        ("qwen3_5_397b_a17b", 17e9),  # Qwen3.5 model card: 17B activated
     ],
 )
 def test_moe_active_params(model, published_active):
-    m = Model.from_mapping(load_preset("model", model))
+    m = Model.from_mapping(load_preset("model", model)).replace(n_params=0)
     assert float(active_params(m)) == pytest.approx(published_active, rel=0.03)
 
 
