@@ -5,7 +5,7 @@ from __future__ import annotations
 
 __all__ = ["PAPER", "BASE_HW", "BIG_MODEL", "MOE_MODEL"]
 
-#: the paper's published values (REFERENCES.md s.1), quoted for comparison only
+#: the paper's published values (docs/references.md s.1), quoted for comparison only
 PAPER = {
     "golden_utps": {4096: 290, 131072: 271},  # Llama3-405B, HBM3, TP32, batch 1
     "golden_tp": 32,
