@@ -96,6 +96,9 @@ def test_hardware_values_in_sane_ranges(hw):
     assert h.peak_flops_4bit == 0 or h.peak_flops_4bit >= max(h.peak_flops_8bit, h.peak_flops)
     assert 1e-7 <= h.sync_latency_intra_node <= h.sync_latency <= 1e-4
     assert 1e-7 <= h.pipeline_latency <= 1e-4
+    if h.scaleup_size > 0:  # three tiers: node <= scale-up domain <= scale-out
+        assert h.node_size < h.scaleup_size
+        assert h.sync_latency_intra_node <= h.sync_latency_scaleup <= h.sync_latency
     assert 1 <= h.node_size <= 256
     assert h.link_bw == np.inf or 1e10 <= h.link_bw <= 1e13
     assert 50 <= h.chip_power <= 3e4

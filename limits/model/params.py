@@ -211,7 +211,23 @@ class Hardware(_Group):
     sync_latency: float = _num(2.25e-6, "s", "latency of one collective across nodes")
     sync_latency_intra_node: float = _num(2.25e-6, "s", "latency of one collective inside one node")
     pipeline_latency: float = _num(2.25e-6, "s", "latency of one pipeline-stage hop")
-    node_size: float = _num(8.0, "1", "chips per node (scale-up domain)", lo=1, integer=True)
+    node_size: float = _num(8.0, "1", "chips per node (one host)", lo=1, integer=True)
+    scaleup_size: float = _num(
+        0.0,
+        "1",
+        "chips per scale-up domain beyond one node (NVL72 rack, TPU pod; 0: none)",
+        integer=True,
+    )
+    sync_latency_scaleup: float = _num(
+        2.25e-6, "s", "latency of one collective across nodes inside one scale-up domain"
+    )
+    scaleup_link_bw: float = _num(
+        INF,
+        "B/s",
+        "per-chip bandwidth of collectives inside the scale-up domain beyond one node",
+        lo_open=True,
+        allow_inf=True,
+    )
     link_bw: float = _num(
         INF,
         "B/s",
@@ -223,6 +239,17 @@ class Hardware(_Group):
     node_power: float = _num(300.0, "W", "power overhead per node (host, NICs, fans)")
     chip_price: float = _num(0.0, "USD/h", "rental price per chip-hour")
     chip_capex: float = _num(0.0, "USD", "purchase price per chip, amortised")
+
+    def _check(self) -> None:
+        if not (is_concrete(self.scaleup_size) and is_concrete(self.node_size)):
+            return
+        up, node = np.broadcast_arrays(np.asarray(self.scaleup_size), np.asarray(self.node_size))
+        bad = (up > 0) & (up < node)
+        if bad.any():
+            raise ParameterError(
+                f"hardware.scaleup_size = {up[bad].flat[0]:g} must be 0 (none) or >= "
+                f"hardware.node_size = {node[bad].flat[0]:g}"
+            )
 
 
 @_register
