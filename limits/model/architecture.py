@@ -172,6 +172,24 @@ def weight_bytes_stored(m: Model, d: Deployment):
     return total_params(m) * d.weight_bytes
 
 
+def non_routed_params(m: Model):
+    """Weights every token reads [params]: all but the routed experts (embeddings, mixers,
+    dense FFNs, shared experts, routers); the part each attention replica holds."""
+    return total_params(m) - routed_expert_params_total(m)
+
+
+def routed_weight_bytes_read(m: Model, d: Deployment, tokens):
+    """Routed-expert weight bytes ``tokens`` tokens touch in one forward pass [B]."""
+    if m.ffn != "moe":
+        return 0.0 * m.d_model
+    return n_moe_layers(m) * distinct_experts(m, tokens) * expert_params(m) * d.weight_bytes
+
+
+def redundant_expert_bytes(m: Model, d: Deployment):
+    """Bytes of the extra expert copies kept for load balancing [B]."""
+    return n_moe_layers(m) * d.redundant_experts * expert_params(m) * d.weight_bytes
+
+
 def kv_elements_per_layer(m: Model):
     """Cached elements one token adds to one attention layer (MLA: its latent)."""
     if m.attention == "mla":

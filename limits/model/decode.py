@@ -62,15 +62,25 @@ def decode_step(p: Params) -> dict:
     verify_tokens = d.draft_len + 1.0  # tokens per user processed by the target model
     tokens = d.batch * verify_tokens
 
-    weight_read = arch.weight_bytes_read(m, d, tokens)
-    kv_read = d.batch * arch.kv_bytes_read(m, d, d.context)
+    # a stage holds dp attention replicas of tp chips; its routed experts serve all dp x T
+    # tokens (wide expert parallelism); with dp = 1 these are the replica's own T tokens
+    stage_tokens = d.dp * tokens
+    own = arch.non_routed_params(m) * d.weight_bytes  # read by every replica
+    routed_read = arch.routed_weight_bytes_read(m, d, stage_tokens)
+    weight_read = (
+        arch.weight_bytes_read(m, d, tokens) if m.ffn != "moe" else d.dp * own + routed_read
+    )
+    kv_read = d.dp * d.batch * arch.kv_bytes_read(m, d, d.context)
     bytes_per_step = weight_read + kv_read
-    flops_per_step = tokens * (
+    flops_per_step = stage_tokens * (
         2.0 * arch.active_params(m) + arch.mixer_flops_per_query(m, d.context)
     )
+    routed_flops = stage_tokens * 2.0 * (arch.active_params(m) - arch.non_routed_params(m))
 
-    t_mem = bytes_per_step / bandwidth(p)
-    t_compute = flops_per_step / flop_rate(p)
+    # the busiest chip carries expert_imbalance x the mean routed share
+    extra = d.expert_imbalance - 1.0
+    t_mem = (bytes_per_step + extra * routed_read) / (d.dp * bandwidth(p))
+    t_compute = (flops_per_step + extra * routed_flops) / (d.dp * flop_rate(p))
     t_sync = sync_time(p, tokens)
     t_overhead = m.n_layers * c.layer_overhead
     t_draft = draft_time(p)
@@ -78,7 +88,7 @@ def decode_step(p: Params) -> dict:
 
     tokens_per_step = expected_tokens_per_step(p)
     utps = tokens_per_step / step_time
-    stps = d.replicas * d.pp * d.batch * utps
+    stps = d.replicas * d.pp * d.dp * d.batch * utps
     return {
         "weight_bytes_read": weight_read,
         "kv_bytes_read": kv_read,
@@ -96,7 +106,7 @@ def decode_step(p: Params) -> dict:
         "stps": stps,
         "arithmetic_intensity": flops_per_step / bytes_per_step,
         "ridge_point": (hw.peak_flops * c.flops_efficiency) / (hw.mem_bw * c.mem_efficiency),
-        "compute_utilization": flops_per_step / (step_time * d.tp * hw.peak_flops),
+        "compute_utilization": flops_per_step / (step_time * d.dp * d.tp * hw.peak_flops),
     }
 
 

@@ -12,7 +12,7 @@ HOURS_PER_YEAR = 8766.0  # 365.25 days
 def economics(p: Params, stps) -> dict:
     """Provisioned power, energy per token, cost per million tokens, tokens per dollar."""
     d, hw, e = p.deployment, p.hardware, p.economics
-    chips = d.tp * d.pp * d.replicas
+    chips = d.tp * d.dp * d.pp * d.replicas
     nodes = jnp.ceil(chips / hw.node_size)
     power = chips * hw.chip_power + nodes * hw.node_power
     hourly = (

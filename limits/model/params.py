@@ -403,14 +403,32 @@ class Deployment(_Group):
     acceptance_rate: float = _num(0.0, "1", "probability each drafted token is accepted", hi=1)
     draft_params: float = _num(0.0, "1", "parameters of the draft model")
     draft_layers: float = _num(0.0, "1", "layers of the draft model", integer=True)
+    dp: float = _num(
+        1.0, "1", "data-parallel attention replicas per stage, each tp chips", lo=1, integer=True
+    )
+    expert_imbalance: float = _num(
+        1.0, "1", "tokens on the busiest expert rank / the mean (>= 1)", lo=1
+    )
+    redundant_experts: float = _num(
+        0.0, "1", "extra routed-expert copies per MoE layer (load balancing)", integer=True
+    )
 
     def _check(self) -> None:
-        if is_concrete(self.tp) and is_concrete(self.ep):
-            tp, ep = np.asarray(self.tp), np.asarray(self.ep)
-            if (np.mod(tp, ep) != 0).any():
+        if is_concrete(self.tp) and is_concrete(self.ep) and is_concrete(self.dp):
+            tp, ep, dp = np.broadcast_arrays(
+                np.asarray(self.tp), np.asarray(self.ep), np.asarray(self.dp)
+            )
+            bad = np.mod(tp * dp, ep) != 0
+            if bad.any() and (dp[bad] == 1).all():
                 raise ParameterError(
-                    f"deployment.ep = {ep.flat[0]:g} must divide deployment.tp = "
-                    f"{tp.flat[0]:g} (experts are spread over a stage's chips)"
+                    f"deployment.ep = {ep[bad].flat[0]:g} must divide deployment.tp = "
+                    f"{tp[bad].flat[0]:g} (experts are spread over a stage's chips)"
+                )
+            if bad.any():
+                raise ParameterError(
+                    f"deployment.ep = {ep[bad].flat[0]:g} must divide deployment.tp x "
+                    f"deployment.dp = {(tp * dp)[bad].flat[0]:g} (experts are spread over "
+                    "a stage's chips)"
                 )
 
 
@@ -512,6 +530,7 @@ def check_cross_group(model: Model, dep: Deployment) -> None:
         model.n_experts,
         dep.context,
         model.max_context,
+        dep.redundant_experts,
     )
     if not all(is_concrete(v) for v in values):
         return
@@ -534,10 +553,21 @@ def check_cross_group(model: Model, dep: Deployment) -> None:
             f"deployment.ep = {np.max(ep):g} needs a MoE model; "
             f"model {model.name} is dense (allowed: 1)"
         )
-    if model.ffn == "moe" and (np.mod(np.asarray(model.n_experts), ep) != 0).any():
+    slots = np.asarray(model.n_experts) + np.asarray(dep.redundant_experts)
+    if model.ffn == "moe" and (np.mod(slots, ep) != 0).any():
+        extra = (
+            f" + deployment.redundant_experts = {np.max(dep.redundant_experts):g}"
+            if (np.asarray(dep.redundant_experts) > 0).any()
+            else ""
+        )
         raise ParameterError(
             f"deployment.ep = {np.max(ep):g} must divide model.n_experts = "
-            f"{np.max(model.n_experts):g}"
+            f"{np.max(model.n_experts):g}{extra}"
+        )
+    if model.ffn == "dense" and (np.asarray(dep.redundant_experts) > 0).any():
+        raise ParameterError(
+            f"deployment.redundant_experts = {np.max(dep.redundant_experts):g} needs a MoE "
+            f"model; model {model.name} is dense (allowed: 0)"
         )
     if (np.asarray(dep.context) > np.asarray(model.max_context)).any():
         raise ParameterError(

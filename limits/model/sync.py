@@ -7,7 +7,7 @@ Explicit model (it is where peer tools disagree most):
   scale-out (``sync_latency``, ``link_bw``); it costs ``alpha + beta(g) * message / bw``;
 - all-reduce (ring): ``beta = 2 (g-1)/g``, message = tokens x d_model x act_bytes;
 - all-to-all (expert dispatch or combine): ``beta = (g-1)/g``, message = tokens x top_k x
-  d_model x act_bytes;
+  d_model x act_bytes x expert_imbalance (the busiest rank), tokens of one attention replica;
 - tensor parallelism: ``collectives_per_layer`` all-reduces in every layer when ``tp > 1``;
 - expert parallelism: ``alltoall_per_moe_layer`` all-to-alls in every MoE layer when ``ep > 1``;
 - pipeline parallelism: ``pp`` stage hops of ``pipeline_latency`` per step when ``pp > 1``.
@@ -85,7 +85,7 @@ def sync_time(p: Params, tokens, n_layers=None):
         ep_sync = (
             n_moe_layers(m)
             * c.alltoall_per_moe_layer
-            * alltoall_time(p, d.ep, act_message * m.top_k)
+            * alltoall_time(p, d.ep, act_message * m.top_k * d.expert_imbalance)
         )
     else:
         ep_sync = 0.0
