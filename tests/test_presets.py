@@ -179,7 +179,7 @@ PUBLISHED_TOTAL = {
     "deepseek_r1": 671e9,  # DeepSeek-R1 model card: 671B total
     "deepseek_v3_2": 671e9,  # DeepSeek-V3.2 model card: 685B incl. the 14B MTP module
     "kimi_k2_5": 1.04e12,  # Kimi K2 technical report (arXiv 2507.20534): 1.04T total
-    "glm_5": 744e9,  # Z.ai GLM-5 release: 744B total
+    "glm_5": 744e9,  # GLM-5 technical report (arXiv 2602.15763): 744B total
     "minimax_m2_5": 230e9,  # MiniMax-M2 model card: 230B total
     "qwen3_5_397b_a17b": 397e9,  # Qwen3.5-397B-A17B model card: 397B total
     "gpt_oss_20b": 20.9e9,  # OpenAI gpt-oss model card: 20.9B total
