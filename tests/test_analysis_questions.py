@@ -156,7 +156,7 @@ def test_tbt_derived_from_step_time():
 
 
 def test_single_stream_reproduces_liminal_golden_point():
-    # REFERENCES.md s.1: Llama3-405B, batch 1, xPU-HBM3, TP32: 290 UTPS at 4096, 271 at 131072
+    # docs/references.md s.1: Llama3-405B, batch 1, xPU-HBM3, TP32: 290 UTPS at 4096, 271 at 131072
     ds = model_dataset(
         "xpu_hbm3",
         "llama3_405b",

@@ -1,5 +1,5 @@
 """Golden tests: the inference-bottlenecks chapter's footprints and FLOP counts for Llama 3 405B
-in FP16 (REFERENCES.md s.3). Each figure is checked with the setting the chapter states."""
+in FP16 (docs/references.md s.3). Each figure is checked with the setting the chapter states."""
 
 import dataclasses
 

@@ -1,4 +1,4 @@
-"""Golden tests: the LIMINAL paper's published decode figures (REFERENCES.md s.1)."""
+"""Golden tests: the LIMINAL paper's published decode figures (docs/references.md s.1)."""
 
 import pytest
 
@@ -47,7 +47,7 @@ def test_compute_utilisation_at_batch_1_is_at_most_1_percent(tp):
 @pytest.mark.parametrize("kv_bytes", [1, 2])
 def test_deepseek_v3_mla_caches_its_latent(kv_bytes):
     """DeepSeek-V3 MLA caches kv_lora_rank + qk_rope_head_dim = 576 values per layer per token
-    (REFERENCES.md s.4): 61 x 576 x kv_bytes B/token."""
+    (docs/references.md s.4): 61 x 576 x kv_bytes B/token."""
     from limits.model.architecture import kv_bytes_per_token
 
     p = limits.load_params("xpu_hbm3", "deepseek_v3", kv_bytes=kv_bytes)

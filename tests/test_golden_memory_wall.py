@@ -1,4 +1,4 @@
-"""Golden tests: Lamini's memory-wall figures (REFERENCES.md s.2, Diamos 2024).
+"""Golden tests: Lamini's memory-wall figures (docs/references.md s.2, Diamos 2024).
 
 Llama 3.1 8B in bf16 at batch 1 is bound by reading its 8e9 x 2 B of weights once per token;
 the hardware is built inline from the article's own figures (decimal units).

@@ -13,7 +13,13 @@ import yaml
 from limits.model.architecture import architecture_params
 from limits.model.params import Model, ParameterError
 from limits.presets import load_preset
-from limits.presets.hf import SUPPORTED_MODEL_TYPES, main, model_from_hf_config, preset_yaml
+from limits.presets.hf import (
+    SUPPORTED_MODEL_TYPES,
+    hf_weight_bytes,
+    main,
+    model_from_hf_config,
+    preset_yaml,
+)
 
 DATA = Path(__file__).parent / "data" / "hf"
 REPO = Path(__file__).resolve().parents[1]
@@ -175,3 +181,110 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     assert main([str(bad)]) == 2
     assert "falcon" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.json")]) == 2
+
+
+# --- the whole shipped corpus and hardening -------------------------------------------------
+
+CORPUS = sorted(p for p in DATA.glob("*--*.json"))
+
+
+def test_corpus_is_shipped():
+    assert len(CORPUS) >= 80, "tests/data/hf holds the public configs (see its README.md)"
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_every_shipped_config_imports_or_is_refused_in_one_line(path):
+    try:
+        text = preset_yaml(path)
+    except ParameterError as err:
+        message = str(err)
+        assert "\n" not in message and message.startswith("hf config")
+        assert "not represent" in message or "missing" in message or "not allowed" in message
+        return
+    model = Model.from_mapping(yaml.safe_load(text))
+    assert float(architecture_params(model)) > 1e8
+
+
+def test_refusal_names_the_missing_feature():
+    with pytest.raises(ParameterError, match=r"deepseek_v4.*compressed attention"):
+        model_from_hf_config(DATA / "deepseek-ai--DeepSeek-V4-Flash.json")
+    with pytest.raises(ParameterError, match=r"nemotron-nas.*block_configs"):
+        model_from_hf_config(DATA / "nvidia--Llama-3_3-Nemotron-Super-49B-v1.json")
+
+
+def test_nested_text_config_is_read():
+    vl = model_from_hf_config(DATA / "Qwen--Qwen3-VL-32B-Instruct.json")
+    text_only = model_from_hf_config(DATA / "Qwen--Qwen3-32B.json")
+    assert vl.max_context == 262144 != text_only.max_context  # the VL model's own context
+    assert _architecture(vl.replace(max_context=text_only.max_context)) == _architecture(text_only)
+
+
+@pytest.mark.parametrize(
+    "fixture, expected",
+    [
+        ("Qwen--Qwen3-32B.json", None),  # no quantization_config: weights as trained
+        ("Qwen--Qwen3-32B-FP8.json", 1.0),  # quant_method fp8
+        ("openai--gpt-oss-20b.json", 0.5),  # quant_method mxfp4
+        ("nvidia--GLM-5.1-NVFP4.json", 0.5),  # modelopt NVFP4
+        ("moonshotai--Kimi-K2.5.json", 0.5),  # compressed-tensors, 4-bit weight groups
+    ],
+)
+def test_quantization_config_implies_weight_bytes(fixture, expected):
+    implied = hf_weight_bytes(DATA / fixture)
+    assert (implied and implied[0]) == expected
+    if expected is not None:
+        assert f"# deployment.weight_bytes = {expected:g} " in preset_yaml(DATA / fixture)
+
+
+def test_mixed_precision_is_not_guessed():
+    path = DATA / "nvidia--Qwen3.6-27B-NVFP4.json"
+    with pytest.raises(ParameterError, match="does not imply one weight precision"):
+        hf_weight_bytes(path)
+    assert "# deployment.weight_bytes: not implied" in preset_yaml(path)
+
+
+def test_bad_json_is_one_line(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text('{"model_type": "llama",')
+    with pytest.raises(ParameterError, match="is not valid JSON") as err:
+        model_from_hf_config(bad)
+    assert "\n" not in str(err.value)
+    bad.write_text("[1, 2]")
+    with pytest.raises(ParameterError, match="JSON list, not an object"):
+        model_from_hf_config(bad)
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"num_attention_heads": "128"}, "num_attention_heads"),  # string for a number
+        ({"hidden_size": 16384.5}, "hidden_size"),  # not whole
+        ({"vocab_size": True}, "vocab_size"),  # a boolean is not a count
+        ({"num_attention_heads": 0}, "num_attention_heads"),  # zero divisor
+        ({"num_key_value_heads": 0}, "num_key_value_heads"),
+        ({"tie_word_embeddings": "false"}, "tie_word_embeddings"),  # string for a boolean
+        ({"num_key_value_heads": 7}, "num_key_value_heads"),  # does not divide the heads
+    ],
+)
+def test_wrong_types_are_refused_not_guessed(changes, key):
+    with pytest.raises(ParameterError, match=key) as err:
+        model_from_hf_config(_llama(**changes))
+    assert "\n" not in str(err.value)
+
+
+def test_newline_in_name_or_path_cannot_inject_yaml(tmp_path):
+    with pytest.raises(ParameterError, match="preset name"):
+        preset_yaml(DATA / "llama-3.1-405b.json", name="x\nvocab: 1")
+    folder = tmp_path / "evil\nvocab: 1"
+    folder.mkdir()
+    (folder / "config.json").write_text((DATA / "llama-3.1-405b.json").read_text())
+    text = preset_yaml(folder)
+    parsed = yaml.safe_load(text)
+    assert parsed["vocab"] == 128256
+    assert all(ln.startswith("#") or ": " in ln for ln in text.splitlines())
+
+
+def test_cli_refuses_bad_name_in_one_line(capsys):
+    assert main([str(DATA / "llama-3.1-405b.json"), "--name", "a\nb"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "preset name" in err

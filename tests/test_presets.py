@@ -33,7 +33,17 @@ EXPECTED_HARDWARE = {
     "xpu_3d_dram",
     "xpu_sram",
     "xpu_cows",
+    "b300",
+    "gb200",
+    "gb300",
+    "mi355x",
+    "tpu_v7",
+    "trainium2",
+    "trainium3",
+    "rubin",
+    "mi455x",
 }
+ANNOUNCED_HARDWARE = {"rubin", "mi455x"}  # not shipping: their headers say so
 EXPECTED_MODELS = {
     "llama3_8b",
     "llama3_70b",
@@ -45,6 +55,18 @@ EXPECTED_MODELS = {
     "mixtral_8x22b",
     "gpt_oss_120b",
     "qwen3_235b_a22b",
+    "qwen3_32b",
+    "qwen3_30b_a3b",
+    "llama4_scout",
+    "llama4_maverick",
+    "deepseek_r1",
+    "deepseek_v3_2",
+    "kimi_k2_5",
+    "glm_5",
+    "minimax_m2_5",
+    "qwen3_5_397b_a17b",
+    "gpt_oss_20b",
+    "nemotron_3_super",
 }
 
 
@@ -69,16 +91,29 @@ def test_hardware_values_in_sane_ranges(hw):
     assert 1e11 <= h.mem_bw <= 1e17  # 100 GB/s (LPDDR-class) .. 100 PB/s (wafer SRAM)
     assert 1e8 <= h.mem_capacity <= 1e12  # 100 MB (one SRAM chip) .. 1 TB
     assert 1e13 <= h.peak_flops <= 1e17  # 10 TFLOP/s .. 100 PFLOP/s dense
+    # a lower precision is never slower than a higher one (0: no such path)
+    assert h.peak_flops_8bit == 0 or h.peak_flops_8bit >= h.peak_flops
+    assert h.peak_flops_4bit == 0 or h.peak_flops_4bit >= max(h.peak_flops_8bit, h.peak_flops)
     assert 1e-7 <= h.sync_latency_intra_node <= h.sync_latency <= 1e-4
     assert 1e-7 <= h.pipeline_latency <= 1e-4
+    if h.scaleup_size > 0:  # three tiers: node <= scale-up domain <= scale-out
+        assert h.node_size < h.scaleup_size
+        assert h.sync_latency_intra_node <= h.sync_latency_scaleup <= h.sync_latency
     assert 1 <= h.node_size <= 256
     assert h.link_bw == np.inf or 1e10 <= h.link_bw <= 1e13
     assert 50 <= h.chip_power <= 3e4
-    assert 0 <= h.node_power <= 1e4
+    assert 0 <= h.node_power / h.node_size <= 2e3  # host/network share per chip
+    assert 50 <= h.chip_power + h.node_power / h.node_size <= 3e4  # all-in per chip (wafer: 23 kW)
     assert 0 <= h.chip_price <= 50  # USD per chip-hour
     assert 0 <= h.chip_capex <= 5e6
     # ridge point (FLOP per byte): ~0.01 for wafer-scale SRAM .. a few hundred for HBM parts
     assert 1e-3 <= h.peak_flops / h.mem_bw <= 1000
+
+
+@pytest.mark.parametrize("hw", sorted(ANNOUNCED_HARDWARE))
+def test_announced_parts_are_marked(hw):
+    header = (CONF_DIR / "hardware" / f"{hw}.yaml").read_text().split("\nname:")[0]
+    assert "ANNOUNCED, NOT SHIPPING" in header
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -86,7 +121,7 @@ def test_model_values_in_sane_ranges(model):
     m = Model.from_mapping(load_preset("model", model))
     assert m.name == model
     assert 1e9 <= m.n_params <= 2e12, "presets carry a nominal count"
-    assert 1024 <= m.max_context <= 1e7
+    assert 1024 <= m.max_context <= 2**24  # Llama 4 Scout: 10M tokens
     assert m.d_model % 64 == 0 and m.d_head % 32 == 0
     if m.ffn == "moe":
         assert m.top_k < m.n_experts and m.d_ff_expert > 0
@@ -135,16 +170,45 @@ def test_architecture_count_matches_nominal_params(model):
     assert counted == pytest.approx(m.n_params, rel=0.02)
 
 
+# Published totals, independent of the presets' own n_params (docs/references.md s.4).
+PUBLISHED_TOTAL = {
+    "qwen3_32b": 32.8e9,  # Qwen3-32B model card: 32.8B
+    "qwen3_30b_a3b": 30.5e9,  # Qwen3-30B-A3B model card: 30.5B total
+    "llama4_scout": 109e9,  # Meta Llama 4 model card: 109B total (with the vision encoder)
+    "llama4_maverick": 400e9,  # Meta Llama 4 model card: 400B total
+    "deepseek_r1": 671e9,  # DeepSeek-R1 model card: 671B total
+    "deepseek_v3_2": 671e9,  # DeepSeek-V3.2 model card: 685B incl. the 14B MTP module
+    "kimi_k2_5": 1.04e12,  # Kimi K2 technical report (arXiv 2507.20534): 1.04T total
+    "glm_5": 744e9,  # GLM-5 technical report (arXiv 2602.15763): 744B total
+    "minimax_m2_5": 230e9,  # MiniMax-M2 model card: 230B total
+    "qwen3_5_397b_a17b": 397e9,  # Qwen3.5-397B-A17B model card: 397B total
+    "gpt_oss_20b": 20.9e9,  # OpenAI gpt-oss model card: 20.9B total
+    "nemotron_3_super": 120e9,  # NVIDIA Nemotron 3 Super model card: 120B total
+}
+
+
+@pytest.mark.parametrize("model, published", sorted(PUBLISHED_TOTAL.items()))
+def test_counted_params_match_published_total(model, published):
+    m = Model.from_mapping(load_preset("model", model))
+    assert float(architecture_params(m)) == pytest.approx(published, rel=0.02)
+
+
 @pytest.mark.parametrize(
     "model, published_active",
     [
         ("deepseek_v3", 37e9),  # DeepSeek-V3 technical report: 37B activated per token
         ("mixtral_8x7b", 12.9e9),  # Mistral AI: 12.9B active of 46.7B
         ("qwen3_235b_a22b", 22e9),  # Qwen3 model card: 22B activated
+        ("qwen3_30b_a3b", 3.3e9),  # Qwen3-30B-A3B model card: 3.3B activated
+        ("llama4_scout", 17e9),  # Meta Llama 4 model card: 17B active
+        ("llama4_maverick", 17e9),  # Meta Llama 4 model card: 17B active
+        ("deepseek_r1", 37e9),  # DeepSeek-R1 model card: 37B activated
+        ("kimi_k2_5", 32.6e9),  # Kimi K2 technical report: 32.6B activated
+        ("qwen3_5_397b_a17b", 17e9),  # Qwen3.5 model card: 17B activated
     ],
 )
 def test_moe_active_params(model, published_active):
-    m = Model.from_mapping(load_preset("model", model))
+    m = Model.from_mapping(load_preset("model", model)).replace(n_params=0)
     assert float(active_params(m)) == pytest.approx(published_active, rel=0.03)
 
 

@@ -73,7 +73,7 @@ def test_engine_weight_traffic_by_hand():
 
 
 def test_liminal_tp8_row_reproduces_with_no_in_node_sync():
-    """LIMINAL (arXiv 2507.14397; REFERENCES.md s.1): Llama3-405B, batch 1, xPU-HBM3, TP8 gives
+    """LIMINAL (arXiv 2507.14397; docs/references.md s.1): Llama3-405B, batch 1, xPU-HBM3, TP8 gives
     86 and 80 UTPS at 4K and 128K. The model gives 86.6 and 80.2 with an in-node collective
     latency of 0 (80 at 128K bounds it at <= 0.11 us); with the preset's 2.25 us, 82.6 / 76.7."""
     utps = [

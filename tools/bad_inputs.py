@@ -71,6 +71,11 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     _case("fractional tp on an axis", "deployment.tp", "++grid.tp=[8,12.5]"),
     _case("fractional batch", "deployment.batch", "deployment.batch=2.5"),
     _case("fractional layer count", "model.n_layers", "model.n_layers=125.5"),
+    # network tiers and hybrid layers that cannot be
+    _case(
+        "scale-up domain smaller than a node", "hardware.scaleup_size", "hardware.scaleup_size=4"
+    ),
+    _case("no attention layer left", "model.n_linear_layers", "model.n_linear_layers=126"),
     _case("fractional shard index", "shard.index", "shard.index=0.5"),
     # parallelism that does not divide the model, context beyond the model
     _case("tp that cannot split the heads", "deployment.tp", "++grid.tp=[8,12,16]"),

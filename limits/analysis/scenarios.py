@@ -1,4 +1,4 @@
-"""MLPerf inference scenarios (REFERENCES.md s.2) as slices and searches of a results set."""
+"""MLPerf inference scenarios (docs/references.md s.2) as slices and searches of a results set."""
 
 from __future__ import annotations
 

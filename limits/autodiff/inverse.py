@@ -25,7 +25,7 @@ from limits.autodiff.elasticities import block_shape, derivatives
 from limits.model import evaluate
 from limits.model.decode import bandwidth, draft_step, flop_rate
 from limits.model.params import ParameterError, Params, is_concrete
-from limits.model.sync import leaves_node
+from limits.model.sync import collective_tier
 
 __all__ = [
     "REASON_LABELS",
@@ -40,7 +40,7 @@ __all__ = [
 #: index -> label of the ``reason`` outputs of inverse design.
 REASON_LABELS = ("reached", "memory", "compute", "sync", "capacity")
 #: index -> parameter of the ``latency_param`` output of ``max_sync_latency``.
-LATENCY_PARAMS = ("sync_latency_intra_node", "sync_latency")
+LATENCY_PARAMS = ("sync_latency_intra_node", "sync_latency", "sync_latency_scaleup")
 
 _REACHED, _MEMORY, _COMPUTE, _SYNC, _CAPACITY = range(5)
 
@@ -129,8 +129,9 @@ def max_sync_latency(
     The step time is affine in each latency (``t_sync`` is a sum of ``alpha + bytes/link_bw``
     terms; the draft model's sync too), so with ``s = d step_time / d L`` (exact, by autodiff)
     ``L_max = L + (T - step_time) / s``. ``latency="auto"`` solves, per point, for the latency the
-    tensor-parallel group uses: ``sync_latency_intra_node`` when ``tp <= node_size``, else
-    ``sync_latency`` (the other one and ``pipeline_latency`` stay fixed); or name one of
+    tensor-parallel group uses: ``sync_latency_intra_node`` when ``tp <= node_size``,
+    ``sync_latency_scaleup`` inside a scale-up domain, else ``sync_latency`` (the others and
+    ``pipeline_latency`` stay fixed); or name one of
     ``LATENCY_PARAMS``. Where the latency does not enter the step (e.g. ``tp = 1``) and the
     target is met, ``L_max = inf``.
 
@@ -146,13 +147,18 @@ def max_sync_latency(
     budget = out["tokens_per_step"] / required_utps(params, target_utps, target_stps, max_tbt)
     slopes = derivatives(params, ["step_time"], list(LATENCY_PARAMS))["derivative_step_time"]
     if latency == "auto":
-        which = jnp.where(leaves_node(hw, d.tp), 1, 0).astype(jnp.int8)
+        tier = collective_tier(hw, d.tp)  # node, scale-up, scale-out -> index in LATENCY_PARAMS
+        which = jnp.where(tier == 0, 0, jnp.where(tier == 1, 2, 1)).astype(jnp.int8)
     else:
         which = jnp.asarray(LATENCY_PARAMS.index(latency), dtype=jnp.int8)
     shape = slopes.shape[:-1]
     which = jnp.broadcast_to(which, shape)
-    slope = jnp.where(which == 0, slopes[..., 0], slopes[..., 1])
-    current = jnp.where(which == 0, hw.sync_latency_intra_node, hw.sync_latency)
+    slope = jnp.choose(which, [slopes[..., i] for i in range(len(LATENCY_PARAMS))], mode="clip")
+    current = jnp.choose(
+        which,
+        [jnp.broadcast_to(getattr(hw, name), shape) for name in LATENCY_PARAMS],
+        mode="clip",
+    )
     step_at_zero = out["step_time"] - slope * current
     roof = jnp.maximum(out["t_mem"], out["t_compute"])
     reason = _code(

@@ -93,17 +93,26 @@ def decode_step(p: Params) -> dict:
     m, d, c, hw = p.model, p.deployment, p.calibration, p.hardware
     verify_tokens = d.draft_len + 1.0  # tokens per user processed by the target model
     tokens = d.batch * verify_tokens
-    ctx = arch.effective_context(m, d.context)
 
-    weight_read = arch.weight_bytes_read(m, d, tokens)
-    kv_read = d.batch * ctx * arch.kv_bytes_per_token(m, d)
-    bytes_per_step = weight_read + kv_read
-    flops_per_step = tokens * (
-        2.0 * arch.active_params(m) + m.n_layers * ctx * arch.attention_flops_per_pair(m)
+    # a stage holds dp attention replicas of tp chips; its routed experts serve all dp x T
+    # tokens (wide expert parallelism); with dp = 1 these are the replica's own T tokens
+    stage_tokens = d.dp * tokens
+    own = arch.non_routed_params(m) * d.weight_bytes  # read by every replica
+    routed_read = arch.routed_weight_bytes_read(m, d, stage_tokens)
+    weight_read = (
+        arch.weight_bytes_read(m, d, tokens) if m.ffn != "moe" else d.dp * own + routed_read
     )
+    kv_read = d.dp * d.batch * arch.kv_bytes_read(m, d, d.context)
+    bytes_per_step = weight_read + kv_read
+    flops_per_step = stage_tokens * (
+        2.0 * arch.active_params(m) + arch.mixer_flops_per_query(m, d.context)
+    )
+    routed_flops = stage_tokens * 2.0 * (arch.active_params(m) - arch.non_routed_params(m))
 
-    t_mem = bytes_per_step / bandwidth(p)
-    t_compute = flops_per_step / flop_rate(p)
+    # the busiest chip carries expert_imbalance x the mean routed share
+    extra = d.expert_imbalance - 1.0
+    t_mem = (bytes_per_step + extra * routed_read) / (d.dp * bandwidth(p))
+    t_compute = (flops_per_step + extra * routed_flops) / (d.dp * flop_rate(p))
     t_sync = sync_time(p, tokens)
     t_overhead = pass_overhead(p)
     t_draft = draft_time(p)
@@ -111,7 +120,7 @@ def decode_step(p: Params) -> dict:
 
     tokens_per_step = expected_tokens_per_step(p)
     utps = tokens_per_step / step_time
-    stps = d.replicas * d.pp * d.batch * utps
+    stps = d.replicas * d.pp * d.dp * d.batch * utps
     return {
         "weight_bytes_read": weight_read,
         "kv_bytes_read": kv_read,
@@ -129,7 +138,7 @@ def decode_step(p: Params) -> dict:
         "stps": stps,
         "arithmetic_intensity": flops_per_step / bytes_per_step,
         "ridge_point": (tensor_peak(p) * c.flops_efficiency) / (hw.mem_bw * c.mem_efficiency),
-        "compute_utilization": flops_per_step / (step_time * d.tp * tensor_peak(p)),
+        "compute_utilization": flops_per_step / (step_time * d.dp * d.tp * tensor_peak(p)),
     }
 
 
@@ -137,12 +146,7 @@ def no_cache_step(p: Params) -> dict:
     """Naive decoding without a KV cache: every step re-runs the whole context (causal)."""
     m, d = p.model, p.deployment
     n = d.context + 1.0
-    flops = d.batch * (
-        2.0 * arch.active_params(m) * n
-        + m.n_layers
-        * arch.attended_pairs(m, n, "causal")
-        * arch.prefill_attention_flops_per_pair(m)
-    )
+    flops = d.batch * (2.0 * arch.active_params(m) * n + arch.prefill_mixer_flops(m, n, "causal"))
     weight_read = arch.weight_bytes_read(m, d, d.batch * n)
     t = (
         jnp.maximum(flops / flop_rate(p), weight_read / bandwidth(p))

@@ -13,7 +13,7 @@ def economics(p: Params, stps, chips=None) -> dict:
     """Provisioned power, energy per token, cost per million tokens, tokens per dollar of a
     deployment producing ``stps`` tokens/s on ``chips`` chips (default: all replicas)."""
     d, hw, e = p.deployment, p.hardware, p.economics
-    chips = d.tp * d.pp * d.replicas if chips is None else chips
+    chips = d.tp * d.dp * d.pp * d.replicas if chips is None else chips
     nodes = jnp.ceil(chips / hw.node_size)
     power = chips * hw.chip_power + nodes * hw.node_power
     hourly = (

@@ -213,7 +213,23 @@ class Hardware(_Group):
     sync_latency: float = _num(2.25e-6, "s", "latency of one collective across nodes")
     sync_latency_intra_node: float = _num(2.25e-6, "s", "latency of one collective inside one node")
     pipeline_latency: float = _num(2.25e-6, "s", "latency of one pipeline-stage hop")
-    node_size: float = _num(8.0, "1", "chips per node (scale-up domain)", lo=1, integer=True)
+    node_size: float = _num(8.0, "1", "chips per node (one host)", lo=1, integer=True)
+    scaleup_size: float = _num(
+        0.0,
+        "1",
+        "chips per scale-up domain beyond one node (NVL72 rack, TPU pod; 0: none)",
+        integer=True,
+    )
+    sync_latency_scaleup: float = _num(
+        2.25e-6, "s", "latency of one collective across nodes inside one scale-up domain"
+    )
+    scaleup_link_bw: float = _num(
+        INF,
+        "B/s",
+        "per-chip bandwidth of collectives inside the scale-up domain beyond one node",
+        lo_open=True,
+        allow_inf=True,
+    )
     link_bw: float = _num(
         INF,
         "B/s",
@@ -233,6 +249,17 @@ class Hardware(_Group):
     node_power: float = _num(300.0, "W", "power overhead per node (host, NICs, fans)")
     chip_price: float = _num(0.0, "USD/h", "rental price per chip-hour")
     chip_capex: float = _num(0.0, "USD", "purchase price per chip, amortised")
+
+    def _check(self) -> None:
+        if not (is_concrete(self.scaleup_size) and is_concrete(self.node_size)):
+            return
+        up, node = np.broadcast_arrays(np.asarray(self.scaleup_size), np.asarray(self.node_size))
+        bad = (up > 0) & (up < node)
+        if bad.any():
+            raise ParameterError(
+                f"hardware.scaleup_size = {up[bad].flat[0]:g} must be 0 (none) or >= "
+                f"hardware.node_size = {node[bad].flat[0]:g}"
+            )
 
 
 @_register
@@ -259,7 +286,9 @@ class Model(_Group):
     top_k: float = _num(0.0, "1", "routed experts per token", integer=True)
     n_shared_experts: float = _num(0.0, "1", "always-active experts per MoE layer", integer=True)
     d_ff_expert: float = _num(0.0, "1", "FFN width of one expert", integer=True)
-    n_dense_layers: float = _num(0.0, "1", "leading dense layers of a MoE model", integer=True)
+    n_dense_layers: float = _num(
+        0.0, "1", "dense-FFN layers of a MoE model (leading or interleaved)", integer=True
+    )
     kv_lora_rank: float = _num(0.0, "1", "MLA latent KV rank", integer=True)
     q_lora_rank: float = _num(0.0, "1", "MLA latent query rank (0: none)", integer=True)
     qk_rope_head_dim: float = _num(0.0, "1", "MLA decoupled RoPE key dim", integer=True)
@@ -272,6 +301,41 @@ class Model(_Group):
         1.0, "1", "fraction of layers that use the window", hi=1
     )
     max_context: float = _num(INF, "tok", "longest supported context", lo=1, allow_inf=True)
+    n_linear_layers: float = _num(
+        0.0,
+        "1",
+        "layers whose mixer is linear attention or a state-space model (no KV cache)",
+        integer=True,
+    )
+    linear_k_heads: float = _num(0.0, "1", "linear mixer key heads (Mamba2: groups)", integer=True)
+    linear_k_dim: float = _num(
+        0.0, "1", "linear mixer key head dim (Mamba2: state size)", integer=True
+    )
+    linear_v_heads: float = _num(0.0, "1", "linear mixer value heads (Mamba2: heads)", integer=True)
+    linear_v_dim: float = _num(0.0, "1", "linear mixer value head dim", integer=True)
+    linear_conv_kernel: float = _num(0.0, "1", "linear mixer causal-conv width", integer=True)
+    index_topk: float = _num(
+        INF,
+        "tok",
+        "cached entries one query reads (sparse attention; inf: all)",
+        lo=1,
+        allow_inf=True,
+    )
+    index_n_heads: float = _num(0.0, "1", "sparse-attention indexer heads", integer=True)
+    index_head_dim: float = _num(0.0, "1", "sparse-attention indexer key dim", integer=True)
+    n_ffn_free_layers: float = _num(
+        0.0,
+        "1",
+        "layers without an FFN block (hybrids that stack mixer and FFN blocks)",
+        integer=True,
+    )
+    moe_latent_dim: float = _num(0.0, "1", "width experts act in (0: d_model)", integer=True)
+    d_ff_shared: float = _num(
+        0.0, "1", "FFN width of a shared expert (0: d_ff_expert)", integer=True
+    )
+    n_mtp_layers: float = _num(
+        0.0, "1", "multi-token-prediction modules (not in n_params)", integer=True
+    )
 
     def _check(self) -> None:
         if not all(is_concrete(getattr(self, n)) for n in ("n_heads", "n_kv_heads")):
@@ -309,6 +373,24 @@ class Model(_Group):
             and (np.asarray(self.n_dense_layers) > np.asarray(self.n_layers)).any()
         ):
             raise ParameterError("model.n_dense_layers must be <= model.n_layers")
+        if (
+            all(is_concrete(v) for v in (self.n_dense_layers, self.n_ffn_free_layers))
+            and (
+                np.asarray(self.n_dense_layers) + np.asarray(self.n_ffn_free_layers)
+                > np.asarray(self.n_layers)
+            ).any()
+        ):
+            raise ParameterError(
+                "model.n_dense_layers + model.n_ffn_free_layers must be <= model.n_layers"
+            )
+        if (
+            is_concrete(self.n_linear_layers)
+            and (np.asarray(self.n_linear_layers) >= np.asarray(self.n_layers)).any()
+        ):
+            raise ParameterError(
+                f"model.n_linear_layers = {np.max(self.n_linear_layers):g} must be < "
+                f"model.n_layers = {np.min(self.n_layers):g} (at least one attention layer)"
+            )
 
 
 @_register
@@ -365,18 +447,38 @@ class Deployment(_Group):
     prefill_batch: float = _num(
         1.0, "1", "disaggregated: prompts per prefill forward pass", lo=1, integer=True
     )
+    dp: float = _num(
+        1.0, "1", "data-parallel attention replicas per stage, each tp chips", lo=1, integer=True
+    )
+    expert_imbalance: float = _num(
+        1.0, "1", "tokens on the busiest expert rank / the mean (>= 1)", lo=1
+    )
+    redundant_experts: float = _num(
+        0.0, "1", "extra routed-expert copies per MoE layer (load balancing)", integer=True
+    )
 
     def _check(self) -> None:
-        for tp_name, ep_name in (("tp", "ep"), ("prefill_tp", "prefill_ep")):
-            tp_v, ep_v = getattr(self, tp_name), getattr(self, ep_name)
-            if not (is_concrete(tp_v) and is_concrete(ep_v)):
+        # decode pool: experts spread over the tp x dp chips of a stage; prefill pool: over
+        # the prefill_tp chips of an instance
+        for tp_name, ep_name, dp_name in (("tp", "ep", "dp"), ("prefill_tp", "prefill_ep", None)):
+            values = [getattr(self, tp_name), getattr(self, ep_name)]
+            values.append(getattr(self, dp_name) if dp_name else 1.0)
+            if not all(is_concrete(v) for v in values):
                 continue
-            tp, ep = np.asarray(tp_v), np.asarray(ep_v)
-            if (np.mod(tp, ep) != 0).any():
+            tp, ep, dp = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in values))
+            bad = np.mod(tp * dp, ep) != 0
+            if not bad.any():
+                continue
+            if (dp[bad] == 1).all():
                 raise ParameterError(
-                    f"deployment.{ep_name} = {ep.flat[0]:g} must divide deployment.{tp_name} = "
-                    f"{tp.flat[0]:g} (experts are spread over a stage's chips)"
+                    f"deployment.{ep_name} = {ep[bad].flat[0]:g} must divide deployment."
+                    f"{tp_name} = {tp[bad].flat[0]:g} (experts are spread over a stage's chips)"
                 )
+            raise ParameterError(
+                f"deployment.{ep_name} = {ep[bad].flat[0]:g} must divide deployment.{tp_name} x "
+                f"deployment.{dp_name} = {(tp * dp)[bad].flat[0]:g} (experts are spread over "
+                "a stage's chips)"
+            )
 
 
 @_register
@@ -494,11 +596,19 @@ def check_cross_group(model: Model, dep: Deployment) -> None:
         model.n_experts,
         dep.context,
         model.max_context,
+        dep.redundant_experts,
     )
     if not all(is_concrete(v) for v in values):
         return
     for tp_name, ep_name in (("tp", "ep"), ("prefill_tp", "prefill_ep")):
-        _check_parallelism(model, tp_name, getattr(dep, tp_name), ep_name, getattr(dep, ep_name))
+        _check_parallelism(
+            model,
+            tp_name,
+            getattr(dep, tp_name),
+            ep_name,
+            getattr(dep, ep_name),
+            dep.redundant_experts,
+        )
     if (np.asarray(dep.pp) > np.asarray(model.n_layers)).any():
         raise ParameterError(
             f"deployment.pp = {np.max(dep.pp):g} exceeds model.n_layers = "
@@ -511,8 +621,11 @@ def check_cross_group(model: Model, dep: Deployment) -> None:
         )
 
 
-def _check_parallelism(model: Model, tp_name: str, tp_v: Any, ep_name: str, ep_v: Any) -> None:
-    """Tensor parallelism splits whole heads; expert parallelism needs a MoE model."""
+def _check_parallelism(
+    model: Model, tp_name: str, tp_v: Any, ep_name: str, ep_v: Any, redundant_v: Any
+) -> None:
+    """Tensor parallelism splits whole heads; expert parallelism needs a MoE model and spreads
+    its expert slots (routed experts plus redundant copies) evenly."""
     h, tp = np.broadcast_arrays(np.asarray(model.n_heads), np.asarray(tp_v))
     split = (np.mod(h, tp) != 0) & (np.mod(tp, h) != 0)
     if split.any():
@@ -527,8 +640,20 @@ def _check_parallelism(model: Model, tp_name: str, tp_v: Any, ep_name: str, ep_v
             f"deployment.{ep_name} = {np.max(ep):g} needs a MoE model; "
             f"model {model.name} is dense (allowed: 1)"
         )
-    if model.ffn == "moe" and (np.mod(np.asarray(model.n_experts), ep) != 0).any():
+    redundant = np.asarray(redundant_v)
+    slots = np.asarray(model.n_experts) + redundant
+    if model.ffn == "moe" and (np.mod(slots, ep) != 0).any():
+        extra = (
+            f" + deployment.redundant_experts = {np.max(redundant):g}"
+            if (redundant > 0).any()
+            else ""
+        )
         raise ParameterError(
             f"deployment.{ep_name} = {np.max(ep):g} must divide model.n_experts = "
-            f"{np.max(model.n_experts):g}"
+            f"{np.max(model.n_experts):g}{extra}"
+        )
+    if model.ffn == "dense" and (redundant > 0).any():
+        raise ParameterError(
+            f"deployment.redundant_experts = {np.max(redundant):g} needs a MoE "
+            f"model; model {model.name} is dense (allowed: 0)"
         )

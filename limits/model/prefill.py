@@ -16,13 +16,9 @@ def prefill(p: Params) -> dict:
     m, d, c = p.model, p.deployment, p.calibration
     n = d.prompt_len
     linear = 2.0 * arch.active_params(m) * n
-    attention = (
-        m.n_layers
-        * arch.attended_pairs(m, n, c.prefill_attention_mask)
-        * arch.prefill_attention_flops_per_pair(m)
-    )
+    attention = arch.prefill_mixer_flops(m, n, c.prefill_attention_mask)
     flops = linear + attention
-    kv_written = arch.effective_context(m, n) * arch.kv_bytes_per_token(m, d)
+    kv_written = arch.kv_bytes_stored(m, d, n)
     bytes_moved = arch.weight_bytes_read(m, d, n) + kv_written
     t_compute = flops / flop_rate(p)
     t_mem = bytes_moved / bandwidth(p)

@@ -113,8 +113,10 @@ def aggregated(p: Params) -> dict:
     chunk = jnp.minimum(budget, d.prompt_len)
     first = forward_pass(p, users, chunk)
     ttft = d.prompt_len / chunk * (first["time"] + draft_time(p))
-    chips = d.tp * d.pp * d.replicas
-    requests_per_s = d.replicas * d.pp * users * e / (t_iter * d.output_len)
+    # dp attention replicas count as independent instances here (their shared expert reads
+    # are not modelled in serving yet)
+    chips = d.tp * d.dp * d.pp * d.replicas
+    requests_per_s = d.replicas * d.dp * d.pp * users * e / (t_iter * d.output_len)
     fit = capacity(p, context=serving_context(p))
     return _outputs(p, t_iter / e, ttft, requests_per_s, chips, mean, fit)
 
@@ -144,7 +146,7 @@ def disaggregated(p: Params) -> dict:
     prefill_rate = d.prefill_replicas * d.prefill_dp * d.prefill_batch / prefill_pass["time"]
     full = forward_pass(p, d.batch, 0.0)
     decode_rate_full = (
-        d.replicas * d.pp * d.batch * e / ((full["time"] + draft_time(p)) * d.output_len)
+        d.replicas * d.dp * d.pp * d.batch * e / ((full["time"] + draft_time(p)) * d.output_len)
     )
     users = d.batch * jnp.minimum(1.0, prefill_rate / decode_rate_full)
     step = forward_pass(p, users, 0.0)
@@ -152,10 +154,15 @@ def disaggregated(p: Params) -> dict:
     requests_per_s = jnp.minimum(prefill_rate, decode_rate_full)
     ttft = prefill_pass["time"] + kv_transfer_time(p)
     prefill_chips = d.prefill_tp * d.prefill_dp * d.prefill_replicas
-    chips = d.tp * d.pp * d.replicas + prefill_chips
+    chips = d.tp * d.dp * d.pp * d.replicas + prefill_chips
     decode_fit = capacity(p, context=serving_context(p))
     prefill_fit = capacity(
-        p, context=d.prompt_len, chips=d.prefill_tp, microbatches=1.0, batch=d.prefill_batch
+        p,
+        context=d.prompt_len,
+        chips=d.prefill_tp,
+        microbatches=1.0,
+        batch=d.prefill_batch,
+        dp=1.0,
     )
     fit = {
         "feasible": decode_fit["feasible"] & prefill_fit["feasible"],

@@ -1,11 +1,13 @@
 """Exposed synchronisation: collectives per layer, each a latency plus bytes over link bandwidth.
 
 Explicit model (it is where peer tools disagree most):
-- a collective among ``g`` chips costs ``alpha(g) + beta(g) * message / link_bw`` where
-  ``alpha`` is ``sync_latency_intra_node`` if ``g <= node_size`` else ``sync_latency``;
+- a collective among ``g`` chips takes the network tier its group spans: inside one node
+  (``g <= node_size``: ``sync_latency_intra_node``, ``link_bw``), inside one scale-up domain
+  (``node_size < g <= scaleup_size``: ``sync_latency_scaleup``, ``scaleup_link_bw``), else
+  scale-out (``sync_latency``, ``link_bw``); it costs ``alpha + beta(g) * message / bw``;
 - all-reduce (ring): ``beta = 2 (g-1)/g``, message = tokens x d_model x act_bytes;
 - all-to-all (expert dispatch or combine): ``beta = (g-1)/g``, message = tokens x top_k x
-  d_model x act_bytes;
+  d_model x act_bytes x expert_imbalance (the busiest rank), tokens of one attention replica;
 - tensor parallelism: ``collectives_per_layer`` all-reduces in every layer when ``tp > 1``;
 - expert parallelism: ``alltoall_per_moe_layer`` all-to-alls in every MoE layer when ``ep > 1``;
 - pipeline parallelism: ``pp`` stage hops of ``pipeline_latency`` per step when ``pp > 1``.
@@ -27,23 +29,43 @@ def leaves_node(hardware, group):
     return group > hardware.node_size
 
 
+def in_scaleup_domain(hardware, group):
+    """Whether a collective among ``group`` chips leaves its node but stays inside one
+    scale-up domain (``scaleup_size = 0``: there is none)."""
+    return leaves_node(hardware, group) & (group <= hardware.scaleup_size)
+
+
+def collective_tier(hardware, group):
+    """Network tier a collective among ``group`` chips spans: 0 node, 1 scale-up, 2 scale-out."""
+    return jnp.where(
+        leaves_node(hardware, group), jnp.where(in_scaleup_domain(hardware, group), 1, 2), 0
+    )
+
+
 def collective_latency(p: Params, group):
-    """Latency of one collective among ``group`` chips [s]."""
+    """Latency of one collective among ``group`` chips [s], by the tier its group spans."""
     hw = p.hardware
-    return jnp.where(leaves_node(hw, group), hw.sync_latency, hw.sync_latency_intra_node)
+    latency = jnp.where(leaves_node(hw, group), hw.sync_latency, hw.sync_latency_intra_node)
+    return jnp.where(in_scaleup_domain(hw, group), hw.sync_latency_scaleup, latency)
+
+
+def collective_bandwidth(p: Params, group):
+    """Per-chip link bandwidth of one collective among ``group`` chips [B/s]."""
+    hw = p.hardware
+    return jnp.where(in_scaleup_domain(hw, group), hw.scaleup_link_bw, hw.link_bw)
 
 
 def allreduce_time(p: Params, group, message_bytes):
     """One ring all-reduce of ``message_bytes`` among ``group`` chips [s]; 0 for one chip."""
-    # divided in turn (not by the product): finite gradients when link_bw = inf
-    wire = message_bytes / p.hardware.link_bw / p.calibration.allreduce_efficiency
+    # divided in turn (not by the product): finite gradients when the bandwidth is inf
+    wire = message_bytes / collective_bandwidth(p, group) / p.calibration.allreduce_efficiency
     t = collective_latency(p, group) + 2.0 * (group - 1.0) / group * wire
     return jnp.where(group > 1, t, 0.0)
 
 
 def alltoall_time(p: Params, group, message_bytes):
     """One all-to-all of ``message_bytes`` per chip among ``group`` chips [s]; 0 for one."""
-    wire = message_bytes / p.hardware.link_bw / p.calibration.alltoall_efficiency
+    wire = message_bytes / collective_bandwidth(p, group) / p.calibration.alltoall_efficiency
     t = collective_latency(p, group) + (group - 1.0) / group * wire
     return jnp.where(group > 1, t, 0.0)
 
@@ -65,7 +87,9 @@ def sync_time(p: Params, tokens, n_layers=None, tp=None, ep=None, pp=None):
     tp_sync = m.n_layers * c.collectives_per_layer * allreduce_time(p, tp, act_message)
     if m.ffn == "moe":
         ep_sync = (
-            n_moe_layers(m) * c.alltoall_per_moe_layer * alltoall_time(p, ep, act_message * m.top_k)
+            n_moe_layers(m)
+            * c.alltoall_per_moe_layer
+            * alltoall_time(p, ep, act_message * m.top_k * d.expert_imbalance)
         )
     else:
         ep_sync = 0.0

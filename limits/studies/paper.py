@@ -28,7 +28,7 @@ class PaperValues(TypedDict):
     cows_mem_bw: float
 
 
-#: the paper's published values (REFERENCES.md s.1), quoted for comparison only
+#: the paper's published values (docs/references.md s.1), quoted for comparison only
 PAPER: Final[PaperValues] = {
     "golden_utps": {4096: 290, 131072: 271},  # Llama3-405B, HBM3, TP32, batch 1
     "golden_tp": 32,

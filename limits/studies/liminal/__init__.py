@@ -1,5 +1,5 @@
 """The LIMINAL study report: what a sweep shows for each published finding of the paper
-(arXiv 2507.14397; REFERENCES.md s.1), with figures.
+(arXiv 2507.14397; docs/references.md s.1), with figures.
 
 ``python -m limits.studies.liminal STORE_OR_MULTIRUN_DIR --out docs/liminal_report.md`` reads a
 study store (normally the consolidated multirun of ``sweeps/liminal.yaml``, dims ``hardware``,

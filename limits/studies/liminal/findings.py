@@ -1,5 +1,5 @@
 """The LIMINAL study's findings: what a store shows for each published finding of the paper
-(arXiv 2507.14397; REFERENCES.md s.1), each a ``Finding``, with ``findings(ds)`` and
+(arXiv 2507.14397; docs/references.md s.1), each a ``Finding``, with ``findings(ds)`` and
 ``findings_table(found)``."""
 
 from __future__ import annotations

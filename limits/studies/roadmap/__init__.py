@@ -1,6 +1,6 @@
 """The hardware roadmap study: what memory bandwidth, sync latency and chips buy in decode speed
 per user, compared with the LIMINAL paper's roadmap statements (arXiv 2507.14397;
-REFERENCES.md s.1).
+docs/references.md s.1).
 
 ``python -m limits.studies.roadmap STORE_OR_MULTIRUN_DIR --out docs/roadmap.md`` reads the study
 store (normally the consolidated multirun of ``sweeps/roadmap.yaml``: dims ``hardware``, ``model``,
