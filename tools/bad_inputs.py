@@ -55,6 +55,11 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     _case("unknown model preset", "model/gpt5", "model=gpt5"),
     _case("unknown parameter", "hardware.bandwidth", "hardware.bandwidth=4TB/s"),
     _case("unknown axis", "grid.bogus", "++grid.bogus=[1]"),
+    _case("misspelt setting added with +", "did you mean precision", "+precison=float64"),
+    _case("misspelt setting added with ++", "did you mean store.codec", "++store.codecs=zstd"),
+    _case("unknown parameter added with +", "hardware.bandwidth", "+hardware.bandwidth=4TB/s"),
+    _case("unknown top-level setting", "batch", "+batch=8"),
+    _case("bad override syntax", "override_grammar", "hardware.mem_bw=["),
     _case("unknown output variable", "store.variables", "store.variables=[utps,speed]"),
     _case(
         "unknown sensitivity parameter",
@@ -180,12 +185,13 @@ def attempt(overrides: Sequence[str], store: Path) -> tuple[str, BaseException]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from limits.sweep.config import config_error_line
     from limits.sweep.job import USER_ERRORS, compose, run
 
     try:
         cfg = compose([*BASE, f"store.path={store}", *overrides])
     except (HydraException, OmegaConfBaseException) as err:
-        return first_paragraph(err), err
+        return config_error_line(err), err
     try:
         run(cfg, overrides=list(overrides), verbose=False)
     except USER_ERRORS as err:

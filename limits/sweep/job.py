@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from limits.errors import SweepError
 from limits.model.outputs import DEFAULT_OUTPUTS, OUTPUTS
 from limits.model.params import ParameterError, parameter_index
-from limits.sweep.config import DATA_KEYS, params_from_cfg
+from limits.sweep.config import DATA_KEYS, check_known_keys, params_from_cfg
 from limits.sweep.grid import Grid, parse_grid, validate_grid
 from limits.sweep.reduce import (
     BEST_PREFIX,
@@ -408,6 +408,7 @@ def run(
     """
     t0 = time.perf_counter()
     cfg = cfg.copy()
+    check_known_keys(cfg)
     OmegaConf.resolve(cfg)
     dtype = _dtype(cfg)
     with _precision_scope(dtype):
@@ -611,10 +612,29 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Entry point of ``python -m limits.sweep`` and the ``limits-sweep`` console script."""
-    import hydra
+    """Entry point of ``python -m limits.sweep`` and the ``limits-sweep`` console script.
 
-    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)()
+    Hydra's own errors (unknown preset or key, bad override syntax) end like the engine's:
+    one line ``limits.sweep: error: ...`` and exit status 2 (``HYDRA_FULL_ERROR=1`` keeps
+    Hydra's full report)."""
+    import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from limits.sweep.config import config_error_line
+
+    full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing
+    try:
+        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)()
+    except (HydraException, OmegaConfBaseException) as err:
+        if full:
+            raise
+        print(f"limits.sweep: error: {config_error_line(err)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    finally:
+        if full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 if __name__ == "__main__":
