@@ -121,3 +121,11 @@ def test_incomplete_store_is_refused_or_masked_and_named(tmp_path, capsys):
     assert "complete (4 of 4 blocks written)" in capsys.readouterr().out
     full = open_results(path).load()
     assert not np.isnan(full["utps"]).any()
+
+
+def test_resume_check_treats_nan_settings_as_equal():
+    from limits.sweep.store import config_differences
+
+    nan = float("nan")
+    assert config_differences({"c": [">=", nan]}, {"c": [">=", nan]}) == []
+    assert config_differences({"c": 1.0}, {"c": 2.0}) == ["c: 1.0 (store) != 2.0 (now)"]

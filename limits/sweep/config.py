@@ -237,8 +237,9 @@ def check_known_keys(cfg: DictConfig) -> None:
                         else f"valid keys here: {', '.join(_siblings(dotted))}"
                     )
                 )
-            if not known[dotted]:
-                walk(node[key], dotted + ".")
+            child = node._get_node(key)  # the node itself: interpolations stay unresolved
+            if not known[dotted] and isinstance(child, DictConfig):
+                walk(child, dotted + ".")
 
     walk(cfg, "")
 

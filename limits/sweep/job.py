@@ -90,6 +90,26 @@ def _data_config(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def _unresolvable(node: Any, prefix: str = "") -> str | None:
+    """Dotted key of the first value whose interpolation fails (OmegaConf.resolve's error
+    does not say which)."""
+    from omegaconf import ListConfig
+    from omegaconf.errors import OmegaConfBaseException
+
+    keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+    for key in keys:
+        dotted = f"{prefix}{key}"
+        try:
+            child = node[key]
+        except OmegaConfBaseException:
+            return dotted
+        if isinstance(child, (DictConfig, ListConfig)):
+            found = _unresolvable(child, dotted + ".")
+            if found:
+                return found
+    return None
+
+
 def _reduction(cfg: DictConfig, grid: Grid) -> Reduction | None:
     """The checked ``reduce`` settings (``None``: store every point)."""
     node = OmegaConf.to_container(cfg.reduce, resolve=True)
@@ -145,11 +165,12 @@ def _sensitivity(cfg: DictConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     wrt = tuple(str(w) for w in cfg.sensitivity.wrt)
     if not metrics:
         return (), ()
-    bad = [m for m in metrics if m not in OUTPUTS]
-    if bad:
-        raise SweepError(
-            f"sensitivity.metrics: unknown output(s) {', '.join(bad)}; valid: {', '.join(OUTPUTS)}"
-        )
+    from limits.autodiff.elasticities import check_metrics
+
+    try:
+        check_metrics(metrics)
+    except ValueError as err:
+        raise SweepError(f"sensitivity.{err}") from None
     index = parameter_index()
     bad = [w for w in wrt if w not in index]
     if bad or not wrt:
@@ -245,16 +266,19 @@ def _check_size(
     est_bytes = stored * bytes_per_point
     if points <= max_points and est_bytes <= max_bytes:
         return
-    biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
     what = (
         f"{points:,} points, more than limits.max_points = {max_points:,.0f}"
         if points > max_points
         else f"up to {_human_bytes(est_bytes)} uncompressed ({stored:,} points x "
         f"{bytes_per_point} B), more than limits.max_bytes = {_human_bytes(max_bytes)}"
     )
+    if grid.axes:
+        biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
+        shrink = f"shrink an axis (largest: grid.{biggest} with {len(grid.axes[biggest])} values), "
+    else:  # a single point: only the limit can be wrong
+        shrink = ""
     raise SweepError(
-        f"grid has {what}; shrink an axis (largest: grid.{biggest} with "
-        f"{len(grid.axes[biggest])} values), store fewer variables "
+        f"grid has {what}; {shrink}store fewer variables "
         f"(store.variables=[utps,stps,...]) or raise the limit"
     )
 
@@ -407,9 +431,15 @@ def run(
     ``StoreError`` with a one-line message naming the setting.
     """
     t0 = time.perf_counter()
+    from omegaconf.errors import OmegaConfBaseException
+
     cfg = cfg.copy()
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:  # e.g. ${missing.key}: name the setting, one line
+        key = _unresolvable(cfg) or "config"
+        raise ParameterError(f"{key}: {str(err).splitlines()[0]}") from None
     check_known_keys(cfg)
-    OmegaConf.resolve(cfg)
     dtype = _dtype(cfg)
     with _precision_scope(dtype):
         return _run(cfg, dtype, t0, overrides, block_callback, verbose)
@@ -435,7 +465,7 @@ def _run(
     devices = _devices(cfg)
     reduction = _reduction(cfg, grid)
     chunks = _chunks(cfg, grid, reduction)
-    codec_for(str(cfg.store.codec), int(cfg.store.clevel))  # validate early
+    codec_for(str(cfg.store.codec), cfg.store.clevel)  # validate early
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
     stored_axes = {n: grid.axes[n] for n in plan.stored_names}
     stored_points = math.prod(len(v) for v in stored_axes.values())
@@ -467,7 +497,7 @@ def _run(
         variables=tuple(specs),
         extra_coords={"wrt": np.array(wrt, dtype=object)} if metrics else {},
         codec=str(cfg.store.codec),
-        clevel=int(cfg.store.clevel),
+        clevel=cfg.store.clevel,
     )
 
     points = grid.size

@@ -123,6 +123,8 @@ def codec_for(name: str, clevel: int = 5) -> list:
     """zarr v3 compressors for codec ``name`` (lz4 | zstd | none); see docs/sweep.md."""
     from zarr.codecs import BloscCodec
 
+    if isinstance(clevel, bool) or not isinstance(clevel, int) or not 0 <= clevel <= 9:
+        raise StoreError(f"store.clevel = {clevel!r}; Blosc levels are whole numbers 0 to 9")
     if name == "none":
         return []
     if name in ("lz4", "zstd"):
@@ -294,8 +296,8 @@ def config_differences(stored: Mapping, current: Mapping) -> list[str]:
     """``key: stored -> current`` for every setting that differs (dotted keys)."""
     a, b = _flatten(stored), _flatten(current)
     out = []
-    for key in sorted(set(a) | set(b)):
-        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+    for key in sorted(set(a) | set(b)):  # compared as JSON: NaN equals NaN
+        if json.dumps(a.get(key, "<unset>")) != json.dumps(b.get(key, "<unset>")):
             out.append(
                 f"{key}: {a.get(key, '<unset>')!r} (store) != {b.get(key, '<unset>')!r} (now)"
             )
