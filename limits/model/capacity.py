@@ -15,12 +15,21 @@ def capacity(p: Params) -> dict:
     chips = d.tp * d.pp
     weights = arch.weight_bytes_stored(m, d) + d.draft_params * d.weight_bytes
     kv_per_user = arch.effective_context(m, d.context + d.draft_len) * arch.kv_bytes_per_token(m, d)
-    kv = d.pp * d.batch * kv_per_user  # pp microbatches in flight
     workspace = chips * c.workspace_bytes
-    required = weights + kv + workspace
     available = chips * hw.mem_capacity
+
+    def required_at(batch):  # the one rule: max_batch agrees with feasible in any precision
+        return weights + d.pp * batch * kv_per_user + workspace  # pp microbatches in flight
+
+    required = required_at(d.batch)
+    kv = d.pp * d.batch * kv_per_user
     room = available - weights - workspace
-    max_batch = jnp.where(room > 0, jnp.floor(room / (d.pp * kv_per_user)), 0.0)
+    # floor(room / per-user bytes) can be one off where the division rounds across an
+    # integer (float32): step to the largest whole batch that `fits` accepts
+    n = jnp.maximum(jnp.floor(room / (d.pp * kv_per_user)), 0.0)
+    fits_n = (required_at(n) <= available) | (n == 0.0)
+    n = jnp.where(required_at(n + 1.0) <= available, n + 1.0, jnp.where(fits_n, n, n - 1.0))
+    max_batch = jnp.where(room > 0, n, 0.0)
     return {
         "memory_weights": weights,
         "memory_kv": kv,

@@ -81,26 +81,49 @@ def numeric_fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if "spec" in f.metadata]
 
 
+#: the largest finite float32: a larger parameter would become inf in a float32 sweep
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def is_concrete(value: Any) -> bool:
-    return isinstance(value, (int, float, np.ndarray, np.number)) and not isinstance(value, bool)
+    """A value known now (a number, NumPy or JAX array), not one being traced."""
+    if isinstance(value, bool) or isinstance(value, jax.core.Tracer):
+        return False
+    return isinstance(value, (int, float, complex, np.ndarray, np.number, jax.Array))
 
 
 def _check_field(owner: str, name: str, spec: FieldSpec, value: Any) -> None:
-    if isinstance(value, (str, bool)):
+    where = f"{owner}.{name}"
+    if isinstance(value, (str, bool, np.bool_)) or (
+        isinstance(value, (np.ndarray, jax.Array)) and np.dtype(value.dtype).kind in "bOSU"
+    ):
         raise ParameterError(
-            f"{owner}.{name} = {value!r} is not a number; allowed: "
+            f"{where} = {value!r} is not a number; allowed: "
             f"{spec.describe()} (strings with units are parsed by "
             f"from_mapping, replace and load_params)"
         )
     if not is_concrete(value):
         return  # traced or abstract values are checked before they are traced
-    arr = np.asarray(value, dtype=np.float64)
-    where = f"{owner}.{name}"
+    if np.iscomplexobj(value):
+        raise ParameterError(f"{where} = {value!r} is complex; allowed: {spec.describe()}")
+    try:
+        arr = np.asarray(float(value) if isinstance(value, int) else value, dtype=np.float64)
+    except OverflowError:  # a Python int beyond any float (a JAX array is copied to the host)
+        raise ParameterError(
+            f"{where} = an integer of {len(str(abs(value)))} digits is out of range; "
+            f"allowed: {spec.describe()}"
+        ) from None
     if np.isnan(arr).any():
         raise ParameterError(f"{where} = nan is not a number; allowed: {spec.describe()}")
     if np.isinf(arr).any() and not (spec.allow_inf and (arr[np.isinf(arr)] > 0).all()):
         raise ParameterError(
             f"{where} = {_show(arr[np.isinf(arr)])} is not allowed; allowed: {spec.describe()}"
+        )
+    big = np.isfinite(arr) & (np.abs(arr) > FLOAT32_MAX)
+    if big.any():
+        raise ParameterError(
+            f"{where} = {_show(arr[big])} would overflow to inf in a float32 sweep (largest "
+            f"float32: {FLOAT32_MAX:.3g}); allowed: {spec.describe()}"
         )
     bad_lo = arr <= spec.lo if spec.lo_open else arr < spec.lo
     if bad_lo.any() or (arr > spec.hi).any():
