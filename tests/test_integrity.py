@@ -129,3 +129,88 @@ def test_resume_check_treats_nan_settings_as_equal():
     nan = float("nan")
     assert config_differences({"c": [">=", nan]}, {"c": [">=", nan]}) == []
     assert config_differences({"c": 1.0}, {"c": 2.0}) == ["c: 1.0 (store) != 2.0 (now)"]
+
+
+def _flip(file):
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "deleted chunk", "truncated chunk"])
+def test_corruption_is_named_on_read_and_recomputed_on_resume(tmp_path, damage, capsys):
+    path = tmp_path / "s.zarr"
+    _job(path)
+    before = open_results(path).load()
+    chunk = path / "utps" / "c" / "1" / "0"
+    if damage == "flipped byte":
+        _flip(chunk)
+    elif damage == "deleted chunk":
+        chunk.unlink()
+    else:
+        chunk.write_bytes(chunk.read_bytes()[:5])
+    with pytest.raises(StoreError, match=f"1 written block.* damaged .*{chunk}"):
+        open_results(path)
+    assert status_main(["--verify", str(path)]) == 1
+    assert str(chunk) in capsys.readouterr().out
+    result = _job(path)  # resume: the damaged block is computed again, the others kept
+    assert result.blocks_computed == 1 and result.blocks_skipped == 3
+    assert f"{chunk}" in capsys.readouterr().err
+    xr.testing.assert_identical(open_results(path).load(), before)
+
+
+def test_resume_with_changed_model_code_is_refused(tmp_path, monkeypatch):
+    from limits.sweep import integrity
+
+    path = tmp_path / "s.zarr"
+
+    def stop(block):
+        raise KeyboardInterrupt
+
+    cfg = compose(["hardware=xpu_hbm3", "model=llama3_8b", *GRID, f"store.path={path}"])
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, verbose=False, block_callback=stop)
+    written = completeness(path).done.copy()
+    assert integrity.source_hash() == integrity.source_hash()  # deterministic
+    monkeypatch.setattr(integrity, "source_hash", lambda: "0" * 64)  # the code changed
+    with pytest.raises(StoreError, match="written by different limits code"):
+        _job(path)
+    np.testing.assert_array_equal(completeness(path).done, written)  # nothing mixed in
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_multirun_keeps_the_other_jobs_and_reports_the_failed_one_at_the_end(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "-m",
+            "model=llama3_8b",
+            "grid=point",
+            "deployment.tp=12,8",  # tp=12 cannot split the 32 heads: job 0 fails
+            "limits.progress=false",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    tail = proc.stderr.strip().splitlines()[-2:]
+    assert tail[0].startswith("limits.sweep: 1 job(s) of the multirun failed")
+    assert tail[1].startswith("  job 0 (model=llama3_8b grid=point deployment.tp=12 ")
+    assert "deployment.tp = 12" in tail[1]
+    assert completeness(tmp_path / "1" / "sweep.zarr").complete  # job 1 ran after job 0 failed
+    assert not (tmp_path / "0" / "sweep.zarr").exists()

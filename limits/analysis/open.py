@@ -12,7 +12,12 @@ import yaml
 
 from limits.errors import StoreError
 from limits.model.outputs import BOUND_LABELS
-from limits.sweep.integrity import IncompleteStoreWarning, completeness
+from limits.sweep.integrity import (
+    IncompleteStoreWarning,
+    completeness,
+    damaged_blocks,
+    describe_damage,
+)
 
 __all__ = [
     "open_results",
@@ -68,9 +73,25 @@ def _written_mask(ds: xr.Dataset, done: np.ndarray) -> xr.DataArray:
     return xr.DataArray(mask.rechunk(tuple(chunks)), dims=dims)
 
 
-def _checked(path: Path, ds: xr.Dataset, allow_incomplete: bool) -> xr.Dataset:
-    """Refuse (or, with ``allow_incomplete``, warn about and mask) unwritten blocks."""
+#: stores up to this size on disk are verified (every chunk read once) when opened
+VERIFY_BYTES = 256 * 2**20
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _checked(
+    path: Path, ds: xr.Dataset, allow_incomplete: bool, verify: bool | None = None
+) -> xr.Dataset:
+    """Refuse damaged chunks (checksums, missing files) when verifying; refuse (or, with
+    ``allow_incomplete``, warn about and mask) unwritten blocks."""
     record = completeness(path)
+    has_record = (path / "_progress" / "block_done").is_dir()
+    if has_record and (verify or (verify is None and _disk_bytes(path) <= VERIFY_BYTES)):
+        damaged = damaged_blocks(path)
+        if damaged:
+            raise StoreError(describe_damage(path, damaged))
     if record.complete:
         return ds
     message = record.describe()
@@ -93,7 +114,11 @@ def _checked(path: Path, ds: xr.Dataset, allow_incomplete: bool) -> xr.Dataset:
 
 
 def open_results(
-    path: str | Path, *, decode_bound: bool = False, allow_incomplete: bool = False
+    path: str | Path,
+    *,
+    decode_bound: bool = False,
+    allow_incomplete: bool = False,
+    verify: bool | None = None,
 ) -> xr.Dataset:
     """Open sweep results wherever they live, refusing stores with unwritten blocks.
 
@@ -106,6 +131,8 @@ def open_results(
       unfinished shard): warns (``IncompleteStoreWarning``), masks those points (NaN, `feasible`
       False, `bound` -1 = ``n/a``) and records the message in the attr ``limits_incomplete``,
       which the analysis helpers repeat as a warning.
+    - `verify`: read every written chunk once and refuse a store whose chunks are missing or
+      fail their CRC32C checksum, naming the files (`None`: stores up to 256 MiB on disk).
 
     **Returns:** an `xarray.Dataset` backed by dask arrays. **Raises:** ``StoreError`` naming
     the missing blocks and the command that writes them, when a store is incomplete.
@@ -115,9 +142,11 @@ def open_results(
         raise FileNotFoundError(f"no results at {path}")
     consolidated = path / "consolidated.zarr"
     if path.suffix == ".zarr" or (path / "zarr.json").is_file():
-        ds = _checked(path, open_store(path), allow_incomplete)
+        ds = _checked(path, open_store(path), allow_incomplete, verify)
     elif (path / "sweep.zarr").exists():
-        ds = _checked(path / "sweep.zarr", open_store(path / "sweep.zarr"), allow_incomplete)
+        ds = _checked(
+            path / "sweep.zarr", open_store(path / "sweep.zarr"), allow_incomplete, verify
+        )
     elif consolidated.exists() and completeness(consolidated).complete:
         ds = open_store(consolidated)
     else:
@@ -138,7 +167,7 @@ def open_results(
             )
         ds = combine_jobs(
             [
-                _checked(j / "sweep.zarr", open_store(j / "sweep.zarr"), allow_incomplete)
+                _checked(j / "sweep.zarr", open_store(j / "sweep.zarr"), allow_incomplete, verify)
                 for j in jobs
             ],
             names=[str(j) for j in jobs],

@@ -208,10 +208,35 @@ def _register(cls: type) -> type:
     meta = [
         f.name for f in dataclasses.fields(cls) if "spec" not in f.metadata and f.name != "name"
     ]
-    drop = [f.name for f in dataclasses.fields(cls) if f.name == "name"]
-    return jax.tree_util.register_dataclass(
-        cls, data_fields=data, meta_fields=meta, drop_fields=drop
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name == "name"}
+    return _register_pytree(cls, data, meta, defaults)
+
+
+def _register_pytree(
+    cls: type, data: list[str], meta: list[str], defaults: Mapping[str, Any]
+) -> type:
+    """Register ``cls`` as a pytree: ``data`` fields are leaves, ``meta`` static, ``defaults``
+    dropped (restored on unflattening)."""
+
+    def flatten_with_keys(obj: Any) -> tuple[list, tuple]:
+        leaves = [(jax.tree_util.GetAttrKey(n), getattr(obj, n)) for n in data]
+        return leaves, tuple(getattr(obj, n) for n in meta)
+
+    def unflatten(aux: tuple, leaves: Any) -> Any:
+        # no __init__: trees JAX rebuilds (tracers, gradients, tangents, batched values) are
+        # not parameter values; those a user builds are checked in __post_init__
+        obj = object.__new__(cls)
+        for name, value in (*zip(data, leaves), *zip(meta, aux), *defaults.items()):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    jax.tree_util.register_pytree_with_keys(
+        cls,
+        flatten_with_keys,
+        unflatten,
+        lambda obj: ([getattr(obj, n) for n in data], tuple(getattr(obj, n) for n in meta)),
     )
+    return cls
 
 
 @_register
@@ -401,7 +426,6 @@ def parameter_index() -> dict[str, tuple[str, FieldSpec]]:
     return index
 
 
-@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Params:
     """Everything the limit model needs, one pytree. Cross-group checks run here."""
@@ -432,6 +456,9 @@ class Params:
             name: getattr(getattr(self, group), name)
             for name, (group, _) in parameter_index().items()
         }
+
+
+_register_pytree(Params, [f.name for f in dataclasses.fields(Params)], [], {})
 
 
 def check_cross_group(model: Model, dep: Deployment) -> None:

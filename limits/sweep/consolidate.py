@@ -239,6 +239,17 @@ def _check_replaceable(out: Path) -> None:
         )
 
 
+def failed_jobs(directory: Path) -> list[tuple[str, str, str]]:
+    """(job, overrides, message) of the multirun jobs that recorded a failure."""
+    out = []
+    for file in sorted(
+        directory.glob("*/limits_failed.txt"), key=lambda p: (len(p.parent.name), p.parent.name)
+    ):
+        overrides, _, message = file.read_text().partition("\n")
+        out.append((file.parent.name, overrides, message.strip()))
+    return out
+
+
 def shared_store_status(path: str | Path) -> str:
     """One line on a store written by several jobs: complete, or how many blocks are missing."""
     import zarr
@@ -269,6 +280,19 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         directory = Path(str(config.hydra.sweep.dir))
+        failed = failed_jobs(directory)
+        self._consolidate(config, directory, bool(failed))
+        if failed:  # after the others finished and were consolidated: say so, exit 2
+            print(
+                f"limits.sweep: {len(failed)} job(s) of the multirun failed (the others are kept):",
+                file=sys.stderr,
+            )
+            for job, overrides, message in failed:
+                print(f"  job {job} ({overrides}): {message}", file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(2)
+
+    def _consolidate(self, config: Any, directory: Path, some_failed: bool) -> None:
         shared = config.get("store", {}).get("path")
         if shared:  # every job wrote into one store (the shards of one grid): say how far
             print(
@@ -280,6 +304,13 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
             print(
                 f"limits.sweep.consolidate: no job stores under {directory} (store.path set?); "
                 f"nothing to consolidate",
+                file=sys.stderr,
+            )
+            return
+        if some_failed:
+            print(
+                f"limits.sweep.consolidate: not consolidated (a job failed); open the "
+                f"others with limits.analysis.open_results({str(directory)!r})",
                 file=sys.stderr,
             )
             return

@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,20 @@ __all__ = [
     "complete_command",
     "replace_atomically",
     "temporary_sibling",
+    "damaged_blocks",
+    "describe_damage",
+    "chunk_file",
+    "source_hash",
+    "check_same_code",
 ]
 
 PROGRESS_ARRAY = "_progress/block_done"  # the same record as limits.sweep.store
 #: attr written last into a consolidated store (before its atomic rename)
 CONSOLIDATED_COMPLETE_ATTR = "limits_consolidation_complete"
+#: attr of sweep stores whose every block writes every chunk file (with a CRC32C checksum):
+#: there, a missing chunk file is damage, not a chunk equal to the fill value
+INTEGRITY_ATTR = "limits_integrity"
+INTEGRITY = "crc32c; every chunk written"
 
 
 class IncompleteStoreWarning(UserWarning):
@@ -135,3 +145,117 @@ def replace_atomically(tmp: Path, path: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def chunk_file(store: Path, name: str, index: tuple[int, ...]) -> Path:
+    """The file of chunk ``index`` of array ``name`` (zarr v3 default key encoding)."""
+    return Path(store, name, "c", *map(str, index))
+
+
+def _block_arrays(group, n_dims: int, done_shape: tuple[int, ...]) -> dict:
+    """The per-block data arrays of a store: every array whose leading chunk grid is the
+    block grid (not the coordinates, not the completeness record)."""
+    out = {}
+    for name, array in group.arrays():
+        dims = array.metadata.dimension_names or ()
+        if name in dims or len(array.shape) < n_dims:
+            continue
+        if tuple(array.cdata_shape[:n_dims]) == tuple(done_shape):
+            out[name] = array
+    return out
+
+
+def damaged_blocks(path: str | Path, blocks=None) -> dict[tuple[int, ...], list[str]]:
+    """Blocks marked written whose chunks are missing or do not decode (checksum mismatch,
+    truncated file): block -> ``["FILE: reason", ...]``. ``blocks``: the blocks to check
+    (default every block marked written). Reads each chunk once."""
+    import zarr
+
+    path = Path(path)
+    group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+    done = np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)
+    if blocks is None:
+        blocks = [tuple(int(i) for i in ix) for ix in np.argwhere(done)]
+    arrays = _block_arrays(group, done.ndim, done.shape)
+    every_chunk = group.attrs.get(INTEGRITY_ATTR) == INTEGRITY
+    damaged: dict[tuple[int, ...], list[str]] = {}
+    for block in blocks:
+        for name, array in arrays.items():
+            index = tuple(block) + (0,) * (len(array.shape) - len(block))
+            file = chunk_file(path, name, index)
+            if not file.is_file():
+                if not every_chunk:  # an older store: chunks equal to the fill are not written
+                    continue
+                damaged.setdefault(tuple(block), []).append(f"{file}: missing")
+                continue
+            try:
+                array.blocks[index]
+            except Exception as err:  # checksum mismatch, truncated or undecodable chunk
+                reason = str(err).split(". Stored:")[0].splitlines()[0]
+                damaged.setdefault(tuple(block), []).append(f"{file}: {reason}")
+    return damaged
+
+
+def describe_damage(
+    path: Path, damaged: Mapping[tuple[int, ...], list[str]], limit: int = 4
+) -> str:
+    """One line naming the damaged files (the first few) and what to do."""
+    files = [f for problems in damaged.values() for f in problems]
+    shown = "; ".join(files[:limit]) + (
+        f"; and {len(files) - limit} more" if len(files) > limit else ""
+    )
+    return (
+        f"{path}: {len(damaged)} written block(s) damaged ({shown}); re-run the sweep's "
+        f"command to recompute them (a resume re-computes damaged blocks)"
+    )
+
+
+#: attr recording the hash of the code that decides the stored numbers
+SOURCE_HASH_ATTR = "limits_source_sha256"
+#: the package files whose code decides stored numbers (relative to the ``limits`` package)
+NUMBERS_CODE = (
+    "model",
+    "autodiff",
+    "units.py",
+    "sweep/blocks.py",
+    "sweep/engine.py",
+    "sweep/reduce.py",
+    "sweep/grid.py",
+    "sweep/config.py",
+)
+
+
+def source_hash() -> str:
+    """SHA-256 over the source of the code that decides the stored numbers (``NUMBERS_CODE``),
+    file names and contents in sorted order: equal hashes, same numbers for the same config."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    files: list[Path] = []
+    for part in NUMBERS_CODE:
+        target = root / part
+        files.extend(sorted(target.rglob("*.py")) if target.is_dir() else [target])
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def check_same_code(attrs: Mapping, path: Path) -> str | None:
+    """Refuse to resume a store written by different model/engine code (its blocks would mix
+    with new ones); return a note when the store predates the record."""
+    stored = attrs.get(SOURCE_HASH_ATTR)
+    if stored is None:
+        return (
+            f"{path} records no code hash (written by an older limits): cannot tell whether "
+            f"the code changed since"
+        )
+    now = source_hash()
+    if stored != now:
+        raise StoreError(
+            f"store {path} was written by different limits code (source sha256 "
+            f"{stored[:12]} then, {now[:12]} now: {', '.join(NUMBERS_CODE)}); resuming would mix "
+            f"old and new blocks. Use another store.path, or delete the store to start over"
+        )
+    return None

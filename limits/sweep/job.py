@@ -29,6 +29,13 @@ from limits.model.outputs import DEFAULT_OUTPUTS, OUTPUTS
 from limits.model.params import ParameterError, parameter_index
 from limits.sweep.config import DATA_KEYS, check_known_keys, params_from_cfg
 from limits.sweep.grid import Grid, parse_grid, validate_grid
+from limits.sweep.integrity import (
+    INTEGRITY,
+    INTEGRITY_ATTR,
+    SOURCE_HASH_ATTR,
+    check_same_code,
+    source_hash,
+)
 from limits.sweep.reduce import (
     BEST_PREFIX,
     FOUND,
@@ -337,6 +344,30 @@ def _stored_spec(
     return VariableSpec(name, dtype, ("wrt",) if extra else (), extra, attrs)
 
 
+def _recompute_damaged(
+    path: Path, done: np.ndarray, blocks: Sequence[tuple[int, ...]]
+) -> np.ndarray:
+    """``done`` without the blocks marked written whose chunks are missing or fail their
+    checksum (they are computed again); says which files, on stderr."""
+    from limits.sweep.integrity import damaged_blocks, describe_damage
+
+    written = [b for b in blocks if done[b]]
+    if not written:
+        return done
+    with _store_io(path):
+        damaged = damaged_blocks(path, written)
+    if damaged:
+        print(
+            f"limits.sweep: {describe_damage(path, damaged)}; recomputing them now",
+            file=sys.stderr,
+            flush=True,
+        )
+        done = done.copy()
+        for block in damaged:
+            done[block] = False
+    return done
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -525,16 +556,23 @@ def _run(
             attrs = provenance(resolved_yaml, _overrides(cfg, overrides), data_config)
             if reduction is not None:
                 attrs["reduction"] = reduction.describe(_units())
+            attrs[INTEGRITY_ATTR] = INTEGRITY  # checksums (codec_for), every chunk written
+            attrs[SOURCE_HASH_ATTR] = source_hash()  # resume refuses other model code
             create_store(path, layout, attrs)
         group = open_store_group(path)
     check_same_config(group, path, data_config)
+    note = check_same_code(group.attrs, path)
+    if note:
+        print(f"limits.sweep: note: {note}", file=sys.stderr, flush=True)
 
     done = done_mask(group)
     all_blocks = [b for k, b in enumerate(plan.blocks()) if k % shard_count == shard_index]
+    done = _recompute_damaged(path, done, [plan.stored_block(b) for b in all_blocks])
     todo = [b for b in all_blocks if not done[plan.stored_block(b)]]
     skipped = [b for b in all_blocks if done[plan.stored_block(b)]]
     summary = _Summary(stored_axes)
-    arrays = {s.name: group[s.name] for s in specs}
+    # every chunk written, even one equal to the fill value: a missing chunk file is damage
+    arrays = {s.name: group[s.name].with_config({"write_empty_chunks": True}) for s in specs}
     summary_vars = [
         v for v in arrays if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
     ]
@@ -621,17 +659,53 @@ def run_overrides(overrides: list[str], config_name: str = "config", **kw: Any) 
     return run(cfg, overrides=overrides, **kw).path
 
 
+#: file in a multirun job's directory recording why the job failed (read by the callback)
+FAILURE_FILE = "limits_failed.txt"
+
+
+def _multirun_job_dir() -> Path | None:
+    """This job's output directory when it is one job of a multirun, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return None
+    return Path(hydra_cfg.runtime.output_dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+
+
+def _record_failure(job_dir: Path, message: str) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = " ".join(HydraConfig.get().overrides.task)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / FAILURE_FILE).write_text(f"{overrides}\n{message}\n")
+
+
 def _task(cfg: DictConfig) -> None:
     import logging
 
     logging.getLogger("jax").setLevel(logging.WARNING)  # Hydra sets the root logger to INFO
     if cfg.shard.count != 1:  # shards may share a GPU: allocate as needed (before JAX starts)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    job_dir = _multirun_job_dir()
+    if job_dir is not None:  # a re-run of this job: forget its earlier failure
+        (job_dir / FAILURE_FILE).unlink(missing_ok=True)
     try:
         run(cfg)
     except USER_ERRORS as err:
         print(f"limits.sweep: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        if job_dir is None:
+            sys.exit(2)
+        _record_failure(job_dir, str(err))  # the other jobs go on; reported at the end
+    except Exception as err:  # a bug: full traceback, but the other jobs of a multirun go on
+        if job_dir is None:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        _record_failure(job_dir, f"{type(err).__name__}: {err} (traceback printed above)")
     except KeyboardInterrupt:
         print(
             "limits.sweep: interrupted; re-run the same command to resume",
