@@ -110,6 +110,11 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     _case("compression level out of range", "store.clevel", "store.clevel=99"),
     _case("size limit refusing a single point", "limits.max_points", "limits.max_points=0"),
     _case(
+        "huge range (refused before it is built)",
+        "limits.max_points",
+        "++grid.batch={start:1,stop:1e6,num:10000000000000}",
+    ),
+    _case(
         "elasticity of a label",
         "sensitivity.metrics",
         "sensitivity.metrics=[bound]",

@@ -28,7 +28,7 @@ from limits.errors import SweepError
 from limits.model.outputs import DEFAULT_OUTPUTS, OUTPUTS
 from limits.model.params import ParameterError, parameter_index
 from limits.sweep.config import DATA_KEYS, check_known_keys, params_from_cfg
-from limits.sweep.grid import Grid, parse_grid, validate_grid
+from limits.sweep.grid import Grid, axis_lengths, parse_grid, validate_grid
 from limits.sweep.integrity import (
     INTEGRITY,
     INTEGRITY_ATTR,
@@ -261,12 +261,12 @@ def _devices(cfg: DictConfig) -> tuple[Any, ...]:
 
 
 def _check_size(
-    cfg: DictConfig, grid: Grid, bytes_per_point: int, stored: int | None = None
+    cfg: DictConfig, sizes: Mapping[str, int], bytes_per_point: int, stored: int | None = None
 ) -> None:
     """Refuse grids above ``limits.max_points`` points or ``limits.max_bytes`` (uncompressed,
     at most ``bytes_per_point`` per stored point; ``stored``: points kept after a reduction,
-    default all), before anything is traced or compiled."""
-    points = grid.size
+    default all), before anything is traced or compiled. ``sizes``: axis -> length."""
+    points = math.prod(sizes.values())
     stored = points if stored is None else stored
     max_points = float(parse_quantity(cfg.limits.max_points, "1", "limits.max_points"))
     max_bytes = float(parse_quantity(cfg.limits.max_bytes, "B", "limits.max_bytes"))
@@ -279,9 +279,9 @@ def _check_size(
         else f"up to {_human_bytes(est_bytes)} uncompressed ({stored:,} points x "
         f"{bytes_per_point} B), more than limits.max_bytes = {_human_bytes(max_bytes)}"
     )
-    if grid.axes:
-        biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
-        shrink = f"shrink an axis (largest: grid.{biggest} with {len(grid.axes[biggest])} values), "
+    if sizes:
+        biggest = max(sizes, key=lambda a: sizes[a])
+        shrink = f"shrink an axis (largest: grid.{biggest} with {sizes[biggest]} values), "
     else:  # a single point: only the limit can be wrong
         shrink = ""
     raise SweepError(
@@ -488,7 +488,9 @@ def _run(
     from limits.sweep.engine import BlockPlan, cast_params, run_blocks
 
     base = params_from_cfg(cfg)
-    grid = parse_grid(OmegaConf.to_container(cfg.grid, resolve=True))
+    grid_spec = OmegaConf.to_container(cfg.grid, resolve=True)
+    _check_size(cfg, axis_lengths(grid_spec), 0)  # points, before any axis is built
+    grid = parse_grid(grid_spec)
     validate_grid(base, grid)
     variables = _variables(cfg)
     metrics, wrt = _sensitivity(cfg)
@@ -504,7 +506,7 @@ def _run(
     # best_<axis> and reduce_found per stored point of a reduction)
     _check_size(
         cfg,
-        grid,
+        {n: len(v) for n, v in grid.axes.items()},
         dtype.itemsize * (len(variables) + len(metrics) * len(wrt))
         + (9 * len(reduction.over) + 1 if reduction else 0),
         stored_points,
