@@ -77,8 +77,14 @@ def _written_mask(ds: xr.Dataset, done: np.ndarray) -> xr.DataArray:
 VERIFY_BYTES = 256 * 2**20
 
 
-def _disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def _small(path: Path) -> bool:
+    """Whether the store takes at most ``VERIFY_BYTES`` on disk (stops counting beyond)."""
+    total = 0
+    for file in path.rglob("*"):
+        total += file.stat().st_size if file.is_file() else 0
+        if total > VERIFY_BYTES:
+            return False
+    return True
 
 
 def _checked(
@@ -88,7 +94,7 @@ def _checked(
     ``allow_incomplete``, warn about and mask) unwritten blocks."""
     record = completeness(path)
     has_record = (path / "_progress" / "block_done").is_dir()
-    if has_record and (verify or (verify is None and _disk_bytes(path) <= VERIFY_BYTES)):
+    if has_record and (verify or (verify is None and _small(path))):
         damaged = damaged_blocks(path)
         if damaged:
             raise StoreError(describe_damage(path, damaged))
@@ -98,8 +104,12 @@ def _checked(
     if not allow_incomplete:
         raise StoreError(f"{message} (or pass allow_incomplete=True to read the written part)")
     warnings.warn(message, IncompleteStoreWarning, stacklevel=3)
-    if ds.sizes and record.done is not None and record.done.ndim <= len(ds.dims):
-        written = _written_mask(ds, record.done)
+    if record.done is not None and record.done.ndim <= len(ds.dims):
+        written = (
+            _written_mask(ds, record.done)
+            if record.done.ndim
+            else xr.DataArray(bool(record.done))  # a single point: its one block
+        )
         masked = {}
         for name, var in ds.data_vars.items():
             if var.dtype.kind == "f":
