@@ -213,6 +213,7 @@ def test_blocked_frontier_equals_the_whole_array_rule(over):
         assert len(df) == int(whole.sum())
 
 
+@pytest.mark.slow
 def test_frontier_memory_is_bounded_by_the_block_size():
     """Peak memory of pareto_frontier grows with block_points, not with the store's size (a
     1e8-point store needed 6.8 GB before): 2e6 lazily stored points read in blocks of 2**14

@@ -6,6 +6,7 @@ import pytest
 from tools.robustness import FAULTS, Tally, run_bad_inputs, run_faults
 
 
+@pytest.mark.slow
 def test_every_bad_input_is_refused_in_one_line(tmp_path):
     tally = Tally()
     run_bad_inputs(tally, tmp_path)

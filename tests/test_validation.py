@@ -212,6 +212,7 @@ def test_jax_array_parameters_are_checked_and_accepted_when_valid():
         base(tp=jnp.asarray(12.0))  # the cross-group check sees JAX values too
 
 
+@pytest.mark.slow
 def test_max_batch_agrees_with_feasible_in_float32_and_float64():
     """At the capacity boundary (memory sized so that exactly N users fit) both precisions
     give max_batch = N, and batch N is feasible while N + 1 is not."""
