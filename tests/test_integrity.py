@@ -214,3 +214,22 @@ def test_multirun_keeps_the_other_jobs_and_reports_the_failed_one_at_the_end(tmp
     assert "deployment.tp = 12" in tail[1]
     assert completeness(tmp_path / "1" / "sweep.zarr").complete  # job 1 ran after job 0 failed
     assert not (tmp_path / "0" / "sweep.zarr").exists()
+
+
+def test_consolidation_removes_what_killed_consolidations_left(tmp_path):
+    import subprocess
+    import sys
+
+    _multirun(tmp_path)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = tmp_path / f".consolidated.zarr.tmp-{dead.stdout.strip()}-deadbeef"
+    (stale / "utps").mkdir(parents=True)
+    alive = tmp_path / ".consolidated.zarr.tmp-1-cafe"  # pid 1 runs: not ours to delete
+    alive.mkdir()
+    consolidate(tmp_path)
+    assert not stale.exists() and alive.exists()

@@ -277,6 +277,7 @@ def _consolidation_sigkill(kills: int) -> Callable[[Path], None]:
     """SIGKILL ``python -m limits.sweep.consolidate`` at spread-out moments."""
 
     def fault(root: Path) -> None:
+        from limits.sweep.consolidate import consolidate
         from limits.sweep.integrity import completeness
 
         _multirun(root)
@@ -298,6 +299,9 @@ def _consolidation_sigkill(kills: int) -> Callable[[Path], None]:
             _check_multirun(root)
             if out.exists():
                 shutil.rmtree(out)
+        consolidate(root)  # and a run after the kills cleans up their hidden leftovers
+        assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+        _check_multirun(root)
 
     return fault
 

@@ -26,6 +26,7 @@ import numpy as np
 from limits.errors import ConsolidateError
 from limits.sweep.integrity import (
     CONSOLIDATED_COMPLETE_ATTR,
+    remove_stale_temporaries,
     replace_atomically,
     temporary_sibling,
 )
@@ -201,6 +202,7 @@ def consolidate(
     }
     out = Path(out) if out is not None else directory / CONSOLIDATED_NAME
     _check_replaceable(out)
+    remove_stale_temporaries(out)  # what killed consolidations left behind
     # written under a hidden name, marked complete last, then renamed into place: a kill at
     # any moment leaves the previous state (no store, or the previous consolidated store)
     tmp = temporary_sibling(out)

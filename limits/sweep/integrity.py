@@ -31,6 +31,7 @@ __all__ = [
     "describe_damage",
     "chunk_file",
     "source_hash",
+    "remove_stale_temporaries",
     "check_same_code",
 ]
 
@@ -259,3 +260,19 @@ def check_same_code(attrs: Mapping, path: Path) -> str | None:
             f"old and new blocks. Use another store.path, or delete the store to start over"
         )
     return None
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete hidden siblings ``.NAME.tmp-PID-*`` of ``path`` left by killed writers of this
+    machine (their PID no longer runs); return what was deleted."""
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        try:
+            pid = int(tmp.name.removeprefix(f".{path.name}.tmp-").split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:  # the writer is gone: its half-made copy is garbage
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+        except (ValueError, PermissionError):  # not ours to judge
+            continue
+    return removed
