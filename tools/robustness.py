@@ -125,7 +125,11 @@ def run_bad_inputs(tally: Tally, workdir: Path) -> None:
 
     for i, case in enumerate(BAD_INPUTS):
         store = workdir / f"bad{i}.zarr"
-        _classify(tally, case.what, lambda c=case, s=store: attempt(c.overrides, s))
+
+        def thunk(c: Any = case, s: Path = store) -> tuple[str, BaseException | None]:
+            return attempt(c.overrides, s)
+
+        _classify(tally, case.what, thunk)
     for what, fn in API_BAD_INPUTS():
 
         def call(fn: Callable[[], Any] = fn) -> tuple[str, BaseException | None]:
@@ -262,7 +266,7 @@ def _consolidation_interrupted(root: Path) -> None:
         original(self, store, **{**kw, "compute": False})
         raise KeyboardInterrupt
 
-    xr.Dataset.to_zarr = killed  # type: ignore[method-assign]
+    xr.Dataset.to_zarr = killed  # type: ignore[method-assign,assignment]
     try:
         consolidate(root)
     except KeyboardInterrupt:

@@ -225,7 +225,7 @@ def _register_pytree(
     def unflatten(aux: tuple, leaves: Any) -> Any:
         # no __init__: trees JAX rebuilds (tracers, gradients, tangents, batched values) are
         # not parameter values; those a user builds are checked in __post_init__
-        obj = object.__new__(cls)
+        obj: Any = object.__new__(cls)
         for name, value in (*zip(data, leaves), *zip(meta, aux), *defaults.items()):
             object.__setattr__(obj, name, value)
         return obj

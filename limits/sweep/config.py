@@ -180,7 +180,7 @@ def closest_key(dotted: str) -> str | None:
         return siblings[near[0]]
     close = difflib.get_close_matches(dotted, known, n=1, cutoff=0.8)
     same_leaf = [k for k in known if k.rpartition(".")[2] == leaf]
-    return (close or same_leaf or [None])[0]
+    return (close or same_leaf or [None])[0]  # type: ignore[list-item]
 
 
 def _siblings(dotted: str) -> list[str]:
@@ -226,7 +226,7 @@ def check_known_keys(cfg: DictConfig) -> None:
 
     def walk(node: Any, prefix: str) -> None:
         for key in node.keys() if isinstance(node, DictConfig) else ():
-            dotted = f"{prefix}{key}"
+            dotted = f"{prefix}{key!s}"
             if dotted not in known:
                 hint = closest_key(dotted)
                 raise ParameterError(

@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,24 +106,24 @@ def completeness(path: str | Path) -> Completeness:
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path} is not a zarr store (no zarr.json)")
     try:
-        group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+        group: Any = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
         attrs = dict(group.attrs)
         done = (
             np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)
-            if "_progress" in group and "block_done" in group["_progress"]
+            if (path / PROGRESS_ARRAY / "zarr.json").is_file()
             else None
         )
     except (OSError, ValueError, KeyError) as err:
         raise StoreError(f"{path}: cannot read its completeness record: {err}") from None
-    if done is None and attrs.get("title", "").startswith("limits sweep (consolidated"):
+    if done is None and str(attrs.get("title", "")).startswith("limits sweep (consolidated"):
         # a consolidated store is complete when the attr written last is there
         done = np.asarray([bool(attrs.get(CONSOLIDATED_COMPLETE_ATTR))])
         command = shlex.join(["python", "-m", "limits.sweep.consolidate", str(path.parent)])
         return Completeness(path, done, command)
-    overrides = attrs.get("overrides") or []
+    overrides: Any = attrs.get("overrides") or []
     if isinstance(overrides, str):
         overrides = json.loads(overrides)
-    return Completeness(path, done, complete_command(path, list(overrides)))
+    return Completeness(path, done, complete_command(path, [str(o) for o in overrides]))
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -174,7 +175,7 @@ def damaged_blocks(path: str | Path, blocks=None) -> dict[tuple[int, ...], list[
 
     path = Path(path)
     group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
-    done = np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)
+    done = np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)  # type: ignore[index]
     if blocks is None:
         blocks = [tuple(int(i) for i in ix) for ix in np.argwhere(done)]
     arrays = _block_arrays(group, done.ndim, done.shape)
