@@ -233,3 +233,14 @@ def test_consolidation_removes_what_killed_consolidations_left(tmp_path):
     alive.mkdir()
     consolidate(tmp_path)
     assert not stale.exists() and alive.exists()
+
+
+def test_damaged_metadata_is_named_on_read_and_on_resume(tmp_path):
+    path = tmp_path / "s.zarr"
+    _job(path)
+    meta = path / "utps" / "zarr.json"
+    meta.write_text(meta.read_text()[:40])
+    with pytest.raises(StoreError, match=f"unreadable metadata in {meta}"):
+        open_results(path)
+    with pytest.raises(StoreError, match=f"unreadable metadata in {meta}"):
+        _job(path)

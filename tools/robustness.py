@@ -216,6 +216,26 @@ def _damaged_chunk(how: str) -> Callable[[Path], None]:
     return fault
 
 
+def _damaged_metadata(root: Path) -> None:
+    from limits.analysis import open_results
+    from limits.errors import StoreError
+
+    path = root / "s.zarr"
+    _sweep(path)
+    meta = path / "utps" / "zarr.json"
+    meta.write_text(meta.read_text()[:40])
+    for attempt in (lambda: open_results(path), lambda: _sweep(path)):
+        try:
+            attempt()
+        except StoreError as err:
+            assert str(meta) in str(err), err
+        else:
+            raise AssertionError("a store with damaged metadata was used without a word")
+    shutil.rmtree(path)  # the remedy the message gives
+    _sweep(path)
+    _same_as_reference(root, path)
+
+
 def _incomplete_shards(root: Path) -> None:
     from limits.analysis import open_results
     from limits.errors import StoreError
@@ -370,6 +390,7 @@ FAULTS: dict[str, Callable[[Path], None]] = {
     "flipped byte in a chunk": _damaged_chunk("flipped byte"),
     "truncated chunk": _damaged_chunk("truncated chunk"),
     "deleted chunk": _damaged_chunk("deleted chunk"),
+    "truncated zarr.json of a variable": _damaged_metadata,
     "shards with different shard.count": _incomplete_shards,
     "consolidation interrupted after its metadata": _consolidation_interrupted,
     "consolidation SIGKILLed (4 moments)": _consolidation_sigkill(4),

@@ -14,6 +14,7 @@ from limits.errors import StoreError
 from limits.model.outputs import BOUND_LABELS
 from limits.sweep.integrity import (
     IncompleteStoreWarning,
+    check_metadata,
     completeness,
     damaged_blocks,
     describe_damage,
@@ -37,7 +38,9 @@ MISSING_BOUND = "n/a"
 
 
 def open_store(path: str | Path) -> xr.Dataset:
-    """One zarr store, lazily with dask, chunks as stored, attrs (units, labels) intact."""
+    """One zarr store, lazily with dask, chunks as stored, attrs (units, labels) intact.
+    Raises ``StoreError`` naming any ``zarr.json`` that does not parse."""
+    check_metadata(Path(path))
     with warnings.catch_warnings():
         # zarr v3 stores carry no consolidated metadata by default: not an error here
         warnings.filterwarnings("ignore", message=".*consolidated.*")

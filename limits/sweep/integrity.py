@@ -33,6 +33,7 @@ __all__ = [
     "chunk_file",
     "source_hash",
     "remove_stale_temporaries",
+    "check_metadata",
     "check_same_code",
 ]
 
@@ -277,3 +278,19 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         except (ValueError, PermissionError):  # not ours to judge
             continue
     return removed
+
+
+def check_metadata(path: Path) -> None:
+    """Refuse a store whose zarr metadata (``zarr.json`` files: one per group and array) do
+    not parse, naming the files, before zarr fails on them without a file name."""
+    bad = []
+    for meta in sorted(Path(path).rglob("zarr.json")):
+        try:
+            json.loads(meta.read_text())
+        except (OSError, ValueError) as err:
+            bad.append(f"{meta} ({type(err).__name__}: {err})")
+    if bad:
+        raise StoreError(
+            f"{path}: unreadable metadata in {'; '.join(bad)}; the store cannot be read or "
+            f"resumed: delete it and re-run its command"
+        )

@@ -33,6 +33,7 @@ from limits.sweep.integrity import (
     INTEGRITY,
     INTEGRITY_ATTR,
     SOURCE_HASH_ATTR,
+    check_metadata,
     check_same_code,
     source_hash,
 )
@@ -561,6 +562,7 @@ def _run(
             attrs[INTEGRITY_ATTR] = INTEGRITY  # checksums (codec_for), every chunk written
             attrs[SOURCE_HASH_ATTR] = source_hash()  # resume refuses other model code
             create_store(path, layout, attrs)
+        check_metadata(path)  # a damaged zarr.json is named, not a JSON traceback
         group = open_store_group(path)
     check_same_config(group, path, data_config)
     note = check_same_code(group.attrs, path)
