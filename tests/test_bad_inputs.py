@@ -88,15 +88,21 @@ def test_cli_prints_the_catalogued_message_and_exits_2(tmp_path):
     assert not (tmp_path / "sweep.zarr").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
-def test_cli_unknown_preset_is_hydras_error_without_traceback(tmp_path):
-    case = BY_WHAT["unknown hardware preset"]
+@pytest.mark.parametrize(
+    "what", ["unknown hardware preset", "misspelt setting added with +", "bad override syntax"]
+)
+def test_cli_hydra_errors_end_in_one_line_and_exit_2(tmp_path, what):
+    case = BY_WHAT[what]
     message, err = attempt(case.overrides, tmp_path / "s.zarr")
     proc = _cli(tmp_path, *case.overrides)
-    assert proc.returncode == 1
+    assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith(message.split(" / ")[0])
-    assert "Available options in 'hardware':" in proc.stderr and "xpu_hbm3" in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"limits.sweep: error: {message}"]
+    assert not (tmp_path / "sweep.zarr").exists()
+    if what == "unknown hardware preset":
+        assert "Available options in 'hardware': b200," in proc.stderr
 
 
 def test_first_paragraph_follows_causes_and_stops_at_blank_lines():

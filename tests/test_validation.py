@@ -174,3 +174,64 @@ def test_static_choice_of_the_prefill_mask():
 def test_unknown_preset():
     with pytest.raises(ParameterError, match=r"unknown hardware preset 'tpu'; available: "):
         limits.load_params("tpu", "llama3_8b")
+
+
+@pytest.mark.parametrize(
+    "value, pattern",
+    [
+        ("jax_negative", r"hardware\.mem_bw = -4e\+12 is out of range"),
+        ("jax_grid_with_a_negative", r"hardware\.mem_bw = -1 is out of range"),
+        (4e12 + 1j, r"hardware\.mem_bw = .* is complex"),
+        (10**400, r"hardware\.mem_bw = an integer of 401 digits is out of range"),
+        (1e40, r"hardware\.mem_bw = 1e\+40 would overflow to inf in a float32 sweep"),
+        ("numpy_bool", r"hardware\.mem_bw = .* is not a number"),
+    ],
+)
+def test_python_api_validates_every_kind_of_value(value, pattern):
+    import jax.numpy as jnp
+    import numpy as np
+
+    value = (
+        {
+            "jax_negative": jnp.asarray(-4e12),
+            "jax_grid_with_a_negative": jnp.asarray([4e12, -1.0]),
+            "numpy_bool": np.array([True]),
+        }.get(value, value)
+        if isinstance(value, str)
+        else value
+    )
+    with pytest.raises(ParameterError, match=pattern):
+        base(mem_bw=value)
+
+
+def test_jax_array_parameters_are_checked_and_accepted_when_valid():
+    import jax.numpy as jnp
+
+    assert float(base(mem_bw=jnp.asarray(8e12)).hardware.mem_bw) == 8e12
+    with pytest.raises(ParameterError, match=r"deployment\.tp = 12 .*heads"):
+        base(tp=jnp.asarray(12.0))  # the cross-group check sees JAX values too
+
+
+@pytest.mark.slow
+def test_max_batch_agrees_with_feasible_in_float32_and_float64():
+    """At the capacity boundary (memory sized so that exactly N users fit) both precisions
+    give max_batch = N, and batch N is feasible while N + 1 is not."""
+    import jax
+    import numpy as np
+
+    from limits.model.capacity import capacity
+    from limits.sweep.engine import cast_params
+
+    jax.config.update("jax_enable_x64", True)
+    for tp, context, n in ((8.0, 1000.0, 1000.0), (8.0, 4096.0, 250.0), (16.0, 4096.0, 250.0)):
+        p = base(tp=tp, context=context, batch=n)
+        c = capacity(p)
+        kv = float(c["memory_kv"])
+        other = float(c["memory_required"]) - kv
+        p = p.replace(mem_capacity=(other + kv) / tp)  # exactly n users fit
+        for dtype in (np.float64, np.float32):
+            out = capacity(cast_params(p, dtype))
+            assert float(out["max_batch"]) == n, (dtype, tp, context)
+            assert bool(out["feasible"])
+            over = capacity(cast_params(p.replace(batch=n + 1.0), dtype))
+            assert not bool(over["feasible"])

@@ -55,6 +55,11 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     _case("unknown model preset", "model/gpt5", "model=gpt5"),
     _case("unknown parameter", "hardware.bandwidth", "hardware.bandwidth=4TB/s"),
     _case("unknown axis", "grid.bogus", "++grid.bogus=[1]"),
+    _case("misspelt setting added with +", "did you mean precision", "+precison=float64"),
+    _case("misspelt setting added with ++", "did you mean store.codec", "++store.codecs=zstd"),
+    _case("unknown parameter added with +", "hardware.bandwidth", "+hardware.bandwidth=4TB/s"),
+    _case("unknown top-level setting", "batch", "+batch=8"),
+    _case("bad override syntax", "override_grammar", "hardware.mem_bw=["),
     _case("unknown output variable", "store.variables", "store.variables=[utps,speed]"),
     _case(
         "unknown sensitivity parameter",
@@ -114,6 +119,20 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     ),
     _case("unknown precision", "precision", "precision=float16"),
     _case("unknown codec", "store.codec", "store.codec=brotli"),
+    _case("compression level out of range", "store.clevel", "store.clevel=99"),
+    _case("size limit refusing a single point", "limits.max_points", "limits.max_points=0"),
+    _case(
+        "huge range (refused before it is built)",
+        "limits.max_points",
+        "++grid.batch={start:1,stop:1e6,num:10000000000000}",
+    ),
+    _case(
+        "elasticity of a label",
+        "sensitivity.metrics",
+        "sensitivity.metrics=[bound]",
+        "sensitivity.wrt=[mem_bw]",
+    ),
+    _case("missing interpolation", "hardware.mem_bw", "hardware.mem_bw=${nope}"),
     _case("chunk length for a missing axis", "store.chunks", "++store.chunks.bogus=2"),
     _case("shard index out of range", "shard.index", "shard.index=2", "shard.count=2"),
     _case("shards without a shared store", "store.path", "shard.count=2", "store.path=null"),
@@ -155,6 +174,13 @@ BAD_INPUTS: tuple[BadInput, ...] = (
         '++reduce.constraints.utps=["=>",50]',
     ),
     _case(
+        "NaN constraint",
+        "reduce.constraints.utps",
+        "++grid.batch=[1,2]",
+        "reduce.over=[batch]",
+        '++reduce.constraints.utps=[">=",nan]',
+    ),
+    _case(
         "wrong unit on a constraint",
         "reduce.constraints.ttft",
         "++grid.batch=[1,2]",
@@ -192,12 +218,13 @@ def attempt(overrides: Sequence[str], store: Path) -> tuple[str, BaseException]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from limits.sweep.config import config_error_line
     from limits.sweep.job import USER_ERRORS, compose, run
 
     try:
         cfg = compose([*BASE, f"store.path={store}", *overrides])
     except (HydraException, OmegaConfBaseException) as err:
-        return first_paragraph(err), err
+        return config_error_line(err), err
     try:
         run(cfg, overrides=list(overrides), verbose=False)
     except USER_ERRORS as err:

@@ -4,6 +4,7 @@ reading parameter values from coordinates or provenance, axis labels with units.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -81,6 +82,10 @@ def metric(ds: xr.Dataset, name: str) -> xr.DataArray:
 
     **Raises:** ``KeyError`` naming the variable and listing what is available.
     """
+    if ds.attrs.get("limits_incomplete"):  # set by open_results(allow_incomplete=True)
+        from limits.sweep.integrity import IncompleteStoreWarning
+
+        warnings.warn(str(ds.attrs["limits_incomplete"]), IncompleteStoreWarning, stacklevel=2)
     negate = name.startswith("-")
     base = name[1:] if negate else name
     if base in ds.variables:

@@ -10,7 +10,15 @@ import numpy as np
 import xarray as xr
 import yaml
 
+from limits.errors import StoreError
 from limits.model.outputs import BOUND_LABELS, BOUND_OUTPUTS, LABEL_OUTPUTS
+from limits.sweep.integrity import (
+    IncompleteStoreWarning,
+    check_metadata,
+    completeness,
+    damaged_blocks,
+    describe_damage,
+)
 
 __all__ = [
     "open_results",
@@ -19,14 +27,20 @@ __all__ = [
     "job_labels",
     "bound_labels",
     "MISSING_BOUND",
+    "INCOMPLETE_ATTR",
 ]
+
+#: dataset attr set on results read from an incomplete store (the completeness message)
+INCOMPLETE_ATTR = "limits_incomplete"
 
 #: label of points that no job of a multirun computed (outer join of the job stores)
 MISSING_BOUND = "n/a"
 
 
 def open_store(path: str | Path) -> xr.Dataset:
-    """One zarr store, lazily with dask, chunks as stored, attrs (units, labels) intact."""
+    """One zarr store, lazily with dask, chunks as stored, attrs (units, labels) intact.
+    Raises ``StoreError`` naming any ``zarr.json`` that does not parse."""
+    check_metadata(Path(path))
     with warnings.catch_warnings():
         # zarr v3 stores carry no consolidated metadata by default: not an error here
         warnings.filterwarnings("ignore", message=".*consolidated.*")
@@ -45,27 +59,116 @@ def _object_string_coords(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords(fix) if fix else ds
 
 
-def open_results(path: str | Path, *, decode_bound: bool = False) -> xr.Dataset:
-    """Open sweep results wherever they live.
+def _written_mask(ds: xr.Dataset, done: np.ndarray) -> xr.DataArray:
+    """Lazy bool mask of the points whose block is written (blocks = the stored chunks)."""
+    import dask.array
+
+    var = next(iter(ds.data_vars.values()))  # every variable has the grid axes first
+    dims = var.dims[: done.ndim]
+    stored = var.encoding.get("chunks") or ()
+    chunks = [
+        int(stored[i]) if i < len(stored) else -(-ds.sizes[d] // n)
+        for i, (d, n) in enumerate(zip(dims, done.shape))
+    ]
+    mask = dask.array.from_array(done, chunks=1)
+    for axis, (c, d) in enumerate(zip(chunks, dims)):
+        mask = dask.array.repeat(mask, c, axis=axis)[(slice(None),) * axis + (slice(ds.sizes[d]),)]
+    return xr.DataArray(mask.rechunk(tuple(chunks)), dims=dims)
+
+
+#: stores up to this size on disk are verified (every chunk read once) when opened
+VERIFY_BYTES = 256 * 2**20
+
+
+def _small(path: Path) -> bool:
+    """Whether the store takes at most ``VERIFY_BYTES`` on disk (stops counting beyond)."""
+    total = 0
+    for file in path.rglob("*"):
+        total += file.stat().st_size if file.is_file() else 0
+        if total > VERIFY_BYTES:
+            return False
+    return True
+
+
+def _checked(
+    path: Path, ds: xr.Dataset, allow_incomplete: bool, verify: bool | None = None
+) -> xr.Dataset:
+    """Refuse damaged chunks (checksums, missing files) when verifying; refuse (or, with
+    ``allow_incomplete``, warn about and mask) unwritten blocks."""
+    record = completeness(path)
+    has_record = (path / "_progress" / "block_done").is_dir()
+    if has_record and (verify or (verify is None and _small(path))):
+        damaged = damaged_blocks(path)
+        if damaged:
+            raise StoreError(describe_damage(path, damaged))
+    if record.complete:
+        return ds
+    message = record.describe()
+    if not allow_incomplete:
+        raise StoreError(f"{message} (or pass allow_incomplete=True to read the written part)")
+    warnings.warn(message, IncompleteStoreWarning, stacklevel=3)
+    if record.done is not None and record.done.ndim <= len(ds.dims):
+        written = (
+            _written_mask(ds, record.done)
+            if record.done.ndim
+            else xr.DataArray(bool(record.done))  # a single point: its one block
+        )
+        masked = {}
+        for name, var in ds.data_vars.items():
+            if var.dtype.kind == "f":
+                masked[name] = var.where(written)
+            elif name == "bound":
+                masked[name] = var.where(written, np.int8(-1)).astype(var.dtype)
+            elif var.dtype.kind == "b":
+                masked[name] = var & written
+        ds = ds.assign({k: v.assign_attrs(ds[k].attrs) for k, v in masked.items()})
+    ds.attrs[INCOMPLETE_ATTR] = message
+    return ds
+
+
+def open_results(
+    path: str | Path,
+    *,
+    decode_bound: bool = False,
+    allow_incomplete: bool = False,
+    verify: bool | None = None,
+) -> xr.Dataset:
+    """Open sweep results wherever they live, refusing stores with unwritten blocks.
 
     **Arguments:**
     - `path`: a store (`*.zarr`), a sweep run dir holding `sweep.zarr`, or a multirun dir
-      (its `consolidated.zarr` if present, else the job stores `<job>/sweep.zarr` combined along
-      new leading dims `hardware` and `model` read from each job's provenance).
+      (its `consolidated.zarr` if complete, else the job stores `<job>/sweep.zarr` combined
+      along new leading dims `hardware` and `model` read from each job's provenance).
     - `decode_bound`: add `bound_label` (strings) next to the integer `bound`.
+    - `allow_incomplete`: read a store some of whose blocks were never written (a killed or
+      unfinished shard): warns (``IncompleteStoreWarning``), masks those points (NaN, `feasible`
+      False, `bound` -1 = ``n/a``) and records the message in the attr ``limits_incomplete``,
+      which the analysis helpers repeat as a warning.
+    - `verify`: read every written chunk once and refuse a store whose chunks are missing or
+      fail their CRC32C checksum, naming the files (`None`: stores up to 256 MiB on disk).
 
-    **Returns:** an `xarray.Dataset` backed by dask arrays.
+    **Returns:** an `xarray.Dataset` backed by dask arrays. **Raises:** ``StoreError`` naming
+    the missing blocks and the command that writes them, when a store is incomplete.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no results at {path}")
+    consolidated = path / "consolidated.zarr"
     if path.suffix == ".zarr" or (path / "zarr.json").is_file():
-        ds = open_store(path)
+        ds = _checked(path, open_store(path), allow_incomplete, verify)
     elif (path / "sweep.zarr").exists():
-        ds = open_store(path / "sweep.zarr")
-    elif (path / "consolidated.zarr").exists():
-        ds = open_store(path / "consolidated.zarr")
+        ds = _checked(
+            path / "sweep.zarr", open_store(path / "sweep.zarr"), allow_incomplete, verify
+        )
+    elif consolidated.exists() and completeness(consolidated).complete:
+        ds = open_store(consolidated)
     else:
+        if consolidated.exists():
+            warnings.warn(
+                f"{completeness(consolidated).describe()}; reading the job stores instead",
+                IncompleteStoreWarning,
+                stacklevel=2,
+            )
         jobs = sorted(
             (p for p in path.iterdir() if (p / "sweep.zarr").exists()),
             key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
@@ -76,8 +179,15 @@ def open_results(path: str | Path, *, decode_bound: bool = False) -> xr.Dataset:
                 "sweep.zarr, consolidated.zarr or <job>/sweep.zarr)"
             )
         ds = combine_jobs(
-            [open_store(j / "sweep.zarr") for j in jobs], names=[str(j) for j in jobs]
+            [
+                _checked(j / "sweep.zarr", open_store(j / "sweep.zarr"), allow_incomplete, verify)
+                for j in jobs
+            ],
+            names=[str(j) for j in jobs],
         )
+        notes = [m for j in jobs if (m := completeness(j / "sweep.zarr")).done is not None]
+        if any(not m.complete for m in notes):
+            ds.attrs[INCOMPLETE_ATTR] = "; ".join(m.describe() for m in notes if not m.complete)
     if decode_bound and "bound" in ds:
         ds = ds.assign(bound_label=bound_labels(ds))
     return ds

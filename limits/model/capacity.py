@@ -32,12 +32,21 @@ def capacity(p: Params, context=None, chips=None, microbatches=None, batch=None,
         + d.draft_params * d.weight_bytes
     )
     kv_per_user = arch.kv_bytes_stored(m, d, context + d.draft_len)
-    kv = microbatches * dp * batch * kv_per_user  # microbatches of dp replicas in flight
     workspace = chips * c.workspace_bytes
-    required = weights + kv + workspace
     available = chips * hw.mem_capacity
+
+    def required_at(users):  # the one rule: max_batch agrees with feasible in any precision
+        return weights + microbatches * dp * users * kv_per_user + workspace
+
+    required = required_at(batch)
+    kv = microbatches * dp * batch * kv_per_user  # microbatches of dp replicas in flight
     room = available - weights - workspace
-    max_batch = jnp.where(room > 0, jnp.floor(room / (microbatches * dp * kv_per_user)), 0.0)
+    # floor(room / per-user bytes) can be one off where the division rounds across an
+    # integer (float32): step to the largest whole batch that `required_at` accepts
+    n = jnp.maximum(jnp.floor(room / (microbatches * dp * kv_per_user)), 0.0)
+    fits_n = (required_at(n) <= available) | (n == 0.0)
+    n = jnp.where(required_at(n + 1.0) <= available, n + 1.0, jnp.where(fits_n, n, n - 1.0))
+    max_batch = jnp.where(room > 0, n, 0.0)
     return {
         "memory_weights": weights,
         "memory_kv": kv,

@@ -81,26 +81,49 @@ def numeric_fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if "spec" in f.metadata]
 
 
+#: the largest finite float32: a larger parameter would become inf in a float32 sweep
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def is_concrete(value: Any) -> bool:
-    return isinstance(value, (int, float, np.ndarray, np.number)) and not isinstance(value, bool)
+    """A value known now (a number, NumPy or JAX array), not one being traced."""
+    if isinstance(value, bool) or isinstance(value, jax.core.Tracer):
+        return False
+    return isinstance(value, (int, float, complex, np.ndarray, np.number, jax.Array))
 
 
 def _check_field(owner: str, name: str, spec: FieldSpec, value: Any) -> None:
-    if isinstance(value, (str, bool)):
+    where = f"{owner}.{name}"
+    if isinstance(value, (str, bool, np.bool_)) or (
+        isinstance(value, (np.ndarray, jax.Array)) and np.dtype(value.dtype).kind in "bOSU"
+    ):
         raise ParameterError(
-            f"{owner}.{name} = {value!r} is not a number; allowed: "
+            f"{where} = {value!r} is not a number; allowed: "
             f"{spec.describe()} (strings with units are parsed by "
             f"from_mapping, replace and load_params)"
         )
     if not is_concrete(value):
         return  # traced or abstract values are checked before they are traced
-    arr = np.asarray(value, dtype=np.float64)
-    where = f"{owner}.{name}"
+    if np.iscomplexobj(value):
+        raise ParameterError(f"{where} = {value!r} is complex; allowed: {spec.describe()}")
+    try:
+        arr = np.asarray(float(value) if isinstance(value, int) else value, dtype=np.float64)
+    except OverflowError:  # a Python int beyond any float (a JAX array is copied to the host)
+        raise ParameterError(
+            f"{where} = an integer of {len(str(abs(value)))} digits is out of range; "
+            f"allowed: {spec.describe()}"
+        ) from None
     if np.isnan(arr).any():
         raise ParameterError(f"{where} = nan is not a number; allowed: {spec.describe()}")
     if np.isinf(arr).any() and not (spec.allow_inf and (arr[np.isinf(arr)] > 0).all()):
         raise ParameterError(
             f"{where} = {_show(arr[np.isinf(arr)])} is not allowed; allowed: {spec.describe()}"
+        )
+    big = np.isfinite(arr) & (np.abs(arr) > FLOAT32_MAX)
+    if big.any():
+        raise ParameterError(
+            f"{where} = {_show(arr[big])} would overflow to inf in a float32 sweep (largest "
+            f"float32: {FLOAT32_MAX:.3g}); allowed: {spec.describe()}"
         )
     bad_lo = arr <= spec.lo if spec.lo_open else arr < spec.lo
     if bad_lo.any() or (arr > spec.hi).any():
@@ -185,10 +208,35 @@ def _register(cls: type) -> type:
     meta = [
         f.name for f in dataclasses.fields(cls) if "spec" not in f.metadata and f.name != "name"
     ]
-    drop = [f.name for f in dataclasses.fields(cls) if f.name == "name"]
-    return jax.tree_util.register_dataclass(
-        cls, data_fields=data, meta_fields=meta, drop_fields=drop
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name == "name"}
+    return _register_pytree(cls, data, meta, defaults)
+
+
+def _register_pytree(
+    cls: type, data: list[str], meta: list[str], defaults: Mapping[str, Any]
+) -> type:
+    """Register ``cls`` as a pytree: ``data`` fields are leaves, ``meta`` static, ``defaults``
+    dropped (restored on unflattening)."""
+
+    def flatten_with_keys(obj: Any) -> tuple[list, tuple]:
+        leaves = [(jax.tree_util.GetAttrKey(n), getattr(obj, n)) for n in data]
+        return leaves, tuple(getattr(obj, n) for n in meta)
+
+    def unflatten(aux: tuple, leaves: Any) -> Any:
+        # no __init__: trees JAX rebuilds (tracers, gradients, tangents, batched values) are
+        # not parameter values; those a user builds are checked in __post_init__
+        obj: Any = object.__new__(cls)
+        for name, value in (*zip(data, leaves), *zip(meta, aux), *defaults.items()):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    jax.tree_util.register_pytree_with_keys(
+        cls,
+        flatten_with_keys,
+        unflatten,
+        lambda obj: ([getattr(obj, n) for n in data], tuple(getattr(obj, n) for n in meta)),
     )
+    return cls
 
 
 @_register
@@ -550,7 +598,6 @@ def parameter_index() -> dict[str, tuple[str, FieldSpec]]:
     return index
 
 
-@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Params:
     """Everything the limit model needs, one pytree. Cross-group checks run here."""
@@ -581,6 +628,9 @@ class Params:
             name: getattr(getattr(self, group), name)
             for name, (group, _) in parameter_index().items()
         }
+
+
+_register_pytree(Params, [f.name for f in dataclasses.fields(Params)], [], {})
 
 
 def check_cross_group(model: Model, dep: Deployment) -> None:

@@ -37,6 +37,9 @@ __all__ = [
     "register_schemas",
     "SCHEMA_NAME",
     "DATA_KEYS",
+    "check_known_keys",
+    "config_error_line",
+    "closest_key",
 ]
 
 SCHEMA_NAME = "limits_schema"
@@ -147,6 +150,98 @@ def register_schemas() -> None:
 def _typed(node: Any, schema: type) -> Any:
     # `Any`-typed group nodes are re-validated against their schema (unknown keys -> error).
     return OmegaConf.merge(OmegaConf.structured(schema), node)
+
+
+def _known_keys(schema: type, prefix: str = "") -> dict[str, bool]:
+    """Dotted key -> whether it is a free mapping (``grid``, ``store.chunks``: any key)."""
+    out: dict[str, bool] = {}
+    for f in dataclasses.fields(schema):
+        key = f"{prefix}{f.name}"
+        factory = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        sample = factory() if factory is not None else None
+        if dataclasses.is_dataclass(sample):
+            out[key] = False
+            out.update(_known_keys(type(sample), key + "."))
+        else:
+            out[key] = isinstance(sample, dict)
+    return out
+
+
+def closest_key(dotted: str) -> str | None:
+    """The valid config key closest to ``dotted``: a similar name in the same group, else
+    a similar dotted key, else a key with the same last part in another group."""
+    import difflib
+
+    known = list(_known_keys(SweepSchema))
+    parent, _, leaf = dotted.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in known if k.rpartition(".")[0] == parent}
+    near = difflib.get_close_matches(leaf, list(siblings), n=1, cutoff=0.6)
+    if near:
+        return siblings[near[0]]
+    close = difflib.get_close_matches(dotted, known, n=1, cutoff=0.8)
+    same_leaf = [k for k in known if k.rpartition(".")[2] == leaf]
+    return (close or same_leaf or [None])[0]  # type: ignore[list-item]
+
+
+def _siblings(dotted: str) -> list[str]:
+    parent = dotted.rpartition(".")[0]
+    return [k for k in _known_keys(SweepSchema) if k.rpartition(".")[0] == parent]
+
+
+def config_error_line(err: BaseException) -> str:
+    """One line for a Hydra/OmegaConf composition error: its message and causes up to the
+    first blank line, the options Hydra lists (``a, b, c``), and the closest valid key instead
+    of Hydra's advice to add an unknown key with ``+``."""
+    import re
+
+    lines: list[str] = []
+    node: BaseException | None = err
+    while node is not None:
+        text = str(node)
+        for line in text.splitlines():
+            if not line.strip():
+                break
+            if line.startswith("To append to your config use +"):
+                continue
+            if not line.startswith((" ", "\t")):
+                lines.append(line.strip())
+        options = re.search(r"\n(Available options in '[^']*':)\n((?:\t.*\n?)+)", text)
+        if options:
+            names = ", ".join(o.strip() for o in options.group(2).splitlines())
+            lines.append(f"{options.group(1)} {names}")
+        node = node.__cause__
+    key = re.search(r"Could not override '([^']+)'", str(err))
+    if key:
+        hint = closest_key(key.group(1))
+        lines.append(
+            f"did you mean {hint}?" if hint else f"valid keys: {', '.join(_siblings(key.group(1)))}"
+        )
+    return " / ".join(dict.fromkeys(lines))
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Refuse keys no schema declares, including those added with ``+key``/``++key`` (which
+    Hydra lets through a structured config), naming the closest valid key."""
+    known = _known_keys(SweepSchema)
+
+    def walk(node: Any, prefix: str) -> None:
+        for key in node.keys() if isinstance(node, DictConfig) else ():
+            dotted = f"{prefix}{key!s}"
+            if dotted not in known:
+                hint = closest_key(dotted)
+                raise ParameterError(
+                    f"unknown setting {dotted} (= {OmegaConf.select(cfg, dotted)!r}): "
+                    + (
+                        f"did you mean {hint}?"
+                        if hint
+                        else f"valid keys here: {', '.join(_siblings(dotted))}"
+                    )
+                )
+            child = node._get_node(key)  # the node itself: interpolations stay unresolved
+            if not known[dotted] and isinstance(child, DictConfig):
+                walk(child, dotted + ".")
+
+    walk(cfg, "")
 
 
 def params_from_cfg(cfg: DictConfig) -> Params:

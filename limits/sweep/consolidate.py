@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,12 @@ from typing import Any
 import numpy as np
 
 from limits.errors import ConsolidateError
+from limits.sweep.integrity import (
+    CONSOLIDATED_COMPLETE_ATTR,
+    remove_stale_temporaries,
+    replace_atomically,
+    temporary_sibling,
+)
 from limits.sweep.store import (
     CONFIG_ATTR,
     PROGRESS_ARRAY,
@@ -98,6 +105,7 @@ def consolidate(
     cannot be combined (the message says why).
     """
     import xarray as xr
+    import zarr
 
     from limits import __version__
 
@@ -193,8 +201,54 @@ def consolidate(
         "config": first.attrs.get("config", ""),
     }
     out = Path(out) if out is not None else directory / CONSOLIDATED_NAME
-    with quiet_zarr_warnings():
-        combined.to_zarr(out, mode="w", encoding=encoding, zarr_format=3, consolidated=True)
+    _check_replaceable(out)
+    remove_stale_temporaries(out)  # what killed consolidations left behind
+    # written under a hidden name, marked complete last, then renamed into place: a kill at
+    # any moment leaves the previous state (no store, or the previous consolidated store)
+    tmp = temporary_sibling(out)
+    try:
+        with quiet_zarr_warnings():
+            combined.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=True)
+            group = zarr.open_group(tmp, mode="r+", zarr_format=3, use_consolidated=False)
+            group.attrs[CONSOLIDATED_COMPLETE_ATTR] = True
+            zarr.consolidate_metadata(tmp, zarr_format=3)
+        replace_atomically(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to overwrite anything but a previous consolidated store: ``--out`` naming an
+    existing directory (or file) of other data must never delete it."""
+    if not out.exists() and not out.is_symlink():
+        if not out.parent.is_dir():
+            raise ConsolidateError(f"--out {out}: its directory {out.parent} does not exist")
+        return
+    title = ""
+    if (out / "zarr.json").is_file():
+        try:
+            title = str(
+                json.loads((out / "zarr.json").read_text()).get("attributes", {}).get("title", "")
+            )
+        except (OSError, ValueError):
+            title = ""
+    if not title.startswith("limits sweep (consolidated"):
+        raise ConsolidateError(
+            f"--out {out} exists and is not a consolidated limits store; nothing was "
+            f"written or deleted: choose a new path (or delete it yourself)"
+        )
+
+
+def failed_jobs(directory: Path) -> list[tuple[str, str, str]]:
+    """(job, overrides, message) of the multirun jobs that recorded a failure."""
+    out = []
+    for file in sorted(
+        directory.glob("*/limits_failed.txt"), key=lambda p: (len(p.parent.name), p.parent.name)
+    ):
+        overrides, _, message = file.read_text().partition("\n")
+        out.append((file.parent.name, overrides, message.strip()))
     return out
 
 
@@ -228,6 +282,19 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         directory = Path(str(config.hydra.sweep.dir))
+        failed = failed_jobs(directory)
+        self._consolidate(config, directory, bool(failed))
+        if failed:  # after the others finished and were consolidated: say so, exit 2
+            print(
+                f"limits.sweep: {len(failed)} job(s) of the multirun failed (the others are kept):",
+                file=sys.stderr,
+            )
+            for job, overrides, message in failed:
+                print(f"  job {job} ({overrides}): {message}", file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(2)
+
+    def _consolidate(self, config: Any, directory: Path, some_failed: bool) -> None:
         shared = config.get("store", {}).get("path")
         if shared:  # every job wrote into one store (the shards of one grid): say how far
             print(
@@ -239,6 +306,13 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
             print(
                 f"limits.sweep.consolidate: no job stores under {directory} (store.path set?); "
                 f"nothing to consolidate",
+                file=sys.stderr,
+            )
+            return
+        if some_failed:
+            print(
+                f"limits.sweep.consolidate: not consolidated (a job failed); open the "
+                f"others with limits.analysis.open_results({str(directory)!r})",
                 file=sys.stderr,
             )
             return

@@ -104,6 +104,19 @@ def parse_axis(name: str, spec: Any) -> np.ndarray:
     return values
 
 
+def axis_lengths(spec: Mapping[str, Any] | None) -> dict[str, int]:
+    """Number of values of each axis, read from the config without building any axis (a
+    range's ``num``; 0 where it is not a whole number: ``parse_axis`` refuses it)."""
+    out = {}
+    for name, value in (spec or {}).items():
+        if isinstance(value, Mapping):
+            num = value.get("num")
+            out[name] = num if isinstance(num, int) and not isinstance(num, bool) else 0
+        else:
+            out[name] = len(value) if isinstance(value, (list, tuple)) else 1
+    return out
+
+
 def parse_grid(spec: Mapping[str, Any] | None) -> Grid:
     """All axes of a ``grid`` config node, in the order given."""
     return Grid({name: parse_axis(name, value) for name, value in (spec or {}).items()})

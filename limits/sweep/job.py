@@ -27,8 +27,16 @@ from omegaconf import DictConfig, OmegaConf
 from limits.errors import SweepError
 from limits.model.outputs import BOUND_OUTPUTS, DEFAULT_OUTPUTS, OUTPUTS
 from limits.model.params import ParameterError, parameter_index
-from limits.sweep.config import DATA_KEYS, params_from_cfg
-from limits.sweep.grid import Grid, parse_grid, validate_grid
+from limits.sweep.config import DATA_KEYS, check_known_keys, params_from_cfg
+from limits.sweep.grid import Grid, axis_lengths, parse_grid, validate_grid
+from limits.sweep.integrity import (
+    INTEGRITY,
+    INTEGRITY_ATTR,
+    SOURCE_HASH_ATTR,
+    check_metadata,
+    check_same_code,
+    source_hash,
+)
 from limits.sweep.reduce import (
     BEST_PREFIX,
     FOUND,
@@ -90,6 +98,26 @@ def _data_config(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def _unresolvable(node: Any, prefix: str = "") -> str | None:
+    """Dotted key of the first value whose interpolation fails (OmegaConf.resolve's error
+    does not say which)."""
+    from omegaconf import ListConfig
+    from omegaconf.errors import OmegaConfBaseException
+
+    keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+    for key in keys:
+        dotted = f"{prefix}{key}"
+        try:
+            child = node[key]
+        except OmegaConfBaseException:
+            return dotted
+        if isinstance(child, (DictConfig, ListConfig)):
+            found = _unresolvable(child, dotted + ".")
+            if found:
+                return found
+    return None
+
+
 def _reduction(cfg: DictConfig, grid: Grid) -> Reduction | None:
     """The checked ``reduce`` settings (``None``: store every point)."""
     node = OmegaConf.to_container(cfg.reduce, resolve=True)
@@ -145,11 +173,12 @@ def _sensitivity(cfg: DictConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     wrt = tuple(str(w) for w in cfg.sensitivity.wrt)
     if not metrics:
         return (), ()
-    bad = [m for m in metrics if m not in OUTPUTS]
-    if bad:
-        raise SweepError(
-            f"sensitivity.metrics: unknown output(s) {', '.join(bad)}; valid: {', '.join(OUTPUTS)}"
-        )
+    from limits.autodiff.elasticities import check_metrics
+
+    try:
+        check_metrics(metrics)
+    except ValueError as err:
+        raise SweepError(f"sensitivity.{err}") from None
     index = parameter_index()
     bad = [w for w in wrt if w not in index]
     if bad or not wrt:
@@ -233,28 +262,31 @@ def _devices(cfg: DictConfig) -> tuple[Any, ...]:
 
 
 def _check_size(
-    cfg: DictConfig, grid: Grid, bytes_per_point: int, stored: int | None = None
+    cfg: DictConfig, sizes: Mapping[str, int], bytes_per_point: int, stored: int | None = None
 ) -> None:
     """Refuse grids above ``limits.max_points`` points or ``limits.max_bytes`` (uncompressed,
     at most ``bytes_per_point`` per stored point; ``stored``: points kept after a reduction,
-    default all), before anything is traced or compiled."""
-    points = grid.size
+    default all), before anything is traced or compiled. ``sizes``: axis -> length."""
+    points = math.prod(sizes.values())
     stored = points if stored is None else stored
     max_points = float(parse_quantity(cfg.limits.max_points, "1", "limits.max_points"))
     max_bytes = float(parse_quantity(cfg.limits.max_bytes, "B", "limits.max_bytes"))
     est_bytes = stored * bytes_per_point
     if points <= max_points and est_bytes <= max_bytes:
         return
-    biggest = max(grid.axes, key=lambda a: len(grid.axes[a]))
     what = (
         f"{points:,} points, more than limits.max_points = {max_points:,.0f}"
         if points > max_points
         else f"up to {_human_bytes(est_bytes)} uncompressed ({stored:,} points x "
         f"{bytes_per_point} B), more than limits.max_bytes = {_human_bytes(max_bytes)}"
     )
+    if sizes:
+        biggest = max(sizes, key=lambda a: sizes[a])
+        shrink = f"shrink an axis (largest: grid.{biggest} with {sizes[biggest]} values), "
+    else:  # a single point: only the limit can be wrong
+        shrink = ""
     raise SweepError(
-        f"grid has {what}; shrink an axis (largest: grid.{biggest} with "
-        f"{len(grid.axes[biggest])} values), store fewer variables "
+        f"grid has {what}; {shrink}store fewer variables "
         f"(store.variables=[utps,stps,...]) or raise the limit"
     )
 
@@ -311,6 +343,30 @@ def _stored_spec(
             f"(d ln y / d ln x)",
         }
     return VariableSpec(name, dtype, ("wrt",) if extra else (), extra, attrs)
+
+
+def _recompute_damaged(
+    path: Path, done: np.ndarray, blocks: Sequence[tuple[int, ...]]
+) -> np.ndarray:
+    """``done`` without the blocks marked written whose chunks are missing or fail their
+    checksum (they are computed again); says which files, on stderr."""
+    from limits.sweep.integrity import damaged_blocks, describe_damage
+
+    written = [b for b in blocks if done[b]]
+    if not written:
+        return done
+    with _store_io(path):
+        damaged = damaged_blocks(path, written)
+    if damaged:
+        print(
+            f"limits.sweep: {describe_damage(path, damaged)}; recomputing them now",
+            file=sys.stderr,
+            flush=True,
+        )
+        done = done.copy()
+        for block in damaged:
+            done[block] = False
+    return done
 
 
 # --------------------------------------------------------------------------- summary
@@ -407,8 +463,15 @@ def run(
     ``StoreError`` with a one-line message naming the setting.
     """
     t0 = time.perf_counter()
+    from omegaconf.errors import OmegaConfBaseException
+
     cfg = cfg.copy()
-    OmegaConf.resolve(cfg)
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:  # e.g. ${missing.key}: name the setting, one line
+        key = _unresolvable(cfg) or "config"
+        raise ParameterError(f"{key}: {str(err).splitlines()[0]}") from None
+    check_known_keys(cfg)
     dtype = _dtype(cfg)
     with _precision_scope(dtype):
         return _run(cfg, dtype, t0, overrides, block_callback, verbose)
@@ -426,7 +489,9 @@ def _run(
     from limits.sweep.engine import BlockPlan, cast_params, run_blocks
 
     base = params_from_cfg(cfg)
-    grid = parse_grid(OmegaConf.to_container(cfg.grid, resolve=True))
+    grid_spec = OmegaConf.to_container(cfg.grid, resolve=True)
+    _check_size(cfg, axis_lengths(grid_spec), 0)  # points, before any axis is built
+    grid = parse_grid(grid_spec)
     validate_grid(base, grid)
     variables = _variables(cfg)
     metrics, wrt = _sensitivity(cfg)
@@ -434,7 +499,7 @@ def _run(
     devices = _devices(cfg)
     reduction = _reduction(cfg, grid)
     chunks = _chunks(cfg, grid, reduction)
-    codec_for(str(cfg.store.codec), int(cfg.store.clevel))  # validate early
+    codec_for(str(cfg.store.codec), cfg.store.clevel)  # validate early
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
     stored_axes = {n: grid.axes[n] for n in plan.stored_names}
     stored_points = math.prod(len(v) for v in stored_axes.values())
@@ -442,7 +507,7 @@ def _run(
     # best_<axis> and reduce_found per stored point of a reduction)
     _check_size(
         cfg,
-        grid,
+        {n: len(v) for n, v in grid.axes.items()},
         dtype.itemsize * (len(variables) + len(metrics) * len(wrt))
         + (9 * len(reduction.over) + 1 if reduction else 0),
         stored_points,
@@ -466,7 +531,7 @@ def _run(
         variables=tuple(specs),
         extra_coords={"wrt": np.array(wrt, dtype=object)} if metrics else {},
         codec=str(cfg.store.codec),
-        clevel=int(cfg.store.clevel),
+        clevel=cfg.store.clevel,
     )
 
     points = grid.size
@@ -494,16 +559,24 @@ def _run(
             attrs = provenance(resolved_yaml, _overrides(cfg, overrides), data_config)
             if reduction is not None:
                 attrs["reduction"] = reduction.describe(_units())
+            attrs[INTEGRITY_ATTR] = INTEGRITY  # checksums (codec_for), every chunk written
+            attrs[SOURCE_HASH_ATTR] = source_hash()  # resume refuses other model code
             create_store(path, layout, attrs)
+        check_metadata(path)  # a damaged zarr.json is named, not a JSON traceback
         group = open_store_group(path)
     check_same_config(group, path, data_config)
+    note = check_same_code(group.attrs, path)
+    if note:
+        print(f"limits.sweep: note: {note}", file=sys.stderr, flush=True)
 
     done = done_mask(group)
     all_blocks = [b for k, b in enumerate(plan.blocks()) if k % shard_count == shard_index]
+    done = _recompute_damaged(path, done, [plan.stored_block(b) for b in all_blocks])
     todo = [b for b in all_blocks if not done[plan.stored_block(b)]]
     skipped = [b for b in all_blocks if done[plan.stored_block(b)]]
     summary = _Summary(stored_axes)
-    arrays = {s.name: group[s.name] for s in specs}
+    # every chunk written, even one equal to the fill value: a missing chunk file is damage
+    arrays = {s.name: group[s.name].with_config({"write_empty_chunks": True}) for s in specs}
     summary_vars = [
         v for v in arrays if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
     ]
@@ -590,17 +663,53 @@ def run_overrides(overrides: list[str], config_name: str = "config", **kw: Any) 
     return run(cfg, overrides=overrides, **kw).path
 
 
+#: file in a multirun job's directory recording why the job failed (read by the callback)
+FAILURE_FILE = "limits_failed.txt"
+
+
+def _multirun_job_dir() -> Path | None:
+    """This job's output directory when it is one job of a multirun, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return None
+    return Path(hydra_cfg.runtime.output_dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+
+
+def _record_failure(job_dir: Path, message: str) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = " ".join(HydraConfig.get().overrides.task)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / FAILURE_FILE).write_text(f"{overrides}\n{message}\n")
+
+
 def _task(cfg: DictConfig) -> None:
     import logging
 
     logging.getLogger("jax").setLevel(logging.WARNING)  # Hydra sets the root logger to INFO
     if cfg.shard.count != 1:  # shards may share a GPU: allocate as needed (before JAX starts)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    job_dir = _multirun_job_dir()
+    if job_dir is not None:  # a re-run of this job: forget its earlier failure
+        (job_dir / FAILURE_FILE).unlink(missing_ok=True)
     try:
         run(cfg)
     except USER_ERRORS as err:
         print(f"limits.sweep: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        if job_dir is None:
+            sys.exit(2)
+        _record_failure(job_dir, str(err))  # the other jobs go on; reported at the end
+    except Exception as err:  # a bug: full traceback, but the other jobs of a multirun go on
+        if job_dir is None:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        _record_failure(job_dir, f"{type(err).__name__}: {err} (traceback printed above)")
     except KeyboardInterrupt:
         print(
             "limits.sweep: interrupted; re-run the same command to resume",
@@ -611,10 +720,29 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Entry point of ``python -m limits.sweep`` and the ``limits-sweep`` console script."""
-    import hydra
+    """Entry point of ``python -m limits.sweep`` and the ``limits-sweep`` console script.
 
-    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)()
+    Hydra's own errors (unknown preset or key, bad override syntax) end like the engine's:
+    one line ``limits.sweep: error: ...`` and exit status 2 (``HYDRA_FULL_ERROR=1`` keeps
+    Hydra's full report)."""
+    import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from limits.sweep.config import config_error_line
+
+    full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing
+    try:
+        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)()
+    except (HydraException, OmegaConfBaseException) as err:
+        if full:
+            raise
+        print(f"limits.sweep: error: {config_error_line(err)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    finally:
+        if full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 if __name__ == "__main__":

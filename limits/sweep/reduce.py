@@ -89,13 +89,17 @@ def _value(name: str, raw: Any, unit: str) -> float:
     """A constraint's value in SI: units allowed where ``unit`` is a known unit kind."""
     key = f"reduce.constraints.{name}"
     if unit in UNIT_KINDS:
-        return parse_quantity(raw, unit, key)
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        return float(raw)
-    except (TypeError, ValueError):
-        raise UnitError(f"{key}: expected a plain number in {unit}, got {raw!r}") from None
+        value = parse_quantity(raw, unit, key)
+    else:
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise UnitError(f"{key}: expected a plain number in {unit}, got {raw!r}") from None
+    if math.isnan(value):  # every comparison with NaN is False: nothing would ever be valid
+        raise ReduceError(f"{key}: the value is NaN; give a number in {unit}")
+    return value
 
 
 def parse_reduction(

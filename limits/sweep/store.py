@@ -120,13 +120,17 @@ class StoreLayout:
 
 
 def codec_for(name: str, clevel: int = 5) -> list:
-    """zarr v3 compressors for codec ``name`` (lz4 | zstd | none); see docs/sweep.md."""
-    from zarr.codecs import BloscCodec
+    """zarr v3 bytes codecs for codec ``name`` (lz4 | zstd | none; docs/sweep.md), then a
+    CRC32C checksum of each stored chunk, so a flipped or truncated chunk is detected on
+    read (``limits.sweep.integrity.damaged_blocks``) instead of being decoded as numbers."""
+    from zarr.codecs import BloscCodec, Crc32cCodec
 
+    if isinstance(clevel, bool) or not isinstance(clevel, int) or not 0 <= clevel <= 9:
+        raise StoreError(f"store.clevel = {clevel!r}; Blosc levels are whole numbers 0 to 9")
     if name == "none":
-        return []
+        return [Crc32cCodec()]
     if name in ("lz4", "zstd"):
-        return [BloscCodec(cname=name, clevel=int(clevel), shuffle="shuffle")]
+        return [BloscCodec(cname=name, clevel=int(clevel), shuffle="shuffle"), Crc32cCodec()]
     raise StoreError(f"store.codec = {name!r} is unknown; allowed: lz4, zstd, none")
 
 
@@ -294,8 +298,8 @@ def config_differences(stored: Mapping, current: Mapping) -> list[str]:
     """``key: stored -> current`` for every setting that differs (dotted keys)."""
     a, b = _flatten(stored), _flatten(current)
     out = []
-    for key in sorted(set(a) | set(b)):
-        if a.get(key, "<unset>") != b.get(key, "<unset>"):
+    for key in sorted(set(a) | set(b)):  # compared as JSON: NaN equals NaN
+        if json.dumps(a.get(key, "<unset>")) != json.dumps(b.get(key, "<unset>")):
             out.append(
                 f"{key}: {a.get(key, '<unset>')!r} (store) != {b.get(key, '<unset>')!r} (now)"
             )

@@ -1,0 +1,296 @@
+"""What a store knows about itself: which blocks are written (the completeness record
+``_progress/block_done``), the command that completes it, and atomic replacement of a
+directory (a store becomes visible only when whole).
+
+``python -m limits.status STORE`` prints ``completeness(STORE).describe()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from limits.errors import StoreError
+
+__all__ = [
+    "Completeness",
+    "IncompleteStoreWarning",
+    "completeness",
+    "complete_command",
+    "replace_atomically",
+    "temporary_sibling",
+    "damaged_blocks",
+    "describe_damage",
+    "chunk_file",
+    "source_hash",
+    "remove_stale_temporaries",
+    "check_metadata",
+    "check_same_code",
+]
+
+PROGRESS_ARRAY = "_progress/block_done"  # the same record as limits.sweep.store
+#: attr written last into a consolidated store (before its atomic rename)
+CONSOLIDATED_COMPLETE_ATTR = "limits_consolidation_complete"
+#: attr of sweep stores whose every block writes every chunk file (with a CRC32C checksum):
+#: there, a missing chunk file is damage, not a chunk equal to the fill value
+INTEGRITY_ATTR = "limits_integrity"
+INTEGRITY = "crc32c; every chunk written"
+
+
+class IncompleteStoreWarning(UserWarning):
+    """Results read from a store some of whose blocks were never written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Completeness:
+    """The completeness record of one store: ``done`` has one bool per block."""
+
+    path: Path
+    done: np.ndarray | None  # None: no record (not written by limits.sweep)
+    command: str
+
+    @property
+    def known(self) -> bool:
+        return self.done is not None
+
+    @property
+    def complete(self) -> bool:
+        return self.done is None or bool(self.done.all())
+
+    @property
+    def missing(self) -> list[tuple[int, ...]]:
+        if self.done is None:
+            return []
+        return [tuple(int(i) for i in ix) for ix in np.argwhere(~self.done)]
+
+    def describe(self, limit: int = 8) -> str:
+        """One line: complete (n blocks), or how many are missing, which, and the fix."""
+        if self.done is None:
+            return f"{self.path}: no completeness record (not a limits.sweep store)"
+        total = self.done.size
+        if self.complete:
+            return f"{self.path}: complete ({total} of {total} blocks written)"
+        missing = self.missing
+        shown = ", ".join(str(list(b)) for b in missing[:limit])
+        more = f" and {len(missing) - limit} more" if len(missing) > limit else ""
+        return (
+            f"{self.path}: INCOMPLETE: {len(missing)} of {total} blocks never written "
+            f"(blocks {shown}{more}); their points read as NaN/False/0. Complete it with: "
+            f"{self.command}"
+        )
+
+
+def complete_command(path: Path, overrides: list[str]) -> str:
+    """The command that writes the missing blocks of ``path`` (written blocks are kept): the
+    recorded overrides without shard settings (one job writes every missing block)."""
+    kept = [
+        o for o in overrides if not o.lstrip("+").startswith(("shard.", "store.path=", "hydra."))
+    ]
+    return shlex.join(["python", "-m", "limits.sweep", *kept, f"store.path={path}"])
+
+
+def completeness(path: str | Path) -> Completeness:
+    """Read the completeness record of the store at ``path``. Raises ``StoreError`` when the
+    path is no zarr store."""
+    import zarr
+
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"{path} is not a zarr store (no zarr.json)")
+    try:
+        group: Any = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+        attrs = dict(group.attrs)
+        done = (
+            np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)
+            if (path / PROGRESS_ARRAY / "zarr.json").is_file()
+            else None
+        )
+    except (OSError, ValueError, KeyError) as err:
+        raise StoreError(f"{path}: cannot read its completeness record: {err}") from None
+    if done is None and str(attrs.get("title", "")).startswith("limits sweep (consolidated"):
+        # a consolidated store is complete when the attr written last is there
+        done = np.asarray([bool(attrs.get(CONSOLIDATED_COMPLETE_ATTR))])
+        command = shlex.join(["python", "-m", "limits.sweep.consolidate", str(path.parent)])
+        return Completeness(path, done, command)
+    overrides: Any = attrs.get("overrides") or []
+    if isinstance(overrides, str):
+        overrides = json.loads(overrides)
+    return Completeness(path, done, complete_command(path, [str(o) for o in overrides]))
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A hidden unique name next to ``path`` (same file system: renames are atomic)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def replace_atomically(tmp: Path, path: Path) -> None:
+    """Move the finished directory ``tmp`` to ``path``. An existing ``path`` is first renamed
+    aside and deleted only after the new one is in place, so a kill at any moment leaves the
+    old or the new directory at ``path`` (plus at most a hidden leftover), never half of one."""
+    old = None
+    if path.exists():
+        old = temporary_sibling(path).with_name(temporary_sibling(path).name + "-old")
+        os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        if old is not None and not path.exists():
+            os.rename(old, path)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def chunk_file(store: Path, name: str, index: tuple[int, ...]) -> Path:
+    """The file of chunk ``index`` of array ``name`` (zarr v3 default key encoding)."""
+    return Path(store, name, "c", *map(str, index))
+
+
+def _block_arrays(group, n_dims: int, done_shape: tuple[int, ...]) -> dict:
+    """The per-block data arrays of a store: every array whose leading chunk grid is the
+    block grid (not the coordinates, not the completeness record)."""
+    out = {}
+    for name, array in group.arrays():
+        dims = array.metadata.dimension_names or ()
+        if name in dims or len(array.shape) < n_dims:
+            continue
+        if tuple(array.cdata_shape[:n_dims]) == tuple(done_shape):
+            out[name] = array
+    return out
+
+
+def damaged_blocks(path: str | Path, blocks=None) -> dict[tuple[int, ...], list[str]]:
+    """Blocks marked written whose chunks are missing or do not decode (checksum mismatch,
+    truncated file): block -> ``["FILE: reason", ...]``. ``blocks``: the blocks to check
+    (default every block marked written). Reads each chunk once."""
+    import zarr
+
+    path = Path(path)
+    group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
+    done = np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)  # type: ignore[index]
+    if blocks is None:
+        blocks = [tuple(int(i) for i in ix) for ix in np.argwhere(done)]
+    arrays = _block_arrays(group, done.ndim, done.shape)
+    every_chunk = group.attrs.get(INTEGRITY_ATTR) == INTEGRITY
+    damaged: dict[tuple[int, ...], list[str]] = {}
+    for block in blocks:
+        for name, array in arrays.items():
+            index = tuple(block) + (0,) * (len(array.shape) - len(block))
+            file = chunk_file(path, name, index)
+            if not file.is_file():
+                if not every_chunk:  # an older store: chunks equal to the fill are not written
+                    continue
+                damaged.setdefault(tuple(block), []).append(f"{file}: missing")
+                continue
+            try:
+                array.blocks[index]
+            except Exception as err:  # checksum mismatch, truncated or undecodable chunk
+                reason = str(err).split(". Stored:")[0].splitlines()[0]
+                damaged.setdefault(tuple(block), []).append(f"{file}: {reason}")
+    return damaged
+
+
+def describe_damage(
+    path: Path, damaged: Mapping[tuple[int, ...], list[str]], limit: int = 4
+) -> str:
+    """One line naming the damaged files (the first few) and what to do."""
+    files = [f for problems in damaged.values() for f in problems]
+    shown = "; ".join(files[:limit]) + (
+        f"; and {len(files) - limit} more" if len(files) > limit else ""
+    )
+    return (
+        f"{path}: {len(damaged)} written block(s) damaged ({shown}); re-run the sweep's "
+        f"command to recompute them (a resume re-computes damaged blocks)"
+    )
+
+
+#: attr recording the hash of the code that decides the stored numbers
+SOURCE_HASH_ATTR = "limits_source_sha256"
+#: the package files whose code decides stored numbers (relative to the ``limits`` package)
+NUMBERS_CODE = (
+    "model",
+    "autodiff",
+    "units.py",
+    "sweep/blocks.py",
+    "sweep/engine.py",
+    "sweep/reduce.py",
+    "sweep/grid.py",
+    "sweep/config.py",
+)
+
+
+def source_hash() -> str:
+    """SHA-256 over the source of the code that decides the stored numbers (``NUMBERS_CODE``),
+    file names and contents in sorted order: equal hashes, same numbers for the same config."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    files: list[Path] = []
+    for part in NUMBERS_CODE:
+        target = root / part
+        files.extend(sorted(target.rglob("*.py")) if target.is_dir() else [target])
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def check_same_code(attrs: Mapping, path: Path) -> str | None:
+    """Refuse to resume a store written by different model/engine code (its blocks would mix
+    with new ones); return a note when the store predates the record."""
+    stored = attrs.get(SOURCE_HASH_ATTR)
+    if stored is None:
+        return (
+            f"{path} records no code hash (written by an older limits): cannot tell whether "
+            f"the code changed since"
+        )
+    now = source_hash()
+    if stored != now:
+        raise StoreError(
+            f"store {path} was written by different limits code (source sha256 "
+            f"{stored[:12]} then, {now[:12]} now: {', '.join(NUMBERS_CODE)}); resuming would mix "
+            f"old and new blocks. Use another store.path, or delete the store to start over"
+        )
+    return None
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete hidden siblings ``.NAME.tmp-PID-*`` of ``path`` left by killed writers of this
+    machine (their PID no longer runs); return what was deleted."""
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        try:
+            pid = int(tmp.name.removeprefix(f".{path.name}.tmp-").split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:  # the writer is gone: its half-made copy is garbage
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+        except (ValueError, PermissionError):  # not ours to judge
+            continue
+    return removed
+
+
+def check_metadata(path: Path) -> None:
+    """Refuse a store whose zarr metadata (``zarr.json`` files: one per group and array) do
+    not parse, naming the files, before zarr fails on them without a file name."""
+    bad = []
+    for meta in sorted(Path(path).rglob("zarr.json")):
+        try:
+            json.loads(meta.read_text())
+        except (OSError, ValueError) as err:
+            bad.append(f"{meta} ({type(err).__name__}: {err})")
+    if bad:
+        raise StoreError(
+            f"{path}: unreadable metadata in {'; '.join(bad)}; the store cannot be read or "
+            f"resumed: delete it and re-run its command"
+        )

@@ -1,0 +1,246 @@
+"""Stores that know whether they are complete: atomic consolidation, the completeness record
+checked by open_results and the analysis helpers, ``python -m limits.status``, and
+``consolidate --out`` that never deletes what it did not write."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from limits.analysis import best_config, open_results
+from limits.errors import ConsolidateError, StoreError
+from limits.status import main as status_main
+from limits.sweep import compose, run
+from limits.sweep.consolidate import consolidate
+from limits.sweep.consolidate import main as consolidate_main
+from limits.sweep.integrity import IncompleteStoreWarning, completeness
+
+GRID = [
+    "grid=point",
+    "++grid.tp=[8,16]",
+    "++grid.batch=[1,4,16,64]",
+    "limits.progress=false",
+    "store.variables=[utps,feasible,bound]",
+    "store.chunk_points=2",
+]
+
+
+def _job(path, hardware="xpu_hbm3", model="llama3_8b", extra=()):
+    cfg = compose([f"hardware={hardware}", f"model={model}", *GRID, *extra, f"store.path={path}"])
+    return run(cfg, verbose=False)
+
+
+def _multirun(root):
+    _job(root / "0" / "sweep.zarr", "xpu_hbm3")
+    _job(root / "1" / "sweep.zarr", "xpu_hbm4")
+
+
+def test_killed_consolidation_leaves_nothing_open_results_prefers(tmp_path, monkeypatch):
+    _multirun(tmp_path)
+    original = xr.Dataset.to_zarr
+
+    def killed(self, store, **kw):  # metadata written, no data: then the process dies
+        original(self, store, **{**kw, "compute": False})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", killed)
+    with pytest.raises(KeyboardInterrupt):
+        consolidate(tmp_path)
+    monkeypatch.undo()
+    assert not (tmp_path / "consolidated.zarr").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    ds = open_results(tmp_path).load()
+    assert bool(ds["feasible"].any()) and not bool(np.isnan(ds["utps"]).any())
+    ok = best_config(ds.sel(hardware="xpu_hbm3", model="llama3_8b"), "utps")
+    assert np.isfinite(float(ok["utps"]))
+
+
+def test_half_written_consolidated_store_is_not_preferred(tmp_path):
+    _multirun(tmp_path)
+    out = consolidate(tmp_path)
+    import zarr
+
+    group = zarr.open_group(out, mode="r+", zarr_format=3, use_consolidated=False)
+    del group.attrs["limits_consolidation_complete"]  # as a kill before the last step leaves it
+    zarr.consolidate_metadata(out, zarr_format=3)
+    assert not completeness(out).complete
+    with pytest.warns(IncompleteStoreWarning, match="consolidated.zarr: INCOMPLETE"):
+        ds = open_results(tmp_path)
+    assert sorted(ds.hardware.values) == ["xpu_hbm3", "xpu_hbm4"]
+    assert completeness(consolidate(tmp_path)).complete  # a re-run replaces it
+
+
+def test_consolidate_out_existing_directory_deletes_nothing(tmp_path, capsys):
+    _multirun(tmp_path)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    assert consolidate_main([str(tmp_path), "--out", str(precious)]) == 2
+    assert "nothing was written or deleted" in capsys.readouterr().err
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    with pytest.raises(ConsolidateError, match="not a consolidated limits store"):
+        consolidate(tmp_path, out=tmp_path / "0" / "sweep.zarr")  # a job store is data too
+    assert completeness(tmp_path / "0" / "sweep.zarr").complete
+
+
+def _incomplete(tmp_path):
+    """Shards run with different shard.count: some blocks are never written."""
+    path = tmp_path / "s.zarr"
+    _job(path, extra=["shard.index=0", "shard.count=2"])
+    _job(path, extra=["shard.index=1", "shard.count=3"])
+    return path
+
+
+def test_incomplete_store_is_refused_or_masked_and_named(tmp_path, capsys):
+    path = _incomplete(tmp_path)
+    record = completeness(path)
+    assert not record.complete and record.done.size == 4
+    missing = record.missing
+    assert missing and len(missing) < record.done.size
+    with pytest.raises(StoreError, match=r"INCOMPLETE: \d+ of 4 blocks never written"):
+        open_results(path)
+    with pytest.raises(StoreError, match="python -m limits.sweep .*store.path="):
+        open_results(path)
+    with pytest.warns(IncompleteStoreWarning):
+        ds = open_results(path, allow_incomplete=True, decode_bound=True).load()
+    for block in missing:  # blocks of 2 batch values: none of their points read as numbers
+        tp, b = block
+        sel = dict(tp=tp, batch=slice(2 * b, 2 * b + 2))
+        assert np.isnan(ds["utps"].isel(sel)).all()
+        assert not ds["feasible"].isel(sel).any()
+        assert (ds["bound_label"].isel(sel) == "n/a").all()
+    with pytest.warns(IncompleteStoreWarning, match="INCOMPLETE"):
+        best_config(ds, "utps")
+    assert status_main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "INCOMPLETE" in out and "python -m limits.sweep" in out
+    # the printed command completes the store
+    command = completeness(path).command.split()
+    _job(path, extra=[])
+    assert completeness(path).complete and "shard.count=3" not in command
+    assert status_main([str(path)]) == 0
+    assert "complete (4 of 4 blocks written)" in capsys.readouterr().out
+    full = open_results(path).load()
+    assert not np.isnan(full["utps"]).any()
+
+
+def test_resume_check_treats_nan_settings_as_equal():
+    from limits.sweep.store import config_differences
+
+    nan = float("nan")
+    assert config_differences({"c": [">=", nan]}, {"c": [">=", nan]}) == []
+    assert config_differences({"c": 1.0}, {"c": 2.0}) == ["c: 1.0 (store) != 2.0 (now)"]
+
+
+def _flip(file):
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "deleted chunk", "truncated chunk"])
+def test_corruption_is_named_on_read_and_recomputed_on_resume(tmp_path, damage, capsys):
+    path = tmp_path / "s.zarr"
+    _job(path)
+    before = open_results(path).load()
+    chunk = path / "utps" / "c" / "1" / "0"
+    if damage == "flipped byte":
+        _flip(chunk)
+    elif damage == "deleted chunk":
+        chunk.unlink()
+    else:
+        chunk.write_bytes(chunk.read_bytes()[:5])
+    with pytest.raises(StoreError, match=f"1 written block.* damaged .*{chunk}"):
+        open_results(path)
+    assert status_main(["--verify", str(path)]) == 1
+    assert str(chunk) in capsys.readouterr().out
+    result = _job(path)  # resume: the damaged block is computed again, the others kept
+    assert result.blocks_computed == 1 and result.blocks_skipped == 3
+    assert f"{chunk}" in capsys.readouterr().err
+    xr.testing.assert_identical(open_results(path).load(), before)
+
+
+def test_resume_with_changed_model_code_is_refused(tmp_path, monkeypatch):
+    from limits.sweep import integrity
+
+    path = tmp_path / "s.zarr"
+
+    def stop(block):
+        raise KeyboardInterrupt
+
+    cfg = compose(["hardware=xpu_hbm3", "model=llama3_8b", *GRID, f"store.path={path}"])
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, verbose=False, block_callback=stop)
+    written = completeness(path).done.copy()
+    assert integrity.source_hash() == integrity.source_hash()  # deterministic
+    monkeypatch.setattr(integrity, "source_hash", lambda: "0" * 64)  # the code changed
+    with pytest.raises(StoreError, match="written by different limits code"):
+        _job(path)
+    np.testing.assert_array_equal(completeness(path).done, written)  # nothing mixed in
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_multirun_keeps_the_other_jobs_and_reports_the_failed_one_at_the_end(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "-m",
+            "model=llama3_8b",
+            "grid=point",
+            "deployment.tp=12,8",  # tp=12 cannot split the 32 heads: job 0 fails
+            "limits.progress=false",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    tail = proc.stderr.strip().splitlines()[-2:]
+    assert tail[0].startswith("limits.sweep: 1 job(s) of the multirun failed")
+    assert tail[1].startswith("  job 0 (model=llama3_8b grid=point deployment.tp=12 ")
+    assert "deployment.tp = 12" in tail[1]
+    assert completeness(tmp_path / "1" / "sweep.zarr").complete  # job 1 ran after job 0 failed
+    assert not (tmp_path / "0" / "sweep.zarr").exists()
+
+
+def test_consolidation_removes_what_killed_consolidations_left(tmp_path):
+    import subprocess
+    import sys
+
+    _multirun(tmp_path)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = tmp_path / f".consolidated.zarr.tmp-{dead.stdout.strip()}-deadbeef"
+    (stale / "utps").mkdir(parents=True)
+    alive = tmp_path / ".consolidated.zarr.tmp-1-cafe"  # pid 1 runs: not ours to delete
+    alive.mkdir()
+    consolidate(tmp_path)
+    assert not stale.exists() and alive.exists()
+
+
+def test_damaged_metadata_is_named_on_read_and_on_resume(tmp_path):
+    path = tmp_path / "s.zarr"
+    _job(path)
+    meta = path / "utps" / "zarr.json"
+    meta.write_text(meta.read_text()[:40])
+    with pytest.raises(StoreError, match=f"unreadable metadata in {meta}"):
+        open_results(path)
+    with pytest.raises(StoreError, match=f"unreadable metadata in {meta}"):
+        _job(path)

@@ -1,0 +1,431 @@
+"""The robustness harness: every catalogued bad input and a set of injected faults, counted.
+
+``python -m tools.robustness`` prints one line::
+
+    bad inputs: N tried, N refused in one line, 0 tracebacks, 0 silently accepted;
+    faults: M tried, M survived, 0 with data lost
+
+Bad inputs are the sweep catalogue (``tools.bad_inputs.BAD_INPUTS``, run as the command
+line would) plus Python API values (``API_BAD_INPUTS``). Each is *refused in one line* when it
+raises a ``LimitsError`` (or Hydra's composition error) whose message is one line, a
+*traceback* when anything else is raised, *silently accepted* when nothing is.
+
+Each fault (``FAULTS``) breaks a store the way a crash, a disk or a user would, then checks
+the promise of docs/security.md: the store is either in its previous state or complete, the
+damage is named, and the analysis or a resume returns exactly the numbers of an undisturbed
+run. *Survived*: all of that holds. *Data lost*: a check failed (files gone, wrong numbers
+returned without a word). tests/test_robustness.py runs it and requires zero tracebacks,
+zero silently accepted inputs and zero faults with data lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["API_BAD_INPUTS", "FAULTS", "Tally", "run_bad_inputs", "run_faults", "main"]
+
+REPO = Path(__file__).resolve().parents[1]
+GRID = (
+    "grid=point",
+    "++grid.tp=[8,16]",
+    "++grid.batch=[1,4,16,64]",
+    "limits.progress=false",
+    "store.variables=[utps,feasible,bound]",
+    "store.chunk_points=2",
+)
+
+
+def _api_cases() -> list[tuple[str, Callable[[], Any]]]:
+    import jax.numpy as jnp
+    import numpy as np
+
+    import limits
+
+    def params(**kw: Any) -> Callable[[], Any]:
+        return lambda: limits.load_params("xpu_hbm3", "llama3_8b", **kw)
+
+    return [
+        ("negative bandwidth as a JAX array", params(mem_bw=jnp.asarray(-4e12))),
+        ("a JAX grid with one negative value", params(mem_bw=jnp.asarray([4e12, -1.0]))),
+        ("complex bandwidth", params(mem_bw=4e12 + 1j)),
+        ("integer beyond any float", params(batch=10**400)),
+        ("bandwidth that overflows float32", params(mem_bw=1e40)),
+        ("boolean array", params(mem_bw=np.array([True]))),
+        ("boolean", params(batch=True)),
+        ("NaN", params(mem_bw=float("nan"))),
+        ("text without a unit kind", params(mem_bw="fast")),
+        ("unit of another kind", params(mem_bw="4 TiB")),
+        ("unknown parameter", params(bandwidth=4e12)),
+        ("tp splitting the heads, as a JAX value", params(tp=jnp.asarray(12.0))),
+        ("unknown hardware preset", lambda: limits.load_params("nope", "llama3_8b")),
+    ]
+
+
+#: Python API inputs that must be refused (name, thunk); built lazily (imports JAX)
+API_BAD_INPUTS = _api_cases
+
+
+@dataclasses.dataclass
+class Tally:
+    """Counts of one harness run (and the names behind the bad counts)."""
+
+    inputs_tried: int = 0
+    inputs_refused: int = 0
+    tracebacks: list[str] = dataclasses.field(default_factory=list)
+    silent: list[str] = dataclasses.field(default_factory=list)
+    faults_tried: int = 0
+    faults_survived: int = 0
+    data_lost: list[str] = dataclasses.field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"bad inputs: {self.inputs_tried} tried, {self.inputs_refused} refused in one "
+            f"line, {len(self.tracebacks)} tracebacks, {len(self.silent)} silently accepted; "
+            f"faults: {self.faults_tried} tried, {self.faults_survived} survived, "
+            f"{len(self.data_lost)} with data lost"
+        )
+
+
+def _classify(tally: Tally, what: str, thunk: Callable[[], tuple[str, BaseException | None]]):
+    from hydra.errors import HydraException
+
+    from limits.errors import LimitsError
+
+    tally.inputs_tried += 1
+    try:
+        message, err = thunk()
+    except AssertionError as ran:  # tools.bad_inputs.attempt: the sweep ran
+        tally.silent.append(f"{what}: {ran}")
+        return
+    except Exception as err:  # counted as a traceback
+        tally.tracebacks.append(f"{what}: {type(err).__name__}: {err}")
+        return
+    if err is None:
+        tally.silent.append(what)
+    elif isinstance(err, (LimitsError, HydraException)) and "\n" not in message:
+        tally.inputs_refused += 1
+    else:
+        tally.tracebacks.append(f"{what}: {type(err).__name__}: {message}")
+
+
+def run_bad_inputs(tally: Tally, workdir: Path) -> None:
+    """Every catalogued sweep input and every Python API input."""
+    from limits.errors import LimitsError
+    from tools.bad_inputs import BAD_INPUTS, attempt
+
+    for i, case in enumerate(BAD_INPUTS):
+        store = workdir / f"bad{i}.zarr"
+
+        def thunk(c: Any = case, s: Path = store) -> tuple[str, BaseException | None]:
+            return attempt(c.overrides, s)
+
+        _classify(tally, case.what, thunk)
+    for what, fn in API_BAD_INPUTS():
+
+        def call(fn: Callable[[], Any] = fn) -> tuple[str, BaseException | None]:
+            try:
+                fn()
+            except LimitsError as err:
+                return str(err), err
+            return "", None
+
+        _classify(tally, what, call)
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def _sweep(path: Path, extra: tuple[str, ...] = (), hardware: str = "xpu_hbm3", **kw: Any):
+    from limits.sweep import compose, run
+
+    cfg = compose([f"hardware={hardware}", "model=llama3_8b", *GRID, *extra, f"store.path={path}"])
+    return run(cfg, verbose=False, **kw)
+
+
+def _reference(root: Path) -> Any:
+    """The numbers of an undisturbed run (read once)."""
+    from limits.analysis import open_results
+
+    path = root.parent / "reference.zarr"
+    if not path.exists():
+        _sweep(path)
+    return open_results(path).load()
+
+
+def _same_as_reference(root: Path, path: Path) -> None:
+    import xarray as xr
+
+    from limits.analysis import open_results
+
+    got = open_results(path).load()
+    ref = _reference(root)
+    for name in ref.data_vars:
+        xr.testing.assert_equal(got[name], ref[name])
+
+
+def _interrupted_sweep(root: Path) -> None:
+    path = root / "s.zarr"
+
+    def stop(block: tuple[int, ...]) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        _sweep(path, block_callback=stop)
+    except KeyboardInterrupt:
+        pass
+    _sweep(path)
+    _same_as_reference(root, path)
+
+
+def _damaged_chunk(how: str) -> Callable[[Path], None]:
+    def fault(root: Path) -> None:
+        from limits.analysis import open_results
+        from limits.errors import StoreError
+
+        path = root / "s.zarr"
+        _sweep(path)
+        chunk = path / "utps" / "c" / "1" / "0"
+        data = bytearray(chunk.read_bytes())
+        if how == "flipped byte":
+            data[len(data) // 2] ^= 0xFF
+            chunk.write_bytes(bytes(data))
+        elif how == "truncated chunk":
+            chunk.write_bytes(bytes(data[:5]))
+        else:
+            chunk.unlink()
+        try:
+            open_results(path)
+        except StoreError as err:
+            assert str(chunk) in str(err), err
+        else:
+            raise AssertionError("a damaged store was read without a word")
+        result = _sweep(path)  # resume: the damaged block is recomputed
+        assert result.blocks_computed == 1, result
+        _same_as_reference(root, path)
+
+    return fault
+
+
+def _damaged_metadata(root: Path) -> None:
+    from limits.analysis import open_results
+    from limits.errors import StoreError
+
+    path = root / "s.zarr"
+    _sweep(path)
+    meta = path / "utps" / "zarr.json"
+    meta.write_text(meta.read_text()[:40])
+    for attempt in (lambda: open_results(path), lambda: _sweep(path)):
+        try:
+            attempt()
+        except StoreError as err:
+            assert str(meta) in str(err), err
+        else:
+            raise AssertionError("a store with damaged metadata was used without a word")
+    shutil.rmtree(path)  # the remedy the message gives
+    _sweep(path)
+    _same_as_reference(root, path)
+
+
+def _incomplete_shards(root: Path) -> None:
+    from limits.analysis import open_results
+    from limits.errors import StoreError
+    from limits.sweep.integrity import completeness
+
+    path = root / "s.zarr"
+    _sweep(path, ("shard.index=0", "shard.count=2"))
+    _sweep(path, ("shard.index=1", "shard.count=3"))
+    try:
+        open_results(path)
+    except StoreError as err:
+        assert "python -m limits.sweep" in str(err), err
+    else:
+        raise AssertionError("an incomplete store was read without a word")
+    assert not completeness(path).complete
+    _sweep(path)  # the printed remedy: one job writes the missing blocks
+    _same_as_reference(root, path)
+
+
+def _multirun(root: Path) -> Path:
+    _sweep(root / "0" / "sweep.zarr", hardware="xpu_hbm3")
+    _sweep(root / "1" / "sweep.zarr", hardware="xpu_hbm4")
+    return root
+
+
+def _check_multirun(root: Path) -> None:
+    import numpy as np
+
+    from limits.analysis import open_results
+
+    ds = open_results(root).load()
+    ref = _reference(root)
+    np.testing.assert_array_equal(
+        ds["utps"].sel(hardware="xpu_hbm3", model="llama3_8b").values, ref["utps"].values
+    )
+    assert bool(ds["feasible"].any())
+
+
+def _consolidation_interrupted(root: Path) -> None:
+    import xarray as xr
+
+    from limits.sweep.consolidate import consolidate
+
+    _multirun(root)
+    original = xr.Dataset.to_zarr
+
+    def killed(self: Any, store: Any, **kw: Any) -> None:
+        original(self, store, **{**kw, "compute": False})
+        raise KeyboardInterrupt
+
+    xr.Dataset.to_zarr = killed  # type: ignore[method-assign,assignment]
+    try:
+        consolidate(root)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        xr.Dataset.to_zarr = original  # type: ignore[method-assign]
+    assert not (root / "consolidated.zarr").exists()
+    _check_multirun(root)
+
+
+def _consolidation_sigkill(kills: int) -> Callable[[Path], None]:
+    """SIGKILL ``python -m limits.sweep.consolidate`` at spread-out moments."""
+
+    def fault(root: Path) -> None:
+        from limits.sweep.consolidate import consolidate
+        from limits.sweep.integrity import completeness
+
+        _multirun(root)
+        env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+        cmd = [sys.executable, "-m", "limits.sweep.consolidate", str(root)]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+        full = time.perf_counter() - t0
+        shutil.rmtree(root / "consolidated.zarr")
+        for k in range(kills):
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            time.sleep(full * (0.3 + 0.7 * k / max(1, kills - 1)))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            out = root / "consolidated.zarr"
+            assert not out.exists() or completeness(out).complete, f"kill {k}"
+            _check_multirun(root)
+            if out.exists():
+                shutil.rmtree(out)
+        consolidate(root)  # and a run after the kills cleans up their hidden leftovers
+        assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+        _check_multirun(root)
+
+    return fault
+
+
+def _out_existing_directory(root: Path) -> None:
+    from limits.sweep.consolidate import main as consolidate_main
+
+    _multirun(root)
+    precious = root / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    code = consolidate_main([str(root), "--out", str(precious)])
+    assert code == 2 and (precious / "notes.txt").read_text() == "keep me"
+
+
+def _code_changed(root: Path) -> None:
+    from limits.errors import StoreError
+    from limits.sweep import integrity
+
+    path = root / "s.zarr"
+
+    def stop(block: tuple[int, ...]) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        _sweep(path, block_callback=stop)
+    except KeyboardInterrupt:
+        pass
+    real = integrity.source_hash
+    integrity.source_hash = lambda: "0" * 64  # type: ignore[assignment]
+    try:
+        _sweep(path)
+    except StoreError:
+        pass
+    else:
+        raise AssertionError("a resume with changed code mixed old and new blocks")
+    finally:
+        integrity.source_hash = real  # type: ignore[assignment]
+    _sweep(path)
+    _same_as_reference(root, path)
+
+
+def _engine_error_leaves_nothing(root: Path) -> None:
+    from tools.bad_inputs import BAD_INPUTS, attempt
+
+    path = root / "s.zarr"
+    for case in BAD_INPUTS:
+        if case.what in (
+            "compression level out of range",
+            "NaN constraint",
+            "size limit refusing a single point",
+        ):
+            attempt(case.overrides, path)
+            assert not path.exists(), case.what
+    _sweep(path)  # the corrected re-run is not blocked
+    _same_as_reference(root, path)
+
+
+#: name -> fault(workdir); each raises AssertionError when data were lost or misreported
+FAULTS: dict[str, Callable[[Path], None]] = {
+    "sweep interrupted, then resumed": _interrupted_sweep,
+    "flipped byte in a chunk": _damaged_chunk("flipped byte"),
+    "truncated chunk": _damaged_chunk("truncated chunk"),
+    "deleted chunk": _damaged_chunk("deleted chunk"),
+    "truncated zarr.json of a variable": _damaged_metadata,
+    "shards with different shard.count": _incomplete_shards,
+    "consolidation interrupted after its metadata": _consolidation_interrupted,
+    "consolidation SIGKILLed (4 moments)": _consolidation_sigkill(4),
+    "consolidate --out an existing directory": _out_existing_directory,
+    "code changed between run and resume": _code_changed,
+    "engine errors, then the corrected re-run": _engine_error_leaves_nothing,
+}
+
+
+def run_faults(tally: Tally, workdir: Path, names: list[str] | None = None) -> None:
+    for name, fault in FAULTS.items():
+        if names is not None and name not in names:
+            continue
+        tally.faults_tried += 1
+        root = workdir / f"fault{tally.faults_tried}"
+        root.mkdir()
+        try:
+            fault(root)
+        except Exception as err:  # any failure of the promise counts
+            tally.data_lost.append(f"{name}: {type(err).__name__}: {err}")
+        else:
+            tally.faults_survived += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the harness; print the counts (and what failed); exit 1 if anything did."""
+    tally = Tally()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_bad_inputs(tally, Path(tmp))
+        run_faults(tally, Path(tmp))
+    for item in tally.tracebacks + tally.silent + tally.data_lost:
+        print(f"  {item}")
+    print(tally.line())
+    return 1 if tally.tracebacks or tally.silent or tally.data_lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
