@@ -596,6 +596,9 @@ def _task(cfg: DictConfig) -> None:
     logging.getLogger("jax").setLevel(logging.WARNING)  # Hydra sets the root logger to INFO
     if cfg.shard.count != 1:  # shards may share a GPU: allocate as needed (before JAX starts)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    from limits.compile_cache import enable_compilation_cache
+
+    enable_compilation_cache(bool(cfg.limits.compilation_cache))  # an entry point: this process
     try:
         run(cfg)
     except USER_ERRORS as err:
