@@ -15,9 +15,12 @@ import zarr
 
 import limits
 from limits import fast
+from limits.sweep import compose, run, store
+from limits.sweep import job as job_module
 from limits.sweep.store import (
     StoreLayout,
     VariableSpec,
+    chunk_shape,
     codec_for,
     create_store,
     output_attrs,
@@ -159,3 +162,79 @@ def test_warm_single_point_evaluate_takes_under_a_millisecond():
             times.append(time.perf_counter() - t0)
         medians.append(statistics.median(times))
     assert min(medians) < 1e-3, medians
+
+
+# --------------------------------------------------------------------------- chunk shapes
+
+
+def _waste(shape, chunks) -> float:
+    """Points computed (whole blocks, padded edges included) per grid point."""
+    blocks = math.prod(-(-n // c) for n, c in zip(shape, chunks))
+    return blocks * math.prod(chunks) / math.prod(shape)
+
+
+@pytest.mark.parametrize(
+    "shape,before,after",
+    [
+        ((8, 250, 250, 20), 1.672, 1.0),  # 1e7 points: 2 x 125 batches, not 209 + 41 (+168 pad)
+        ((8, 250, 250, 40), 1.248, 1.008),  # 2e7 points: 3 x 84, not 3 x 104
+    ],
+)
+def test_default_chunks_leave_no_padded_edge_blocks(shape, before, after):
+    names = ("tp", "batch", "context", "sync_latency")
+    chunks = chunk_shape(shape, 1 << 20, names=names)
+    assert math.prod(chunks) <= 1 << 20
+    assert _waste(shape, chunks) == pytest.approx(after, abs=5e-4)
+    # the rule before: the part of an axis as long as the budget allows
+    old = (1, (1 << 20) // (shape[2] * shape[3]), shape[2], shape[3])
+    assert _waste(shape, old) == pytest.approx(before, abs=5e-4)
+
+
+@pytest.mark.parametrize("n", [1, 7, 20, 97, 250, 1000, 4096])
+@pytest.mark.parametrize("budget", [1, 3, 16, 104, 209, 5000])
+def test_tiled_axis_pads_less_than_one_value_per_block(n, budget):
+    (c,) = chunk_shape((n,), budget, names=("a",))
+    blocks = -(-n // c)
+    assert 1 <= c <= max(1, min(n, budget)) and blocks * c - n < blocks
+    assert blocks <= -(-n // max(1, budget)) * 1.25 + 1
+
+
+def test_resume_keeps_the_chunks_of_a_store_written_with_the_old_rule(tmp_path, monkeypatch):
+    small = [
+        "grid=point",
+        "++grid.tp=[8,16]",
+        "++grid.batch=[1,2,4,8,16]",
+        "++grid.context=[1024,4096]",
+        "store.chunk_points=8",
+        "limits.progress=false",
+    ]  # chunks (1, 3, 2) now, (1, 4, 2) by the rule before: 2 x 2 blocks either way
+
+    def cfg(name):
+        return compose([*small, f"store.path={tmp_path / name}"])
+
+    full = run(cfg("full.zarr"), verbose=False)
+    with monkeypatch.context() as m:  # the rule before: as long as the budget allows
+        m.setattr(store, "_tile", lambda n, budget: max(1, min(n, budget)))
+
+        def stop(block, count=[0]):  # noqa: B006 - the list is the call counter
+            count[0] += 1
+            if count[0] == 2:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            run(cfg("old.zarr"), verbose=False, block_callback=stop)
+    with quiet_zarr_warnings():
+        old_chunks = xr.open_zarr(tmp_path / "old.zarr").utps.encoding["chunks"]
+    regions = []
+    write = job_module.write_region
+    monkeypatch.setattr(
+        job_module, "write_region", lambda a, r, d: regions.append(r) or write(a, r, d)
+    )
+    resumed = run(cfg("old.zarr"), verbose=False)
+    assert [(s.start, s.stop) for _, s, _ in regions] == [(0, 4), (4, 5)]  # the store's chunks
+    assert resumed.blocks_skipped == 2 and resumed.blocks_computed == resumed.blocks_total - 2
+    with quiet_zarr_warnings():
+        a, b = xr.open_zarr(full.path).load(), xr.open_zarr(resumed.path).load()
+    assert old_chunks == (1, 4, 2) and b.utps.encoding["chunks"] == old_chunks
+    assert a.utps.encoding["chunks"] == (1, 3, 2)
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())

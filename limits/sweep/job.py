@@ -122,6 +122,36 @@ def _chunks(cfg: DictConfig, grid: Grid, reduction: Reduction | None) -> tuple[i
     return tuple(part.get(n, len(grid.axes[n])) for n in grid.names)
 
 
+def _resumed_chunks(
+    cfg: DictConfig, grid: Grid, reduction: Reduction | None, chunks: tuple[int, ...]
+) -> tuple[int, ...]:
+    """``chunks``, or the chunk shape of the store being resumed when it differs (a store
+    written before the chunk rule changed keeps its own chunks; its progress markers count
+    those)."""
+    try:
+        path = _store_path(cfg)
+    except SweepError:
+        return chunks
+    if not (path / "zarr.json").is_file():
+        return chunks
+    over = reduction.over if reduction else ()
+    kept = tuple(n for n in grid.names if n not in over)
+    if not kept:
+        return chunks
+    try:
+        group = open_store_group(path)
+        found = next(
+            tuple(a.chunks[: len(kept)])
+            for name, a in group.arrays()
+            if name not in grid.names
+            and tuple(a.metadata.dimension_names or ())[: len(kept)] == kept
+        )
+    except Exception:  # not a store of this grid: check_same_config says what differs
+        return chunks
+    part = {n: min(int(c), len(grid.axes[n])) for n, c in zip(kept, found)}
+    return tuple(part.get(n, len(grid.axes[n])) for n in grid.names)
+
+
 def _variables(cfg: DictConfig) -> tuple[str, ...]:
     spec = cfg.store.variables
     if isinstance(spec, str):
@@ -433,7 +463,7 @@ def _run(
     shard_index, shard_count = _shard(cfg)
     devices = _devices(cfg)
     reduction = _reduction(cfg, grid)
-    chunks = _chunks(cfg, grid, reduction)
+    chunks = _resumed_chunks(cfg, grid, reduction, _chunks(cfg, grid, reduction))
     codec_for(str(cfg.store.codec), int(cfg.store.clevel))  # validate early
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
     stored_axes = {n: grid.axes[n] for n in plan.stored_names}

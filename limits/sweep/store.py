@@ -140,8 +140,10 @@ def chunk_shape(
     overrides: Mapping[str, int] | None = None,
     names: tuple[str, ...] = (),
 ) -> tuple[int, ...]:
-    """Chunk (= block) shape of about ``chunk_points`` points: whole innermost axes first,
-    then part of the next one, then 1 along the outer ones. ``overrides`` fix chosen axes."""
+    """Chunk (= block) shape of at most about ``chunk_points`` points: whole innermost axes
+    first, then part of the next one, then 1 along the outer ones. ``overrides`` fix chosen
+    axes. The part of an axis is sized so that its blocks tile it without a padded edge block
+    where possible (``_tile``): every block is computed in full, so padding is wasted work."""
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(names)
     if unknown:
@@ -159,9 +161,22 @@ def chunk_shape(
                 raise StoreError(f"store.chunks.{name} = {c} must be >= 1")
             chunks[i] = min(c, shape[i])
         else:
-            chunks[i] = max(1, min(shape[i], budget))
+            chunks[i] = _tile(shape[i], budget)
         budget = max(1, budget // chunks[i])
     return tuple(chunks)
+
+
+def _tile(n: int, budget: int) -> int:
+    """Chunk length for an axis of ``n`` values given room for ``budget``: ``n`` if it fits;
+    else the fewest blocks ``k = ceil(n / budget)``, or up to 25 % more blocks when one of
+    those counts divides ``n`` (no padding at all), each ``ceil(n / k)`` long, so the padded
+    edge is under ``k`` values (e.g. 250 values, room for 104: 3 x 84, not 3 x 104 of which
+    62 padded)."""
+    if n <= budget:
+        return max(1, n)
+    k = -(-n // max(1, budget))
+    exact = [m for m in range(k, k + k // 4 + 1) if n % m == 0]
+    return n // exact[0] if exact else -(-n // k)
 
 
 @functools.cache
