@@ -3,8 +3,12 @@ xarray exactly as xarray's own template did; the jitted ``limits.evaluate`` equa
 chunk shapes without padded edge blocks; entry points switch JAX's compilation cache on."""
 
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import dask.array as da
 import jax
@@ -14,7 +18,7 @@ import xarray as xr
 import zarr
 
 import limits
-from limits import fast
+from limits import compile_cache, fast
 from limits.sweep import compose, run, store
 from limits.sweep import job as job_module
 from limits.sweep.store import (
@@ -238,3 +242,89 @@ def test_resume_keeps_the_chunks_of_a_store_written_with_the_old_rule(tmp_path, 
     assert old_chunks == (1, 4, 2) and b.utps.encoding["chunks"] == old_chunks
     assert a.utps.encoding["chunks"] == (1, 3, 2)
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+# --------------------------------------------------------------------------- compilation cache
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_compilation_cache_dir_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for value in ("", "1", "on"):
+        monkeypatch.setenv(compile_cache.ENV, value)
+        assert compile_cache.cache_dir() == tmp_path / "limits" / "jax"
+    for value in ("0", "off", "False", "no"):
+        monkeypatch.setenv(compile_cache.ENV, value)
+        assert compile_cache.cache_dir() is None
+        assert compile_cache.enable_compilation_cache() is None
+    monkeypatch.setenv(compile_cache.ENV, str(tmp_path / "mine"))
+    assert compile_cache.cache_dir() == tmp_path / "mine"
+    assert compile_cache.enable_compilation_cache(enabled=False) is None
+    assert not (tmp_path / "mine").exists()
+
+
+@pytest.mark.subprocess
+def test_importing_limits_leaves_jax_settings_alone():
+    code = (
+        "import jax, limits, limits.sweep, limits.analysis; "
+        "assert jax.config.jax_compilation_cache_dir is None, jax.config.jax_compilation_cache_dir"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def _point_query(tmp_path, name, env, *extra):
+    run_dir = tmp_path / name
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "grid=point",
+            f"store.path={run_dir / 'sweep.zarr'}",
+            f"hydra.run.dir={run_dir}",
+            "limits.progress=false",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_cli_fills_the_compilation_cache_safely_from_concurrent_processes(tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(REPO), compile_cache.ENV: str(cache)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    jobs = [_point_query(tmp_path, f"q{k}", env) for k in range(2)]  # at the same time
+    for job in jobs:
+        out, err = job.communicate(timeout=600)
+        assert job.returncode == 0, err[-2000:]
+        assert "persistent compilation cache" not in err, err[-2000:]
+    entries = [p for p in cache.iterdir() if p.name.endswith("-cache")]
+    assert entries  # the block function was stored
+    again = _point_query(tmp_path, "q2", env)  # a third run reads it
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0 and "persistent compilation cache" not in err, err[-2000:]
+    with quiet_zarr_warnings():
+        a, b = (xr.open_zarr(tmp_path / q / "sweep.zarr").load() for q in ("q0", "q2"))
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_cli_compilation_cache_opt_out_by_config(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop(compile_cache.ENV, None)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    job = _point_query(tmp_path, "off", env, "limits.compilation_cache=false")
+    out, err = job.communicate(timeout=600)
+    assert job.returncode == 0, err[-2000:]
+    assert not (tmp_path / "xdg").exists()
