@@ -45,12 +45,11 @@ def enable_compilation_cache(enabled: bool = True) -> Path | None:
     cache stays off (``enabled`` false, opted out, or the directory cannot be created)."""
     import jax
 
-    if not enabled or cache_dir() is None:
+    path = cache_dir() if enabled else None
+    if path is None:
         return None
     if jax.config.jax_compilation_cache_dir:  # the user chose one for JAX itself
         return Path(jax.config.jax_compilation_cache_dir)
-    path = cache_dir()
-    assert path is not None
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:  # read-only home, no space: run without the cache rather than fail
