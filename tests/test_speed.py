@@ -328,3 +328,48 @@ def test_cli_compilation_cache_opt_out_by_config(tmp_path):
     out, err = job.communicate(timeout=600)
     assert job.returncode == 0, err[-2000:]
     assert not (tmp_path / "xdg").exists()
+
+
+# --------------------------------------------------------------------------- sweep summary
+
+
+def _reference_best(values, mask):
+    """The summary's rule, written plainly: the first largest finite value among feasible,
+    non-NaN points (None when there is none or the largest is infinite)."""
+    v = np.asarray(values, np.float64)
+    v = np.where(mask, v, -np.inf) if mask is not None else v
+    v = np.where(np.isnan(v), -np.inf, v)
+    if v.size == 0 or not np.isfinite(v.max()):
+        return None
+    i = np.unravel_index(int(np.argmax(v)), v.shape)
+    return float(v[i]), i
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_summary_picks_the_first_best_feasible_point(seed, with_mask):
+    from limits.sweep.job import _Summary
+
+    rng = np.random.default_rng(seed)
+    shape = (3, 5, 4)
+    axes = {"a": np.arange(3.0), "b": np.arange(5.0) * 10, "c": np.arange(4.0) * 100}
+    utps = rng.integers(0, 4, shape).astype(np.float32)  # many ties
+    utps[rng.random(shape) < 0.2] = np.nan
+    stps = rng.random(shape).astype(np.float32)
+    stps[0, 0, 0] = np.inf if seed == 3 else stps[0, 0, 0]  # an infinite best: no headline
+    data = {"utps": utps, "stps": stps}
+    mask = rng.random(shape) > (0.5 if seed != 2 else 1.0)  # seed 2: nothing feasible
+    if with_mask:
+        data["feasible"] = mask
+    summary = _Summary(axes)
+    summary.add(tuple(slice(0, n) for n in shape), data)
+    for name in ("utps", "stps"):
+        expected = _reference_best(data[name], mask if with_mask else None)
+        if expected is None:
+            assert name not in summary.best
+            continue
+        value, i = expected
+        assert summary.best[name][0] == value
+        assert summary.best[name][1] == {a: float(axes[a][k]) for a, k in zip(axes, i)}
+    if with_mask:
+        assert summary.feasible == int(mask.sum())
