@@ -8,17 +8,28 @@ Run from the repository root::
 
 It prints, each as the median of ``--repeats`` runs:
 
+(s) start-up: a bare ``python -c "import jax"`` process against a one-point CLI query (``python -m
+limits.sweep grid=point ...``, compilation cache warmed by one untimed run) and ``--help``, timed
+alternately, and their ratio (target <= 2);
+
 (a) model points/s without I/O: the jitted block function of ``limits.sweep.engine`` on float32
 computing every variable a default sweep stores (``DEFAULT_OUTPUTS``), one block of the default
-chunk shape, ``block_until_ready``, compile excluded; (b) end-to-end points/s of
-``limits.sweep.run`` (the real engine) into a zarr store in a temporary directory, default codec and
-chunking; (c) the baseline: the same arrays (read back from (b)'s store beforehand, so same values,
-dtypes, codec and chunks) written region by region with the engine's store writer into a fresh copy
-of the empty template, without computing anything; the ratio (b)/(c); with ``--reduce``, (d)
-end-to-end points/s (grid points evaluated) of the same sweep reduced over ``batch`` on device
-(``REDUCE``: max stps with utps >= 50 among feasible points) and its speed-up over (b); and the peak
-resident memory of the end-to-end sweep (fresh process per size, ``VmHWM`` of ``/proc/self/status``)
-at 2e7 and 2e8 grid points.
+chunk shape, ``block_until_ready``, compile excluded; (a0) the model's ceiling: XLA writing the
+same outputs (shapes, dtypes) from the axis values with one add each, no model;
+
+(b) end-to-end points/s of ``limits.sweep.run`` (the real engine) into a zarr store in a
+temporary directory, default codec and chunking; (c) the baseline: the same arrays (read back
+from (b)'s store beforehand, so same values, dtypes, codec and chunks) written region by region
+with the engine's store writer into a fresh copy of the empty template, without computing
+anything; the ratio (b)/(c); (c0) the write path's ceiling: the same arrays, chunk by chunk,
+encoded with numcodecs' Blosc (same codec, level, shuffle) and written one file per chunk, in a
+plain loop (Blosc's own threads only), timed alternately with (b) and (c); the ratios (b)/(c0)
+and (c)/(c0);
+
+with ``--reduce``, (d) end-to-end points/s (grid points evaluated) of the same sweep reduced over
+``batch`` on device (``REDUCE``: max stps with utps >= 50 among feasible points) and its
+speed-up over (b); and the peak resident memory of the end-to-end sweep (fresh process per size,
+``VmHWM`` of ``/proc/self/status``) at 2e7 and 2e8 grid points.
 
 The grid is the default study's axes (xPU-HBM3, Llama3-405B): ``tp`` (8 values) x ``batch``
 (250) x ``context`` (250) x ``sync_latency`` (40, or 400 for the 2e8-point sweep).
@@ -48,7 +59,8 @@ if str(REPO) not in sys.path:  # import this checkout's `limits`, not an install
 
 #: targets of the issue on a 2-core machine
 TARGET_MODEL_PPS = 1e8  # (a) points/s, float32
-TARGET_RATIO = 0.5  # (b) / (c)
+TARGET_RATIO = 0.5  # (b) / (c), and (b) / (c0) in issue 14
+TARGET_STARTUP_RATIO = 2.0  # (s): one-point CLI query / bare `import jax` process
 TARGET_PEAK_RSS_B = 2e9  # peak RSS of the 2e8-point sweep [B]
 # "flat": a sweep that held its grid in memory would need 10x the memory for 10x the points;
 # the engine's is bounded by a few blocks, but glibc's allocator caches freed block buffers,
@@ -86,12 +98,12 @@ def _median_rate(points: int, seconds: Sequence[float]) -> float:
     return points / statistics.median(seconds)
 
 
-def model_rate(
-    overrides: Sequence[str], repeats: int = 20, variables: Sequence[str] | None = None
-) -> dict[str, Any]:
-    """(a) points/s of the jitted block function on one block (compile excluded); computing
-    ``variables`` (default: ``DEFAULT_OUTPUTS``)."""
-    import jax
+def _one_block(
+    overrides: Sequence[str], variables: Sequence[str] | None = None
+) -> tuple[Any, Any, tuple, tuple[int, ...], Any]:
+    """The block function of a sweep of ``overrides`` computing ``variables`` (default:
+    ``DEFAULT_OUTPUTS``), its cast base parameters, the axis values of its first block, the
+    block shape and the dtype."""
     import jax.numpy as jnp
     import numpy as np
     from omegaconf import OmegaConf
@@ -114,21 +126,61 @@ def model_rate(
         grid.names,
     )
     plan = BlockPlan(grid.axes, chunks)
-    variables = tuple(variables or DEFAULT_OUTPUTS)
-    fn = BlockFunction(grid.names, chunks, variables)
+    fn = BlockFunction(grid.names, chunks, tuple(variables or DEFAULT_OUTPUTS))
     base = cast_params(params_from_cfg(cfg), dtype)
     values = tuple(jnp.asarray(v) for v in plan.axis_values((0,) * len(chunks), dtype))
-    jax.block_until_ready(fn(base, values))  # compile
+    return fn, base, values, chunks, dtype
+
+
+def _time_calls(call: Any, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``call`` (after one untimed call: compile)."""
+    import jax
+
+    jax.block_until_ready(call())
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(fn(base, values))
+        jax.block_until_ready(call())
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def model_rate(
+    overrides: Sequence[str], repeats: int = 20, variables: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """(a) points/s of the jitted block function computing ``variables`` (default:
+    ``DEFAULT_OUTPUTS``) on one block (compile excluded) and (a0) points/s of XLA writing the
+    same outputs without the model, timed alternately."""
+    import jax
+    import jax.numpy as jnp
+
+    fn, base, values, chunks, dtype = _one_block(overrides, variables)
+    shapes = fn.output_shapes(base, dtype)
+    rank = len(chunks)
+
+    @jax.jit
+    def write_only(axis_values: tuple) -> dict[str, jax.Array]:
+        """The block's outputs (same shapes and dtypes), each one add of the axis values."""
+        total = sum(
+            jnp.reshape(v, [-1 if i == k else 1 for i in range(rank)])
+            for k, v in enumerate(axis_values)
+        )
+        total = jnp.broadcast_to(total, chunks)
+        return {
+            name: (total + jnp.asarray(k, total.dtype)).astype(sd.dtype)
+            for k, (name, sd) in enumerate(shapes.items())
+        }
+
+    model_s, xla_s = [], []
+    for _ in range(max(1, repeats // 5)):  # alternate, so both see the same machine load
+        model_s += _time_calls(lambda: fn(base, values), 5)
+        xla_s += _time_calls(lambda: write_only(values), 5)
     points = math.prod(chunks)
     return {
-        "points_per_s": _median_rate(points, times),
+        "points_per_s": _median_rate(points, model_s),
+        "xla_write_pps": _median_rate(points, xla_s),
         "block": chunks,
-        "variables": len(variables),
+        "variables": len(shapes),
         "dtype": dtype.name,
     }
 
@@ -256,6 +308,31 @@ def _write_only(
     return seconds
 
 
+def _codec_write(
+    dest: Path,
+    names: Sequence[str],
+    data: Sequence[dict[str, Any]],
+    codec: str,
+    clevel: int,
+) -> float:
+    """(c0) Seconds to encode each chunk of ``data`` with numcodecs' Blosc (``codec``, byte
+    shuffle, ``clevel``; ``none``: raw bytes) and write it to its own file under ``dest``."""
+    from numcodecs import Blosc
+
+    blosc = None if codec == "none" else Blosc(cname=codec, clevel=clevel, shuffle=Blosc.SHUFFLE)
+    dest.mkdir()
+    t0 = time.perf_counter()
+    for k, values in enumerate(data):
+        for name in names:
+            array = values[name]
+            encoded = array.data if blosc is None else blosc.encode(array)
+            with open(dest / f"{name}.{k}", "wb") as fh:
+                fh.write(encoded)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(dest)
+    return seconds
+
+
 def sweep_vs_baseline(overrides: Sequence[str], workdir: Path, repeats: int = 3) -> dict[str, Any]:
     """(b) end-to-end points/s of ``limits.sweep.run`` and (c) write-only points/s of the same
     arrays, timed alternately (so both see the same machine load); plus the store's size.
@@ -266,19 +343,26 @@ def sweep_vs_baseline(overrides: Sequence[str], workdir: Path, repeats: int = 3)
     first = _sweep(overrides, source)
     names, regions, data = _blocks(source)
     stored = sum(f.stat().st_size for f in source.rglob("*") if f.is_file())
-    sweep_s, write_s = [], []
+    from limits.sweep import compose
+
+    cfg = compose(list(overrides))
+    codec, clevel = str(cfg.store.codec), int(cfg.store.clevel)
+    sweep_s, write_s, codec_s = [], [], []
     for k in range(repeats):
         path = workdir / f"sweep-{k}.zarr"
         sweep_s.append(_sweep(overrides, path).seconds)
         shutil.rmtree(path)
         write_s.append(_write_only(source, workdir / f"baseline-{k}.zarr", names, regions, data))
+        codec_s.append(_codec_write(workdir / f"codec-{k}", names, data, codec, clevel))
     shutil.rmtree(source)
     points = first.points
     return {
         "sweep_pps": _median_rate(points, sweep_s),
         "write_pps": _median_rate(points, write_s),
+        "codec_pps": _median_rate(points, codec_s),
         "sweep_s": statistics.median(sweep_s),
         "write_s": statistics.median(write_s),
+        "codec_s": statistics.median(codec_s),
         "points": points,
         "variables": len(names),
         "bytes": stored,
@@ -303,6 +387,55 @@ def reduced_rate(overrides: Sequence[str], workdir: Path, repeats: int = 3) -> d
         "points": first.points,
         "bytes": stored,
         "blocks": first.blocks_total,
+    }
+
+
+def _wall(cmd: Sequence[str], env: dict[str, str]) -> float:
+    """Wall-clock seconds of one process (it must succeed)."""
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    return seconds
+
+
+def startup(workdir: Path, repeats: int = 3) -> dict[str, Any]:
+    """(s) Median wall-clock seconds of a bare ``import jax`` process, a one-point CLI query
+    and ``--help``, timed alternately; the query's compilation cache (in ``workdir``) is warmed
+    by one untimed run, as a user's second query finds it."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "LIMITS_COMPILATION_CACHE": str(workdir / "jax-cache"),
+    }
+
+    def query(k: int) -> list[str]:
+        run_dir = workdir / f"point-{k}"
+        return [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "grid=point",
+            f"store.path={run_dir / 'sweep.zarr'}",
+            "limits.progress=false",
+            f"hydra.run.dir={run_dir}",
+        ]
+
+    _wall(query(-1), env)  # warms the compilation cache
+    jax_s, query_s, help_s = [], [], []
+    for k in range(repeats):
+        jax_s.append(_wall([sys.executable, "-c", "import jax"], env))
+        query_s.append(_wall(query(k), env))
+        help_s.append(_wall([sys.executable, "-m", "limits.sweep", "--help"], env))
+    for k in range(-1, repeats):
+        shutil.rmtree(workdir / f"point-{k}")
+    shutil.rmtree(workdir / "jax-cache", ignore_errors=True)
+    return {
+        "import_jax_s": statistics.median(jax_s),
+        "query_s": statistics.median(query_s),
+        "help_s": statistics.median(help_s),
+        "ratio": statistics.median(query_s) / statistics.median(jax_s),
     }
 
 
@@ -412,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="sync_latency values of (e): 20 gives 8 x 250 x 250 x 20 = 1e7 points",
     )
     ap.add_argument("--skip-memory", action="store_true", help="skip the 2e7/2e8 RSS sweeps")
+    ap.add_argument("--skip-startup", action="store_true", help="skip the start-up timings (s)")
     ap.add_argument(
         "--dir", default=None, help="where the temporary stores go (default: the system temp dir)"
     )
@@ -443,12 +577,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.serving_only:
                 print(f"total {time.perf_counter() - t_start:.0f} s; {_load()}")
                 return 0
+        if not args.skip_startup:
+            st = startup(work, args.repeats)
+            print(
+                f"(s) start-up: bare `python -c 'import jax'` {st['import_jax_s']:.2f} s; "
+                f"one-point CLI query {st['query_s']:.2f} s; --help {st['help_s']:.2f} s;  "
+                f"query / import jax = {st['ratio']:.2f}   target <= {TARGET_STARTUP_RATIO}  "
+                f"{_verdict(st['ratio'] <= TARGET_STARTUP_RATIO)}"
+            )
         a = model_rate(small, repeats=max(20, args.repeats))
         ok_a = a["points_per_s"] >= TARGET_MODEL_PPS
         print(
             f"(a) model, no I/O, {a['variables']} variables, {a['dtype']}, block "
             f"{'x'.join(map(str, a['block']))}:  {_pps(a['points_per_s'])}   target >= "
             f"{TARGET_MODEL_PPS:.0e}  {_verdict(ok_a)}"
+        )
+        print(
+            f"(a0) XLA's own write of the same outputs, no model:  {_pps(a['xla_write_pps'])}"
+            f"   (a)/(a0) = {a['points_per_s'] / a['xla_write_pps']:.2f}"
         )
         bc = sweep_vs_baseline(small, work, args.repeats)
         ratio = bc["sweep_pps"] / bc["write_pps"]
@@ -463,6 +609,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"    (b)/(c) = {ratio:.2f}   target >= {TARGET_RATIO}  "
             f"{_verdict(ratio >= TARGET_RATIO)}"
+        )
+        codec_ratio = bc["sweep_pps"] / bc["codec_pps"]
+        print(
+            f"(c0) minimal encode-and-write, same arrays and codec, one file per chunk: "
+            f"{_pps(bc['codec_pps'])}   ({bc['codec_s']:.2f} s)"
+        )
+        print(
+            f"    (b)/(c0) = {codec_ratio:.2f}   target >= {TARGET_RATIO}  "
+            f"{_verdict(codec_ratio >= TARGET_RATIO)};  (c)/(c0) = "
+            f"{bc['write_pps'] / bc['codec_pps']:.2f}"
         )
         if args.reduce:
             d = reduced_rate(small, work, args.repeats)

@@ -5,11 +5,12 @@ The stages, each a sub-package: ``limits.model`` (the physics: pure JAX function
 ``limits.sweep`` (Hydra config -> grid -> blocks -> zarr store), ``limits.analysis`` (open
 stores, ask questions), ``limits.plots`` (figures) and ``limits.studies`` (documents
 regenerated from stores). ``limits.presets`` loads the YAML presets; ``limits.errors`` holds
-the one error hierarchy. The names below are the public API of the top level.
+the one error hierarchy. The names below are the public API of the top level;
+``limits.evaluate`` is the model compiled once per parameter layout (``limits.fast``).
 """
 
 from limits.errors import LimitsError, ParameterError, UnitError
-from limits.model import evaluate
+from limits.fast import evaluate
 from limits.model.outputs import BOUND_LABELS, OUTPUTS
 from limits.model.params import (
     Calibration,

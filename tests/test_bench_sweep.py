@@ -24,11 +24,12 @@ def test_benchmark_functions_run_on_a_tiny_grid(bench, tmp_path):
     tiny = bench.grid_overrides(n_sync=3, n_batch=4, n_context=5, tps=(8, 16))
     a = bench.model_rate(tiny, repeats=2)
     assert a["variables"] == len(DEFAULT_OUTPUTS) and a["dtype"] == "float32"
-    assert a["block"] == (2, 4, 5, 3) and a["points_per_s"] > 0
+    assert a["block"] == (2, 4, 5, 3) and a["points_per_s"] > 0 and a["xla_write_pps"] > 0
 
     bc = bench.sweep_vs_baseline(tiny, tmp_path, repeats=1)
     assert bc["points"] == 2 * 4 * 5 * 3 and bc["variables"] == len(DEFAULT_OUTPUTS)
     assert bc["sweep_pps"] > 0 and bc["write_pps"] > 0 and bc["bytes"] > 0
+    assert bc["codec_pps"] > 0
 
     rows = bench.codec_table(tiny, tmp_path, repeats=1, codecs=("none", "lz4"))
     assert [r["codec"] for r in rows] == ["none", "lz4"]
@@ -47,3 +48,12 @@ def test_serving_benchmark_runs_on_a_tiny_grid(bench, tmp_path):
     e = bench.serving_vs_decode(tmp_path, repeats=1, n_sync=2, n_batch=3, n_other=4, tps=(8, 16))
     assert e["points"] == 2 * 3 * 4 * 2
     assert min(e[k] for k in e if k.endswith("_pps")) > 0
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_startup_baselines_run(bench, tmp_path):
+    st = bench.startup(tmp_path, repeats=1)
+    assert 0 < st["import_jax_s"] and 0 < st["query_s"] and 0 < st["help_s"]
+    assert st["ratio"] == pytest.approx(st["query_s"] / st["import_jax_s"])
+    assert list(tmp_path.iterdir()) == []  # the stores and the compilation cache are gone

@@ -19,13 +19,15 @@ ALLOWED = {
     "model": {"errors", "units"},
     "presets": {"errors", "units", "model"},
     "autodiff": {"errors", "units", "model"},
-    "sweep": {"errors", "units", "model", "autodiff", "presets", "limits"},
+    "sweep": {"errors", "units", "model", "autodiff", "presets", "limits", "compile_cache"},
     "analysis": {"errors", "units", "model", "sweep"},  # sweep: store-layout names only
     "plots": {"errors", "units", "model", "analysis"},
     "studies": {"errors", "units", "model", "autodiff", "sweep", "analysis", "plots", "presets"},
     # command-line front ends at the top level (python -m limits.<name>)
     "validate": {"errors", "units", "model", "presets", "autodiff"},
     "status": {"errors", "sweep"},
+    "fast": {"model"},  # limits.evaluate: the model compiled once per parameter layout
+    "compile_cache": set(),  # JAX's persistent compilation cache, set at entry points
 }
 
 

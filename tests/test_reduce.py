@@ -2,6 +2,7 @@
 the unreduced store; ties, no-valid groups, elasticities, two devices, resume, one compile,
 and the refused settings."""
 
+import collections
 import operator
 
 import jax
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from limits.sweep import SweepError, compose, run
+from limits.sweep import SweepError, blocks, compose, run
 from limits.sweep.blocks import BlockFunction
 from limits.sweep.reduce import Reduction
 from limits.sweep.store import StoreError
@@ -205,7 +206,9 @@ def test_resume_after_an_interruption_gives_the_same_store(tmp_path):
         _sweep(tmp_path, "resumed.zarr", "reduce.over=[context]", "store.chunk_points=30")
 
 
-def test_one_compile_per_sweep(tmp_path):
+def test_one_compile_per_sweep(tmp_path, monkeypatch):
+    # compile afresh: an earlier test here may have compiled the same block shape
+    monkeypatch.setattr(blocks, "_CACHE", collections.OrderedDict())
     result, _ = _sweep(tmp_path, "r.zarr", "reduce.over=[batch]", "store.chunk_points=21")
     assert result.blocks_computed == 6 and result.traces == 1  # 3 x 4 kept, blocks of 1 x 2
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import xarray as xr
 
 from limits.model import evaluate
 from limits.model.outputs import LABEL_OUTPUTS, OUTPUTS
@@ -228,6 +227,8 @@ def exchange_rate(
     if isinstance(source, Params):
         d = derivatives(source, [metric], [gain_param, per_param])[f"derivative_{metric}"]
         return d[..., 1] / d[..., 0]
+    import xarray as xr  # here, not at import: the sweep imports this module and needs no xarray
+
     key = f"elasticity_{metric}"
     if isinstance(source, xr.Dataset):
         e = source[key]

@@ -114,6 +114,7 @@ class LimitsSchema:
     max_points: Any = 4_000_000_000  # refuse grids with more points
     max_bytes: Any = "2 TB"  # refuse grids whose stored variables exceed this, uncompressed
     progress: bool = True  # show a tqdm progress bar
+    compilation_cache: bool = True  # JAX's persistent compilation cache (limits.compile_cache)
 
 
 @dataclass

@@ -109,8 +109,10 @@ class BlockPlan:
 
 
 def cast_params(params: Any, dtype: Any) -> Any:
-    """Every numeric leaf as a 0-d array of ``dtype`` (strict dtype promotion then holds)."""
-    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=dtype), params)
+    """Every numeric leaf as a 0-d array of ``dtype`` (strict dtype promotion then holds),
+    cast on the host and moved to the device in one transfer (not one per leaf)."""
+    host = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=dtype), params)
+    return jax.device_put(host)
 
 
 _STOP = object()

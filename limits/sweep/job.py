@@ -150,6 +150,36 @@ def _chunks(cfg: DictConfig, grid: Grid, reduction: Reduction | None) -> tuple[i
     return tuple(part.get(n, len(grid.axes[n])) for n in grid.names)
 
 
+def _resumed_chunks(
+    cfg: DictConfig, grid: Grid, reduction: Reduction | None, chunks: tuple[int, ...]
+) -> tuple[int, ...]:
+    """``chunks``, or the chunk shape of the store being resumed when it differs (a store
+    written before the chunk rule changed keeps its own chunks; its progress markers count
+    those)."""
+    try:
+        path = _store_path(cfg)
+    except SweepError:
+        return chunks
+    if not (path / "zarr.json").is_file():
+        return chunks
+    over = reduction.over if reduction else ()
+    kept = tuple(n for n in grid.names if n not in over)
+    if not kept:
+        return chunks
+    try:
+        group = open_store_group(path)
+        found = next(
+            tuple(a.chunks[: len(kept)])
+            for name, a in group.arrays()
+            if name not in grid.names
+            and tuple(a.metadata.dimension_names or ())[: len(kept)] == kept
+        )
+    except Exception:  # not a store of this grid: check_same_config says what differs
+        return chunks
+    part = {n: min(int(c), len(grid.axes[n])) for n, c in zip(kept, found)}
+    return tuple(part.get(n, len(grid.axes[n])) for n in grid.names)
+
+
 def _variables(cfg: DictConfig) -> tuple[str, ...]:
     spec = cfg.store.variables
     if isinstance(spec, str):
@@ -388,18 +418,21 @@ class _Summary:
         self.points += n
         mask = np.asarray(data["feasible"], bool) if "feasible" in data else None
         if mask is not None:
-            self.feasible += int(mask.sum())
+            self.feasible += int(np.count_nonzero(mask))
         for name in ("utps", "stps"):
             if name not in data:
                 continue
-            values = np.asarray(data[name], np.float64)
-            if mask is not None:
-                values = np.where(mask, values, -np.inf)
-            values = np.where(np.isnan(values), -np.inf, values)  # reduced: nothing valid
-            if values.size == 0 or not np.isfinite(values.max()):
+            # this runs on the writer thread for every block: a few passes in the stored dtype,
+            # no float64 copies (14 -> 8 ms per 840,000-point block on the loaded 2-core machine)
+            values = np.asarray(data[name])
+            candidates = values if mask is None else np.where(mask, values, np.nan)
+            if candidates.size == 0:
                 continue
-            i = np.unravel_index(int(np.argmax(values)), values.shape)
-            if name not in self.best or values[i] > self.best[name][0]:
+            top = np.fmax.reduce(candidates, axis=None)  # NaN (infeasible; reduced: none valid)
+            if not np.isfinite(top):  # ignored; the first point of the largest value wins
+                continue
+            i = np.unravel_index(int(np.argmax(candidates == top)), candidates.shape)
+            if name not in self.best or float(top) > self.best[name][0]:
                 at = {a: float(self.axes[a][s.start + k]) for a, s, k in zip(self.axes, region, i)}
                 at.update(
                     {
@@ -408,7 +441,7 @@ class _Summary:
                         if k.startswith(BEST_PREFIX)
                     }
                 )
-                self.best[name] = (float(values[i]), at)
+                self.best[name] = (float(top), at)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"points": self.points}
@@ -498,7 +531,7 @@ def _run(
     shard_index, shard_count = _shard(cfg)
     devices = _devices(cfg)
     reduction = _reduction(cfg, grid)
-    chunks = _chunks(cfg, grid, reduction)
+    chunks = _resumed_chunks(cfg, grid, reduction, _chunks(cfg, grid, reduction))
     codec_for(str(cfg.store.codec), cfg.store.clevel)  # validate early
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
     stored_axes = {n: grid.axes[n] for n in plan.stored_names}
@@ -696,6 +729,9 @@ def _task(cfg: DictConfig) -> None:
     job_dir = _multirun_job_dir()
     if job_dir is not None:  # a re-run of this job: forget its earlier failure
         (job_dir / FAILURE_FILE).unlink(missing_ok=True)
+    from limits.compile_cache import enable_compilation_cache
+
+    enable_compilation_cache(bool(cfg.limits.compilation_cache))  # an entry point: this process
     try:
         run(cfg)
     except USER_ERRORS as err:

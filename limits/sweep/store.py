@@ -16,14 +16,18 @@ exists completely or not at all, even when several shard jobs race to create it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import math
 import os
 import shutil
+import struct
 import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -140,8 +144,10 @@ def chunk_shape(
     overrides: Mapping[str, int] | None = None,
     names: tuple[str, ...] = (),
 ) -> tuple[int, ...]:
-    """Chunk (= block) shape of about ``chunk_points`` points: whole innermost axes first,
-    then part of the next one, then 1 along the outer ones. ``overrides`` fix chosen axes."""
+    """Chunk (= block) shape of at most about ``chunk_points`` points: whole innermost axes
+    first, then part of the next one, then 1 along the outer ones. ``overrides`` fix chosen
+    axes. The part of an axis is sized so that its blocks tile it without a padded edge block
+    where possible (``_tile``): every block is computed in full, so padding is wasted work."""
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(names)
     if unknown:
@@ -159,12 +165,28 @@ def chunk_shape(
                 raise StoreError(f"store.chunks.{name} = {c} must be >= 1")
             chunks[i] = min(c, shape[i])
         else:
-            chunks[i] = max(1, min(shape[i], budget))
+            chunks[i] = _tile(shape[i], budget)
         budget = max(1, budget // chunks[i])
     return tuple(chunks)
 
 
+def _tile(n: int, budget: int) -> int:
+    """Chunk length for an axis of ``n`` values given room for ``budget``: ``n`` if it fits;
+    else the fewest blocks ``k = ceil(n / budget)``, or up to 25 % more blocks when one of
+    those counts divides ``n`` (no padding at all), each ``ceil(n / k)`` long, so the padded
+    edge is under ``k`` values (e.g. 250 values, room for 104: 3 x 84, not 3 x 104 of which
+    62 padded)."""
+    if n <= budget:
+        return max(1, n)
+    k = -(-n // max(1, budget))
+    exact = [m for m in range(k, k + k // 4 + 1) if n % m == 0]
+    return n // exact[0] if exact else -(-n // k)
+
+
+@functools.cache
 def _git_commit() -> str | None:
+    """The checkout's commit, asked of ``git`` once per process (a few ms; cached because a
+    process may create many stores)."""
     try:
         here = Path(__file__).resolve().parent
         out = subprocess.run(
@@ -180,13 +202,22 @@ def _git_commit() -> str | None:
         return None
 
 
+def _version(module: str, distribution: str) -> str:
+    """Version of a library without importing it when it is not loaded yet (importing
+    xarray alone for its version costs ~0.5 s: pandas)."""
+    loaded = sys.modules.get(module)
+    if loaded is not None and hasattr(loaded, "__version__"):
+        return str(loaded.__version__)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def provenance(resolved_yaml: str, overrides: Iterable[str], data_config: Mapping) -> dict:
     """Dataset attrs recording how the store was made."""
-    import hydra
-    import jax
-    import xarray
-    import zarr
-
     from limits import __version__
 
     return {
@@ -197,39 +228,73 @@ def provenance(resolved_yaml: str, overrides: Iterable[str], data_config: Mappin
         "config": resolved_yaml,
         "overrides": list(overrides),
         "library_versions": {
-            "jax": jax.__version__,
+            "jax": _version("jax", "jax"),
             "numpy": np.__version__,
-            "xarray": xarray.__version__,
-            "zarr": zarr.__version__,
-            "hydra": hydra.__version__,
+            "xarray": _version("xarray", "xarray"),
+            "zarr": _version("zarr", "zarr"),
+            "hydra": _version("hydra", "hydra-core"),
         },
         CONFIG_ATTR: json.dumps(data_config, sort_keys=True),
     }
 
 
-def _template(layout: StoreLayout, attrs: Mapping[str, Any]):
-    import dask.array as da
-    import xarray as xr
+#: xarray's encoding of a NaN ``_FillValue`` attr in zarr v3 (base64 of the little-endian
+#: float64, ``xarray.backends.zarr.FillValueCoder``); written by hand so that creating a store
+#: needs neither xarray (pandas) nor dask, and read back by xarray exactly as before.
+_NAN_FILL_ATTR = base64.standard_b64encode(struct.pack("<d", math.nan)).decode("ascii")
 
-    names = tuple(layout.axes)
-    coords: dict[str, Any] = {
-        n: (n, np.asarray(v, dtype=np.float64), dict(layout.axis_attrs.get(n, {})))
-        for n, v in layout.axes.items()
-    }
+
+def _write_template(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -> None:
+    """The empty store at ``path`` with zarr alone, laid out as ``xarray.Dataset.to_zarr`` (zarr
+    v3, ``compute=False``) lays it out: one array per coordinate (written, zarr's default
+    codec) and per variable (empty; ``dimension_names`` = dims), xarray's ``_FillValue`` attr
+    on float arrays, root attrs, consolidated metadata. ``tests/test_store.py`` checks that
+    xarray opens it identically to its own template."""
+    import zarr
+
+    def fill_attrs(dtype: np.dtype) -> dict[str, Any]:
+        return {"_FillValue": _NAN_FILL_ATTR} if np.dtype(dtype).kind == "f" else {}
+
+    def fill_value(dtype: np.dtype) -> Any:
+        return math.nan if np.dtype(dtype).kind == "f" else np.zeros((), dtype)[()]
+
+    root = zarr.open_group(path, mode="w", zarr_format=3, attributes=dict(attrs))
+    for n, v in layout.axes.items():
+        values = np.asarray(v, dtype=np.float64)
+        a = root.create_array(
+            n,
+            shape=values.shape,
+            dtype=values.dtype,
+            fill_value=math.nan,
+            attributes={**layout.axis_attrs.get(n, {}), **fill_attrs(values.dtype)},
+            dimension_names=(n,),
+        )
+        a[...] = values
     for n, v in layout.extra_coords.items():
-        coords[n] = (n, np.asarray(v, dtype=object), {"long_name": f"{n} parameter names"})
-    data_vars = {}
-    encoding = {}
+        labels = np.asarray([str(x) for x in v], dtype=str)
+        a = root.create_array(
+            n,
+            shape=labels.shape,
+            dtype=str,
+            fill_value="",
+            attributes={"long_name": f"{n} parameter names"},
+            dimension_names=(n,),
+        )
+        a[...] = labels
+    names = tuple(layout.axes)
     for var in layout.variables:
-        shape = layout.shape + var.extra_shape
-        chunks = layout.chunks + var.extra_shape
-        data = da.zeros(shape, dtype=var.dtype, chunks=chunks or ())
-        data_vars[var.name] = (names + var.extra_dims, data, dict(var.attrs))
-        encoding[var.name] = {
-            "compressors": codec_for(layout.codec, layout.clevel),
-            "chunks": chunks,
-        }
-    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs)), encoding
+        dtype = np.dtype(var.dtype)
+        root.create_array(
+            var.name,
+            shape=layout.shape + var.extra_shape,
+            chunks=layout.chunks + var.extra_shape,
+            dtype=dtype,
+            fill_value=fill_value(dtype),
+            compressors=codec_for(layout.codec, layout.clevel),
+            attributes={**var.attrs, **fill_attrs(dtype)},
+            dimension_names=names + var.extra_dims,
+        )
+    zarr.consolidate_metadata(root.store)
 
 
 def create_store(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -> bool:
@@ -240,12 +305,9 @@ def create_store(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -> b
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    ds, encoding = _template(layout, attrs)
     try:
         with quiet_zarr_warnings():
-            ds.to_zarr(
-                tmp, mode="w", compute=False, encoding=encoding, zarr_format=3, consolidated=True
-            )
+            _write_template(tmp, layout, attrs)
             root = zarr.open_group(tmp, mode="r+", zarr_format=3, use_consolidated=False)
             root.create_group("_progress")
             nb = layout.n_blocks
