@@ -8,6 +8,7 @@ from limits.analysis.frontier import non_dominated, pareto_frontier, pareto_mask
 from limits.analysis.open import bound_labels, combine_jobs, job_labels, open_results, open_store
 from limits.analysis.scenarios import offline, server, single_stream
 from limits.analysis.select import best_config, satisfies
+from limits.analysis.table import Table, table
 
 __all__ = [
     "DERIVED",
@@ -31,4 +32,6 @@ __all__ = [
     "single_stream",
     "best_config",
     "satisfies",
+    "Table",
+    "table",
 ]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from limits.analysis._common import broadcast_to_points, feasible_mask, metric, over_dims
+from limits.analysis.table import Table
 
 __all__ = ["pareto_mask", "pareto_frontier", "non_dominated"]
 
@@ -74,10 +74,10 @@ def pareto_frontier(
     over: str | Iterable[str] | None = None,
     mask: str | xr.DataArray | None = "feasible",
     columns: Iterable[str] = (),
-) -> pd.DataFrame:
+) -> Table:
     """The frontier points as a tidy table: one row per point with its coordinates, `x`, `y`
     and any extra `columns`, sorted by group then descending `x`. ``df.attrs["units"]`` maps
-    columns to units.
+    columns to units; the table (a ``DataFrame``) prints them in its header.
 
     **Example:** ``pareto_frontier(ds, "utps", "stps_per_watt", over=["tp", "batch"])``
     """
@@ -96,7 +96,7 @@ def pareto_frontier(
     over = over_dims(front.dims, over)
     groups = [str(d) for d in front.dims if d not in over]
     df = (
-        pd.DataFrame(table)
+        Table(table)
         .sort_values(groups + [x], ascending=[True] * len(groups) + [False], kind="stable")
         .reset_index(drop=True)
     )
