@@ -135,3 +135,18 @@ def test_the_issue_question_in_one_command():
     )
     assert front.returncode == 0, front.stderr
     assert "Pareto frontier" in front.stdout and "\x1b[" not in front.stdout
+
+
+def test_workload_axes_are_noted_and_select_fixes_them():
+    from limits.query import select
+
+    ds = from_presets(
+        "h200", "llama3_70b", ["grid.tp=[4,8]", "grid.batch=[16,64]", "++grid.context=[4096,32768]"]
+    )
+    answer = best(ds)
+    assert any("workload axis context" in n for n in answer.notes)
+    sliced = select(ds, {"context": "32768"})
+    assert float(sliced["context"]) == 32768.0 and "context" not in sliced.dims
+    assert not any("workload" in n for n in best(sliced).notes)
+    with pytest.raises(ParameterError, match="not on the axis; context: 4096, 32768"):
+        select(ds, {"context": 8000.0})

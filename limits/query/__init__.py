@@ -21,6 +21,7 @@ import xarray as xr
 from limits.analysis._common import DERIVED, metric
 from limits.errors import ParameterError
 from limits.model.outputs import BOUND_LABELS, OUTPUTS
+from limits.units import parse_quantity
 
 __all__ = [
     "ROLES",
@@ -28,6 +29,7 @@ __all__ = [
     "Role",
     "resolve",
     "from_presets",
+    "select",
     "Best",
     "best",
     "frontier",
@@ -167,6 +169,33 @@ def from_presets(
         model=str(cfg.model.name),
         source=f"presets hardware={hardware} model={model}, evaluated in memory",
     )
+    return ds
+
+
+#: axes that describe the workload rather than a configuration one would choose
+WORKLOAD_AXES = ("context", "prompt_len", "output_len", "acceptance_rate")
+
+
+def select(ds: xr.Dataset, at: Mapping[str, Any]) -> xr.Dataset:
+    """The slice of `ds` at ``{axis: value}`` (values in SI or strings with units, e.g.
+    ``{"context": "8 Ki"}``); a value the axis lacks is a ``ParameterError`` listing them."""
+    from limits.model.params import parameter_index
+
+    index = parameter_index()
+    for name, raw in at.items():
+        if name not in ds.dims:
+            raise ParameterError(
+                f"--at {name}: not an axis of the data; axes: {', '.join(map(str, ds.dims))}"
+            )
+        kind = index[name][1].unit if name in index else "1"
+        value = parse_quantity(raw, kind, name) if isinstance(raw, str) else float(raw)
+        values = np.asarray(ds[name].values, dtype=np.float64)
+        hit = np.nonzero(np.isclose(values, value, rtol=1e-9, atol=0.0))[0]
+        if hit.size == 0:
+            raise ParameterError(
+                f"--at {name}={raw}: not on the axis; {name}: {', '.join(f'{v:g}' for v in values)}"
+            )
+        ds = ds.isel({name: int(hit[0])})
     return ds
 
 
@@ -320,6 +349,11 @@ def best(
             f"widen the grid (--set grid.tp=[...] grid.batch=[...])"
         ) from None
     searched = [str(d) for d in ds.dims if ds.sizes[d] > 1]
+    notes.extend(
+        f"the search chose the workload axis {d} too; fix it with --at {d}=VALUE"
+        for d in searched
+        if d in WORKLOAD_AXES
+    )
     answer = Best(point, objective, names, notes, constraints, searched, [])
     answer.neighbours = _neighbours(ds, point, constraints, searched)
     return answer

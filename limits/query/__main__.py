@@ -13,7 +13,7 @@ import xarray as xr
 from limits.analysis import Table
 from limits.analysis._common import metric
 from limits.errors import LimitsError
-from limits.query import ROLES, best, fmt, from_presets, frontier, resolve
+from limits.query import ROLES, best, fmt, from_presets, frontier, resolve, select
 from limits.units import parse_quantity
 
 EXAMPLES = """examples:
@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
             "grid.batch=[1,8,64] ++grid.context=[4096,32768] (default grid: tp 1..64, "
             "batch 1..1024, powers of two)",
         )
+        p.add_argument(
+            "--at",
+            nargs="*",
+            default=[],
+            metavar="AXIS=VALUE",
+            help="answer on a slice, e.g. context=8192 (values may carry units)",
+        )
         if name != "frontier":
             t = p.add_argument_group("targets")
             t.add_argument("--ttft", help="largest time to first token, e.g. '300 ms'")
@@ -96,7 +103,7 @@ def _source(args: argparse.Namespace, extra: Sequence[str] = ()) -> tuple[xr.Dat
             raise LimitsError("--store answers from the store alone; drop --hardware/--model/--set")
         from limits.analysis import open_results
 
-        ds = open_results(args.store)
+        ds = _at(open_results(args.store), args.at)
         return ds, f"store {args.store}"
     if not (args.hardware and args.model):
         raise LimitsError("give --store PATH, or both --hardware NAME and --model NAME")
@@ -110,9 +117,19 @@ def _source(args: argparse.Namespace, extra: Sequence[str] = ()) -> tuple[xr.Dat
             model = value
         else:
             overrides.append(item)
-    ds = from_presets(hardware, model, overrides)
+    ds = _at(from_presets(hardware, model, overrides), args.at)
     grid = ", ".join(f"{d} [{ds.sizes[d]}]" for d in ds.dims)
     return ds, f"model {model} on hardware {hardware}, evaluated in memory over {grid}"
+
+
+def _at(ds: xr.Dataset, items: Sequence[str]) -> xr.Dataset:
+    at = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise LimitsError(f"--at {item!r}: expected AXIS=VALUE, e.g. context=8192")
+        at[key] = value
+    return select(ds, at)
 
 
 def _targets(args: argparse.Namespace) -> dict[str, float]:
@@ -127,14 +144,19 @@ def _targets(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _header(ds: xr.Dataset, source: str) -> str:
-    config = ds.attrs.get("config", "")
-    precision = re.search(r"weight_bytes: *([0-9.]+)", config)
-    extra = f"; {precision.group(1)} B per weight" if precision else ""
-    context = ""
-    if "context" not in ds.dims:
-        m = re.search(r"^  context: *([0-9.e+]+)", config, re.M)
-        context = f"; context {float(m.group(1)):g} tokens" if m else ""
-    return f"limits.query: {source}{extra}{context}"
+    """Where the answer comes from and the workload it holds for (fixed axes, precision)."""
+    from limits.analysis import parameter
+
+    fixed = []
+    for name, unit in (("context", "tokens"), ("prompt_len", "prompt tokens")):
+        if name not in ds.dims:
+            value = parameter(ds, name)
+            if value is not None:
+                fixed.append(f"{name} {float(value):g} {unit}")
+    bytes_ = parameter(ds, "weight_bytes")
+    if bytes_ is not None:
+        fixed.append(f"{float(bytes_):g} B per weight")
+    return f"limits.query: {source}" + "".join(f"; {f}" for f in fixed)
 
 
 def _best(args: argparse.Namespace) -> None:
