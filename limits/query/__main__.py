@@ -226,9 +226,20 @@ def _frontier(args: argparse.Namespace) -> None:
             chart = re.sub(r"\x1b\[[0-9;]*m", "", chart)
         print(chart)
     if args.png:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         from limits.plots import frontier_plot
 
         fig = frontier_plot(ds, xn, yn)
+        ax = fig.axes[0]
+        for axis in (ax.xaxis, ax.yaxis):  # minor labels of a short log axis collide
+            if axis.get_scale() == "log":
+                axis.set_minor_formatter(NullFormatter())
+                axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=15))
+                axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_title(
+            _header(ds, source).removeprefix("limits.query: "), fontsize="small", wrap=True
+        )
         fig.savefig(args.png, dpi=120, bbox_inches="tight")
         print(f"wrote {args.png}")
 

@@ -480,7 +480,7 @@ def _run(
             f"limits.sweep: {points:,} points ({dims}), {len(specs)} variables, "
             f"~{_human_bytes(est_bytes)} uncompressed, {math.prod(plan.n_blocks)} blocks of "
             f"{math.prod(chunks):,} points, {dtype.name}, {fn.sharding.n_devices} "
-            f"device(s)",
+            f"device(s): {devices[0].platform} ({getattr(devices[0], 'device_kind', '?')})",
             flush=True,
         )
         if reduction is not None:
