@@ -38,7 +38,9 @@ class Table(pd.DataFrame):
         return shown
 
     def __repr__(self) -> str:
-        with pd.option_context("display.max_rows", 200, "display.width", 200):
+        with pd.option_context(
+            "display.max_rows", 200, "display.max_columns", 30, "display.width", 250
+        ):
             return repr(self._shown())
 
     def _repr_html_(self) -> str | None:
