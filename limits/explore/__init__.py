@@ -105,7 +105,7 @@ def _value_text(ds: xr.Dataset, dim: str, i: int) -> str:
 def make_document(doc: Any, path: str, x: str = "utps", y: str = "stps") -> None:
     """Fill a Bokeh document with the explorer of the store at `path` (lazily opened)."""
     from bokeh.layouts import column, row
-    from bokeh.models import (
+    from bokeh.models import (  # type: ignore[attr-defined]  # bokeh re-exports lazily
         CheckboxGroup,
         ColumnDataSource,
         Div,

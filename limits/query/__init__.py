@@ -145,7 +145,7 @@ def from_presets(
     OmegaConf.resolve(cfg)
     base = params_from_cfg(cfg)
     spec = OmegaConf.to_container(cfg.grid, resolve=True)
-    parsed = parse_grid(spec if isinstance(spec, dict) else {})
+    parsed = parse_grid({str(k): v for k, v in spec.items()} if isinstance(spec, dict) else {})
     validate_grid(base, parsed)
     with jax.enable_x64(True):
         values = [jnp.asarray(v, dtype=jnp.float64) for v in parsed.axes.values()]
