@@ -1,6 +1,7 @@
 """Frictions a new user met (issue 15), each pinned: the run summary names its device, ..."""
 
 import jax
+import pytest
 
 from limits.sweep.job import compose, run
 
@@ -78,3 +79,19 @@ def test_tornado_labels_stay_inside_the_figure():
     for text in [*ax.get_yticklabels(), ax.title, ax.xaxis.label]:
         extent = text.get_window_extent(renderer)
         assert extent.x0 >= box.x0 - 0.5 and extent.x1 <= box.x1 + 0.5, text.get_text()
+
+
+@pytest.mark.subprocess
+def test_sweep_help_describes_the_command():
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "limits.sweep", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("python -m limits.sweep: sweep the analytical limit model")
+    assert "limits-sweep -sc install=bash" in run.stdout and "limits.query" in run.stdout
