@@ -23,6 +23,9 @@ ALLOWED = {
     "analysis": {"errors", "units", "model", "sweep"},  # sweep: store-layout names only
     "plots": {"errors", "units", "model", "analysis"},
     "studies": {"errors", "units", "model", "autodiff", "sweep", "analysis", "plots", "presets"},
+    # answers: query evaluates presets through the sweep's config (compose), explore reads stores
+    "query": {"errors", "units", "model", "sweep", "analysis", "plots"},
+    "explore": {"errors", "units", "model", "analysis"},
 }
 
 
@@ -68,7 +71,7 @@ def test_the_model_never_imports_the_engine_or_any_later_stage():
 
 
 def test_analysis_plots_and_studies_never_read_preset_files():
-    for stage in ("analysis", "plots", "studies"):
+    for stage in ("analysis", "plots", "studies", "explore"):
         for path in (PACKAGE / stage).rglob("*.py"):
             text = path.read_text()
             assert not {m for m in _imports(path) if _stage(m) == "presets"}, path
