@@ -25,7 +25,7 @@ ALLOWED = {
     "studies": {"errors", "units", "model", "autodiff", "sweep", "analysis", "plots", "presets"},
     # answers: query evaluates presets through the sweep's config (compose), explore reads stores
     "query": {"errors", "units", "model", "sweep", "analysis", "plots"},
-    "explore": {"errors", "units", "model", "analysis"},
+    "explore": {"errors", "units", "model", "analysis", "query"},  # query: fmt only
 }
 
 

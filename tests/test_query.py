@@ -79,6 +79,7 @@ def test_fmt_scales_seconds_and_bytes():
     assert fmt(2.5e-6, "s") == "2.5 us"
     assert fmt(80.5e9, "B") == "80.5 GB"
     assert fmt(4095.2, "tok/s/chip") == "4095 tok/s/chip"
+    assert fmt(131072.0, "tokens") == "131072 tokens" and fmt(8.0, "1") == "8"
 
 
 def test_model_dataset_agrees_with_from_presets_layout(h200_70b):

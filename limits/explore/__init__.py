@@ -96,10 +96,22 @@ def slice_points(
 
 
 def _value_text(ds: xr.Dataset, dim: str, i: int) -> str:
+    from limits.query import fmt
+
     value = ds[dim].values[i] if dim in ds.coords else i
-    units = ds[dim].attrs.get("units", "") if dim in ds.coords else ""
-    text = f"{value:g}" if isinstance(value, float | np.floating) else str(value)
-    return f"{dim} = {text}" + (f" {units}" if units not in ("", "1") else "")
+    units = str(ds[dim].attrs.get("units", "")) if dim in ds.coords else ""
+    if isinstance(value, float | np.floating):
+        return f"{dim} = {fmt(value, units)}"
+    return f"{dim} = {value}"
+
+
+def _ticks(ds: xr.Dataset, dim: str) -> dict[int, str]:
+    """Index -> value labels of an axis (the bound map draws cells at indices)."""
+    values = ds[dim].values if dim in ds.coords else np.arange(ds.sizes[dim])
+    return {
+        i: (f"{v:g}" if isinstance(v, float | np.floating) else str(v))
+        for i, v in enumerate(values)
+    }
 
 
 def make_document(doc: Any, path: str, x: str = "utps", y: str = "stps") -> None:
@@ -109,6 +121,7 @@ def make_document(doc: Any, path: str, x: str = "utps", y: str = "stps") -> None
         CheckboxGroup,
         ColumnDataSource,
         Div,
+        FixedTicker,
         HoverTool,
         Slider,
     )
@@ -192,8 +205,17 @@ def make_document(doc: Any, path: str, x: str = "utps", y: str = "stps") -> None
             "x": np.asarray(data[x], np.float64)[on][order],
             "y": np.asarray(data[y], np.float64)[on][order],
         }
-        bound_map.xaxis.axis_label = f"{free[-1]} (index)" if free else ""
-        bound_map.yaxis.axis_label = f"{free[0]} (index)" if two else ""
+        for axis, dim in (
+            (bound_map.xaxis, free[-1] if free else None),
+            (bound_map.yaxis, free[0] if two else None),
+        ):
+            labels = _ticks(ds, dim) if dim else {}
+            axis.ticker = FixedTicker(ticks=list(labels))
+            axis.major_label_overrides = labels
+            units = ds[dim].attrs.get("units", "") if dim and dim in ds.coords else ""
+            axis.axis_label = (dim or "") + (f" [{units}]" if units not in ("", "1") else "")
+        for d, s in sliders.items():
+            s.title = f"{d}: drawn as points" if d in free else _value_text(ds, d, fixed[d])
         shown = ", ".join(_value_text(ds, d, fixed[d]) for d in dims if d not in free)
         walls = {b: int(np.sum(data["bound_label"] == b)) for b in (*BOUND_LABELS, "n/a")}
         status.text = (

@@ -219,6 +219,8 @@ def fmt(value: Any, units: str) -> str:
             if abs(x) >= scale:
                 return f"{x / scale:.4g} {prefix}"
         return f"{x:.4g} B"
+    if x.is_integer() and abs(x) < 1e9:  # counts and token lengths: all digits
+        return f"{x:.0f}" + (f" {units}" if units not in ("1", "") else "")
     if units in ("1", ""):
         return f"{x:.6g}"
     return f"{x:.4g} {units}"
