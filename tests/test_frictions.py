@@ -6,12 +6,16 @@ import pytest
 from limits.sweep.job import compose, run
 
 
-def test_the_run_summary_names_the_device(tmp_path, capsys):
+def test_the_run_summary_names_the_device_and_where_to_go_next(tmp_path, capsys):
     cfg = compose(["grid=point", f"store.path={tmp_path / 's.zarr'}", "limits.progress=false"])
     run(cfg)
-    first = capsys.readouterr().out.splitlines()[0]
+    lines = capsys.readouterr().out.splitlines()
     device = jax.devices()[0]
-    assert f"1 device(s): {device.platform} ({device.device_kind})" in first
+    assert f"1 device(s): {device.platform} ({device.device_kind})" in lines[0]
+    assert lines[-1] == (
+        f"  next: python -m limits.query best --store {tmp_path / 's.zarr'}; "
+        f"python -m limits.explore {tmp_path / 's.zarr'}"
+    )
 
 
 def test_a_yaml_boolean_is_accepted_for_a_true_false_choice():

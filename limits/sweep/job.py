@@ -569,6 +569,9 @@ def _run(
         for line in summary.lines("feasible" in arrays):
             print(line)
         print(f"  open with: xarray.open_zarr({str(path)!r})", flush=True)
+        print(
+            f"  next: python -m limits.query best --store {path}; python -m limits.explore {path}"
+        )
     return result
 
 
