@@ -48,6 +48,7 @@ def test_serving_outputs_are_preferred_when_the_model_has_them(h200_70b, monkeyp
     ds = h200_70b.assign(tpot=h200_70b["tbt"] * 1.1)
     assert resolve(ds, "tpot") == ("tpot", None)
     assert resolve(h200_70b, "tpot")[0] == "tbt"  # known but not stored: the stand-in
+    assert resolve(ds, "ttft") == ("ttft", None)  # the serving TTFT: no isolated-prefill note
 
 
 def test_best_matches_brute_force_and_names_what_binds(h200_70b):

@@ -211,7 +211,7 @@ def make_document(doc: Any, path: str, x: str = "utps", y: str = "stps") -> None
         ):
             labels = _ticks(ds, dim) if dim else {}
             axis.ticker = FixedTicker(ticks=list(labels))
-            axis.major_label_overrides = labels
+            axis.major_label_overrides = dict(labels)  # type: ignore[assignment,arg-type]
             units = ds[dim].attrs.get("units", "") if dim and dim in ds.coords else ""
             axis.axis_label = (dim or "") + (f" [{units}]" if units not in ("", "1") else "")
         for d, s in sliders.items():

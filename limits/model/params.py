@@ -148,7 +148,7 @@ class _Group:
             raise ParameterError(
                 f"{owner}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(known)}"
             )
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for key, value in values.items():
             f = known[key]
             if "spec" in f.metadata:

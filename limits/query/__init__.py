@@ -45,6 +45,9 @@ class Role:
     title: str
     candidates: tuple[str, ...]
     notes: Mapping[str, str] = field(default_factory=dict)
+    #: the notes hold only while the model lacks this output (``ttft`` keeps its name when the
+    #: serving model replaces the isolated prefill, which comes with ``tpot``)
+    notes_until: str | None = None
 
 
 ROLES: dict[str, Role] = {
@@ -52,6 +55,7 @@ ROLES: dict[str, Role] = {
         "TTFT",
         ("ttft",),
         {"ttft": "TTFT = ttft, the prefill of one prompt alone (no queueing, no batching)"},
+        notes_until="tpot",
     ),
     "tpot": Role(
         "TPOT",
@@ -99,6 +103,8 @@ def resolve(ds: xr.Dataset, term: str) -> tuple[str, str | None]:
         role = ROLES[term]
         for name in role.candidates:
             if _known(name) and _available(ds, name):
+                if role.notes_until is not None and role.notes_until in OUTPUTS:
+                    return name, None
                 return name, role.notes.get(name)
         raise ParameterError(
             f"{term} ({role.title}) needs one of {', '.join(role.candidates)}; the data holds "
