@@ -139,6 +139,14 @@ def test_the_issue_question_in_one_command():
     assert "Pareto frontier" in front.stdout and "\x1b[" not in front.stdout
 
 
+def test_a_range_replaces_a_default_list_axis():
+    ds = from_presets(
+        "h200", "llama3_70b", ["++grid.batch={start:1,stop:64,num:4,scale:log}", "grid.tp=[8]"]
+    )
+    assert ds["batch"].values.tolist() == [1.0, 4.0, 16.0, 64.0]
+    assert ds["tp"].values.tolist() == [8.0]
+
+
 def test_workload_axes_are_noted_and_select_fixes_them():
     from limits.query import select
 
