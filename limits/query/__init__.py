@@ -309,7 +309,7 @@ class Best:
             out.append(
                 f"what binds: {label} (decode step walls: t_mem {fmt(times['mem'], 's')}, "
                 f"t_compute {fmt(times['compute'], 's')}, t_sync {fmt(times['sync'], 's')}; "
-                f"{w1} exceeds {w2} by {t1 / t2:.3g}x)"
+                f"t_{w1} exceeds t_{w2} by {t1 / t2:.3g}x)"
                 if t2 > 0
                 else f"what binds: {label}"
             )
