@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 import xarray as xr
-from helpers_datasets import model_dataset, toy_batching, toy_pareto
+from helpers_datasets import model_dataset, toy_batching, toy_pareto, write_store
 
 from limits.analysis import (
     best_config,
@@ -234,3 +234,37 @@ def test_frontier_memory_is_bounded_by_the_block_size():
         tracemalloc.stop()
     assert fronts[0].equals(fronts[1]) and 0 < len(fronts[0]) < 100
     assert peaks[0] < 16e6 and peaks[0] < peaks[1] / 20, peaks
+
+
+def test_answers_are_computed_numbers_that_print_with_units(tmp_path):
+    """best_config, server, offline and batching_advisor answer with numbers (no dask), and
+    table()/pareto_frontier print each column's units (issue 15, item 1)."""
+    import dask.array
+
+    from limits.analysis import Table, batching_advisor, open_store, pareto_frontier, table
+
+    grid = model_dataset(tp=[1.0, 8.0], batch=[1.0, 16.0, 256.0])
+    lazy = open_store(write_store(grid, tmp_path / "s.zarr"))
+    assert isinstance(lazy["stps"].data, dask.array.Array)
+    answers = [
+        best_config(lazy, "stps", {"utps": (">=", 10)}),
+        server(lazy, "10 s", "1 s"),
+        offline(lazy),
+        batching_advisor(lazy),
+    ]
+    for ans in answers:
+        assert all(isinstance(v.data, np.ndarray) for v in ans.variables.values())
+    shown = repr(table(answers[0]))
+    assert "stps [tok/s]" in shown and "utps [tok/s/user]" in shown
+    assert len(table(answers[0])) == 1
+    front = pareto_frontier(lazy)
+    assert isinstance(front, Table) and "stps [tok/s]" in repr(front)
+    assert "utps [tok/s/user]" in front._repr_html_()
+    assert list(front.columns)[-2:] == ["utps", "stps"]  # names unchanged: only the print
+
+
+def test_stps_per_chip_is_derived_from_chips():
+    ds = model_dataset(tp=[1.0, 8.0], batch=[1.0, 16.0])
+    per_chip = metric(ds, "stps_per_chip")
+    np.testing.assert_allclose(per_chip.values, (ds["stps"] / ds["tp"]).values)
+    assert per_chip.attrs["units"] == "tok/s/chip"

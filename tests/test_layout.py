@@ -28,6 +28,9 @@ ALLOWED = {
     "status": {"errors", "sweep"},
     "fast": {"model"},  # limits.evaluate: the model compiled once per parameter layout
     "compile_cache": set(),  # JAX's persistent compilation cache, set at entry points
+    # answers: query evaluates presets through the sweep's config (compose), explore reads stores
+    "query": {"errors", "units", "model", "sweep", "analysis", "plots"},
+    "explore": {"errors", "units", "model", "analysis", "query"},  # query: fmt only
 }
 
 
@@ -73,7 +76,7 @@ def test_the_model_never_imports_the_engine_or_any_later_stage():
 
 
 def test_analysis_plots_and_studies_never_read_preset_files():
-    for stage in ("analysis", "plots", "studies"):
+    for stage in ("analysis", "plots", "studies", "explore"):
         for path in (PACKAGE / stage).rglob("*.py"):
             text = path.read_text()
             assert not {m for m in _imports(path) if _stage(m) == "presets"}, path

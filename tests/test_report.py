@@ -180,3 +180,15 @@ def test_at_known_selects_like_at_and_refuses_a_point_the_store_lacks():
     assert at_known(ds, tp=32).identical(at(ds, tp=32))
     with pytest.raises(StoreError, match="tp"):
         at_known(ds, tp=16)
+
+
+def test_the_bound_map_figure_shows_more_than_one_wall(study):
+    """Issue 15: docs/figures/bound_map.png was one colour (HBM3 is memory-bound everywhere);
+    the figure now shows the 3D-DRAM part, where several walls bind."""
+    from limits.studies.liminal.figures import FIGURES
+
+    store, _, _ = study
+    fig = FIGURES["bound_map.png"](open_results(store.parent))
+    legend = fig.axes[0].get_legend()
+    walls = [t.get_text() for t in legend.get_texts()]
+    assert len(walls) > 1, walls

@@ -9,6 +9,7 @@ from limits.analysis.open import bound_labels, combine_jobs, job_labels, open_re
 from limits.analysis.scenarios import offline, server, single_stream
 from limits.analysis.select import best_config, satisfies
 from limits.analysis.serving import serving_frontier, slo_goodput, slo_reduce
+from limits.analysis.table import Table, table
 
 __all__ = [
     "DERIVED",
@@ -35,4 +36,6 @@ __all__ = [
     "serving_frontier",
     "slo_goodput",
     "slo_reduce",
+    "Table",
+    "table",
 ]

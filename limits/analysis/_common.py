@@ -64,6 +64,7 @@ DERIVED: dict[str, tuple[tuple[str, ...], Callable[[xr.Dataset], Any], str]] = {
         "flops_per_step / bytes_per_step",
     ),
     "chips": ((), _chips, "tp x pp x replicas (coordinates or provenance, default 1)"),
+    "stps_per_chip": (("stps",), lambda ds: ds["stps"] / _chips(ds), "stps / chips"),
 }
 
 _DERIVED_UNITS = {
@@ -73,6 +74,7 @@ _DERIVED_UNITS = {
     "kv_share": ("1", "KV-cache share of bytes read per step"),
     "arithmetic_intensity": OUTPUTS["arithmetic_intensity"],
     "chips": OUTPUTS["chips"],
+    "stps_per_chip": ("tok/s/chip", "system tokens per second per chip"),
 }
 
 

@@ -41,7 +41,7 @@ def batching_advisor(
     plateau (max feasible `stps`), the smallest batch reaching `fraction` of the plateau, the
     memory that choice frees and what it could hold, and the evidence of which wall binds.
 
-    **Returns:** a Dataset with
+    **Returns:** a computed (never lazy) Dataset with
     - curves over `batch_dim`: `stps` (feasible only, else NaN), `bound_label`, `kv_share`;
     - `plateau_stps`, `plateau_batch`, `chosen_batch`, `chosen_stps`;
     - `memory_at_plateau`, `memory_at_chosen`, `memory_freed` (= difference of
@@ -135,4 +135,4 @@ def batching_advisor(
         batch_dim=batch_dim,
         replica_assumption="extra replicas get their own bandwidth and compute",
     )
-    return out
+    return out.compute()

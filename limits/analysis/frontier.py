@@ -15,6 +15,7 @@ from limits.analysis._common import (
     over_dims,
     point_dims,
 )
+from limits.analysis.table import Table
 
 __all__ = ["pareto_mask", "pareto_frontier", "non_dominated"]
 
@@ -145,10 +146,10 @@ def pareto_frontier(
     mask: str | xr.DataArray | None = "feasible",
     columns: Iterable[str] = (),
     block_points: int = BLOCK_POINTS,
-) -> pd.DataFrame:
+) -> Table:
     """The frontier points as a tidy table: one row per point with its coordinates, `x`, `y`
     and any extra `columns`, sorted by group then descending `x`. ``df.attrs["units"]`` maps
-    columns to units.
+    columns to units; the table (a ``DataFrame``) prints them in its header.
 
     **Example:** ``pareto_frontier(ds, "utps", "stps_per_watt", over=["tp", "batch"])``
     """
@@ -170,7 +171,7 @@ def pareto_frontier(
     over = over_dims(dims, over)
     groups = [str(d) for d in dims if d not in over]
     df = (
-        pd.DataFrame(table)
+        Table(table)
         .sort_values(groups + [x], ascending=[True] * len(groups) + [False], kind="stable")
         .reset_index(drop=True)
     )

@@ -38,7 +38,8 @@ def server(
     """Server: many users, latency-bounded batching. The largest throughput (`maximize`) among
     feasible points with ``ttft <= ttft_max`` and ``tbt <= tbt_max`` (seconds, or strings with
     units such as ``"200 ms"``), searched over `over` (default: the batch; None: all dims).
-    `tbt` is derived from `step_time` when not stored (see ``DERIVED``)."""
+    `tbt` is derived from `step_time` when not stored (see ``DERIVED``). Returns a computed
+    Dataset (see ``best_config``); ``limits.analysis.table(result)`` prints it with units."""
     bounds = {
         "ttft": ("<=", parse_quantity(ttft_max, "s", "ttft_max")),
         "tbt": ("<=", parse_quantity(tbt_max, "s", "tbt_max")),

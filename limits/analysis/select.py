@@ -61,10 +61,11 @@ def best_config(
     - `over`: dims searched (None: all point dims); the other dims are kept, with the best
       point per combination.
 
-    **Returns:** a Dataset holding every variable at the best point, the coordinates of the
-    searched dims (as coordinates over the kept dims), the objective as `objective` attr and a
-    boolean `satisfied`; where no point of a group meets the constraints, values are NaN and
-    `satisfied` is False. With `over=None` and no admissible point, ``ValueError``.
+    **Returns:** a computed (never lazy) Dataset holding every variable at the best point,
+    the coordinates of the searched dims (as coordinates over the kept dims), the objective as
+    `objective` attr and a boolean `satisfied`; where no point of a group meets the
+    constraints, values are NaN and `satisfied` is False. With `over=None` and no admissible
+    point, ``ValueError``.
     """
     objective = f"-{minimize}" if minimize is not None else maximize
     score, ok = broadcast_to_points(
@@ -96,4 +97,4 @@ def best_config(
         feasible_only=str(feasible_only),
         searched=" ".join(searched),
     )
-    return best
+    return best.compute()  # a handful of numbers: printed as numbers, not dask placeholders

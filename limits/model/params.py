@@ -171,13 +171,15 @@ class _Group:
             raise ParameterError(
                 f"{owner}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(known)}"
             )
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for key, value in values.items():
             f = known[key]
             if "spec" in f.metadata:
                 if value is None:
                     raise ParameterError(f"{owner}.{key} is missing a value")
                 kwargs[key] = parse_quantity(value, f.metadata["spec"].unit, f"{owner}.{key}")
+            elif isinstance(value, bool):  # YAML and Hydra read `true` as a bool
+                kwargs[key] = str(value).lower()
             else:
                 kwargs[key] = str(value)
         return cls(**kwargs)
@@ -667,7 +669,9 @@ def check_cross_group(model: Model, dep: Deployment) -> None:
     if (np.asarray(dep.context) > np.asarray(model.max_context)).any():
         raise ParameterError(
             f"deployment.context = {np.max(dep.context):g} exceeds "
-            f"model.max_context = {np.min(model.max_context):g} of {model.name}"
+            f"model.max_context = {np.min(model.max_context):g} of {model.name}; to evaluate "
+            f"it anyway (a what-if beyond the trained length) set "
+            f"model.max_context={np.max(dep.context):g}"
         )
 
 

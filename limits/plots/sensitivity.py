@@ -61,8 +61,42 @@ def tornado(source: Any, metric: str, ax=None, *, wrt: Sequence[str] | None = No
 
 
 def _log_axis(coord: np.ndarray) -> bool:
+    """Log scale for a positive axis spanning a decade or more (sweep axes are mostly
+    geometric: 1 us ... 10 us, 4 ... 64 TiB/s)."""
     finite = coord[np.isfinite(coord)]
-    return finite.size > 1 and (finite > 0).all() and finite.max() / finite.min() > 100
+    return finite.size > 1 and (finite > 0).all() and finite.max() / finite.min() >= 10
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges around sorted centres: geometric midpoints on a log axis (so cells do not
+    cross zero), arithmetic ones otherwise; a single value gets a cell of +-50 %."""
+    if centres.size == 1:
+        return np.array([centres[0] * 0.5, centres[0] * 1.5])
+    t = np.log(centres) if _log_axis(centres) else centres
+    mid = (t[1:] + t[:-1]) / 2.0
+    edges = np.concatenate([[2.0 * t[0] - mid[0]], mid, [2.0 * t[-1] - mid[-1]]])
+    return np.exp(edges) if _log_axis(centres) else edges
+
+
+#: SI unit -> (factor, unit shown) for axis labels people read (binary for bytes, as the presets)
+_SHOWN_UNITS = {
+    "B/s": (2.0**40, "TiB/s"),
+    "B": (2.0**30, "GiB"),
+    "FLOP/s": (1e12, "TFLOP/s"),
+    "W": (1e3, "kW"),
+}
+_TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"))
+
+
+def _shown(ds: xr.Dataset, dim: str, values: np.ndarray) -> tuple[np.ndarray, str]:
+    """An axis in the units a reader uses (``TiB/s``, ``us``) and its label."""
+    units = str(ds[dim].attrs.get("units", "")) if dim in ds.coords else ""
+    factor, shown = _SHOWN_UNITS.get(units, (1.0, units))
+    finite = np.abs(values[np.isfinite(values)])
+    if units == "s" and finite.size:
+        factor, shown = next(((f, u) for f, u in _TIME_UNITS if finite.max() >= f), _TIME_UNITS[-1])
+    label = f"{dim} [{shown}]" if shown not in ("", "1") else dim
+    return values / factor, label
 
 
 def elasticity_heatmap(ds: xr.Dataset, metric: str, wrt: str, x: str, y: str, ax=None):
@@ -78,12 +112,13 @@ def elasticity_heatmap(ds: xr.Dataset, metric: str, wrt: str, x: str, y: str, ax
             f"has dims {da.dims}; select all but {x!r} and {y!r} first"
         )
     da = da.transpose(y, x)
-    xs, ys = np.asarray(da[x].values, dtype=float), np.asarray(da[y].values, dtype=float)
+    xs, x_label = _shown(ds, x, np.asarray(da[x].values, dtype=float))
+    ys, y_label = _shown(ds, y, np.asarray(da[y].values, dtype=float))
     _, ax = figure_and_axes(ax, 6.5, 4.5)
     limit = float(np.nanmax(np.abs(da.values))) if np.isfinite(da.values).any() else 1.0
     limit = limit or 1.0
     mesh = ax.pcolormesh(
-        xs, ys, da.values, cmap="RdBu_r", vmin=-limit, vmax=limit, shading="nearest"
+        _edges(xs), _edges(ys), da.values, cmap="RdBu_r", vmin=-limit, vmax=limit, shading="flat"
     )
     ax.figure.colorbar(mesh, ax=ax, label=f"elasticity of {metric} w.r.t. {wrt}")
     if "bound" in ds:
@@ -114,12 +149,7 @@ def elasticity_heatmap(ds: xr.Dataset, metric: str, wrt: str, x: str, y: str, ax
         ax.set_xscale("log")
     if _log_axis(ys):
         ax.set_yscale("log")
-    ax.set_xlabel(_label(ds, x))
-    ax.set_ylabel(_label(ds, y))
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
     ax.set_title(f"d ln {metric} / d ln {wrt}; lines: boundaries of the binding wall")
     return ax
-
-
-def _label(ds: xr.Dataset, dim: str) -> str:
-    units = ds[dim].attrs.get("units") if dim in ds.coords else None
-    return f"{dim} [{units}]" if units else dim

@@ -578,7 +578,7 @@ def _run(
             f"limits.sweep: {points:,} points ({dims}), {len(specs)} variables, "
             f"~{_human_bytes(est_bytes)} uncompressed, {math.prod(plan.n_blocks)} blocks of "
             f"{math.prod(chunks):,} points, {dtype.name}, {fn.sharding.n_devices} "
-            f"device(s)",
+            f"device(s): {devices[0].platform} ({getattr(devices[0], 'device_kind', '?')})",
             flush=True,
         )
         if reduction is not None:
@@ -675,6 +675,9 @@ def _run(
         for line in summary.lines("feasible" in arrays):
             print(line)
         print(f"  open with: xarray.open_zarr({str(path)!r})", flush=True)
+        print(
+            f"  next: python -m limits.query best --store {path}; python -m limits.explore {path}"
+        )
     return result
 
 
