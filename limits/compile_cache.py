@@ -48,8 +48,9 @@ def enable_compilation_cache(enabled: bool = True) -> Path | None:
     path = cache_dir() if enabled else None
     if path is None:
         return None
-    if jax.config.jax_compilation_cache_dir:  # the user chose one for JAX itself
-        return Path(jax.config.jax_compilation_cache_dir)
+    chosen = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
+    if chosen:  # the user chose one for JAX itself
+        return Path(chosen)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:  # read-only home, no space: run without the cache rather than fail

@@ -48,7 +48,8 @@ def evaluate(p: Params) -> dict[str, jax.Array]:
     fields may be arrays that broadcast against each other (a grid). Works inside ``jax.jit``,
     ``jax.grad`` and ``jax.vmap`` too."""
     leaves, treedef = jax.tree_util.tree_flatten(p)
-    key = (treedef, tuple(_leaf_key(x) for x in leaves), bool(jax.config.jax_enable_x64))
+    x64 = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
+    key = (treedef, tuple(_leaf_key(x) for x in leaves), x64)
     with _LOCK:
         fn = _CACHE.get(key)
         if fn is not None:

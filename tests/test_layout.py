@@ -117,12 +117,12 @@ def test_importing_and_running_switches_no_global_state(tmp_path):
     matplotlib's backend as they were."""
     script = f"""
 import matplotlib, jax
-before = (matplotlib.get_backend(), jax.config.read("jax_enable_x64"))
+before = (matplotlib.get_backend(), getattr(jax.config, "jax_enable_x64"))
 import limits, limits.analysis, limits.autodiff, limits.plots, limits.sweep, limits.studies.common
 from limits.sweep import compose, run
 run(compose(["grid=point", "precision=float64", "store.path={tmp_path / "s.zarr"}"]),
     verbose=False)
-after = (matplotlib.get_backend(), jax.config.read("jax_enable_x64"))
+after = (matplotlib.get_backend(), getattr(jax.config, "jax_enable_x64"))
 assert before == after, (before, after)
 print("ok")
 """

@@ -32,6 +32,7 @@ read through its nested ``text_config``. Conventions:
 from __future__ import annotations
 
 import argparse
+import builtins
 import dataclasses
 import json
 import math
@@ -156,7 +157,7 @@ class _Config:
             raise self._fail(key, value, "a list of strings")
         return value
 
-    def int_list(self, key: str) -> list[int]:
+    def int_list(self, key: str) -> list[builtins.int]:
         value = self.cfg.get(key) or []
         ok = isinstance(value, list) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
@@ -581,7 +582,9 @@ def hf_weight_bytes(config: str | Path | Mapping[str, Any]) -> Sourced | None:
     with its source; ``None`` when the config names no quantization (weights as trained).
     Mixed-precision recipes are refused: their bytes per weight depend on the layer."""
     top = load_hf_config(config)
-    text = top.get("text_config") if isinstance(top.get("text_config"), Mapping) else {}
+    text: Mapping[str, Any] = (
+        top["text_config"] if isinstance(top.get("text_config"), Mapping) else {}
+    )
     q = top.get("quantization_config") or text.get("quantization_config")
     if q is None:
         return None
@@ -602,7 +605,7 @@ def hf_weight_bytes(config: str | Path | Mapping[str, Any]) -> Sourced | None:
             if isinstance(g, Mapping)
         }
         if len(bits) == 1 and next(iter(bits)) in (4, 8):
-            b = next(iter(bits))
+            b = int(next(iter(bits)) or 0)
             return b / 8.0, f"quantization_config: compressed-tensors {b}-bit weights"
     raise ParameterError(
         f"hf config: quantization_config (quant_method {method or '?'}, quant_algo "
@@ -628,7 +631,9 @@ def model_from_hf_config(
 ) -> Model:
     """A ``Model`` from a Hugging Face config (see :func:`hf_model_fields`)."""
     fields = hf_model_fields(path_or_dict, name, n_params)
-    values = {k: (v if isinstance(v, str) else float(v)) for k, (v, _) in fields.items()}
+    values: dict[str, Any] = {
+        k: (v if isinstance(v, str) else float(v)) for k, (v, _) in fields.items()
+    }
     return Model(**values)
 
 

@@ -245,6 +245,16 @@ def check_known_keys(cfg: DictConfig) -> None:
     walk(cfg, "")
 
 
+def mapping(node: Any) -> dict[str, Any]:
+    """A config node as a plain ``dict`` (interpolations resolved); ``{}`` for an empty node."""
+    value = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ParameterError(f"expected a mapping, got {type(value).__name__}: {value!r}")
+    return {str(k): v for k, v in value.items()}
+
+
 def params_from_cfg(cfg: DictConfig) -> Params:
     """The base ``Params`` of a composed config (units parsed, ranges checked)."""
     groups = {}
@@ -260,8 +270,7 @@ def params_from_cfg(cfg: DictConfig) -> Params:
             node = _typed(node, schema)
         except Exception as err:  # omegaconf's message names the key
             raise ParameterError(f"{name}: {str(err).splitlines()[0]}") from None
-        values = OmegaConf.to_container(node, resolve=True)
-        groups[name] = cls.from_mapping(values)
+        groups[name] = cls.from_mapping(mapping(node))
     return Params(**groups)
 
 

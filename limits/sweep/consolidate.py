@@ -19,7 +19,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -66,14 +66,14 @@ def _open_job(path: Path):
         group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
         if CONFIG_ATTR not in group.attrs:
             raise ConsolidateError(f"{path} is not a limits sweep store")
-        done = np.asarray(group[PROGRESS_ARRAY][...], bool)
+        done = np.asarray(cast(Any, group[PROGRESS_ARRAY])[...], bool)
         if not done.all():
             raise ConsolidateError(
                 f"{path} is incomplete ({int(done.sum())} of {done.size} "
                 f"blocks written); re-run its job to finish it"
             )
         ds = xr.open_zarr(path)
-    config = json.loads(group.attrs[CONFIG_ATTR])
+    config = json.loads(str(group.attrs[CONFIG_ATTR]))
     return ds, config
 
 
@@ -116,7 +116,8 @@ def consolidate(
     jobs = []
     for path in paths:
         ds, config = _open_job(path)
-        key = tuple(str(config[g]["name"]) for g in LEADING_DIMS)
+        hw_name, model_name = (str(config[g]["name"]) for g in LEADING_DIMS)
+        key = (hw_name, model_name)
         jobs.append((key, path, ds, config))
     first_key, first_path, first, first_config = jobs[0]
     seen: dict[tuple[str, str], tuple[Path, dict]] = {}
@@ -260,7 +261,7 @@ def shared_store_status(path: str | Path) -> str:
     try:
         with quiet_zarr_warnings():
             group = zarr.open_group(path, mode="r", zarr_format=3, use_consolidated=False)
-            done = np.asarray(group[PROGRESS_ARRAY][...], bool)
+            done = np.asarray(cast(Any, group[PROGRESS_ARRAY])[...], bool)
     except (OSError, KeyError, ValueError) as err:  # no store: every job failed early
         return f"{path} cannot be read ({type(err).__name__}: {err})"
     if done.all():

@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from limits.errors import SweepError
 from limits.model.outputs import BOUND_OUTPUTS, DEFAULT_OUTPUTS, OUTPUTS
-from limits.model.params import ParameterError, parameter_index
-from limits.sweep.config import DATA_KEYS, check_known_keys, params_from_cfg
+from limits.model.params import ParameterError, Params, parameter_index
+from limits.sweep.config import DATA_KEYS, check_known_keys, mapping, params_from_cfg
 from limits.sweep.grid import Grid, axis_lengths, parse_grid, validate_grid
 from limits.sweep.integrity import (
     INTEGRITY,
@@ -106,7 +106,7 @@ def _unresolvable(node: Any, prefix: str = "") -> str | None:
 
     keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
     for key in keys:
-        dotted = f"{prefix}{key}"
+        dotted = f"{prefix}{key!s}"
         try:
             child = node[key]
         except OmegaConfBaseException:
@@ -120,7 +120,7 @@ def _unresolvable(node: Any, prefix: str = "") -> str | None:
 
 def _reduction(cfg: DictConfig, grid: Grid) -> Reduction | None:
     """The checked ``reduce`` settings (``None``: store every point)."""
-    node = OmegaConf.to_container(cfg.reduce, resolve=True)
+    node = mapping(cfg.reduce)
     try:
         return parse_reduction(node, grid.names, OUTPUTS)
     except ReduceError as err:
@@ -130,7 +130,7 @@ def _reduction(cfg: DictConfig, grid: Grid) -> Reduction | None:
 def _chunks(cfg: DictConfig, grid: Grid, reduction: Reduction | None) -> tuple[int, ...]:
     """Block shape: ``store.chunk_points`` grid points; reduced axes whole (the other axes
     then share ``chunk_points / (points along the reduced axes)``)."""
-    overrides = OmegaConf.to_container(cfg.store.chunks)
+    overrides = mapping(cfg.store.chunks)
     over = reduction.over if reduction else ()
     for name in over:
         if name in overrides and int(overrides[name]) != len(grid.axes[name]):
@@ -230,7 +230,7 @@ def _precision_scope(dtype: np.dtype) -> contextlib.AbstractContextManager:
     it was: a library call never switches global state)."""
     import jax
 
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
+    if dtype == np.float64 and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
         return jax.enable_x64(True)
     return contextlib.nullcontext()
 
@@ -510,19 +510,36 @@ def run(
         return _run(cfg, dtype, t0, overrides, block_callback, verbose)
 
 
-def _run(
-    cfg: DictConfig,
-    dtype: np.dtype,
-    t0: float,
-    overrides: Sequence[str] | None,
-    block_callback: Callable[[tuple[int, ...]], None] | None,
-    verbose: bool,
-) -> SweepResult:
+@dataclasses.dataclass
+class _Job:
+    """What one sweep job evaluates and where it goes, checked before anything is written."""
+
+    cfg: DictConfig
+    dtype: np.dtype
+    base: Params
+    grid: Grid
+    plan: Any  # limits.sweep.engine.BlockPlan
+    fn: Any  # limits.sweep.blocks.BlockFunction
+    reduction: Reduction | None
+    layout: StoreLayout
+    path: Path
+    shard_index: int
+    shard_count: int
+    traces_before: int  # the block function's traces before this job (one compile per job)
+
+    @property
+    def stored_points(self) -> int:
+        return math.prod(len(v) for v in self.layout.axes.values())
+
+
+def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
+    """Validate every setting, build the grid, the block plan, the compiled block function and
+    the store layout (tracing only; nothing is written)."""
     from limits.sweep.blocks import BlockFunction
-    from limits.sweep.engine import BlockPlan, cast_params, run_blocks
+    from limits.sweep.engine import BlockPlan, cast_params
 
     base = params_from_cfg(cfg)
-    grid_spec = OmegaConf.to_container(cfg.grid, resolve=True)
+    grid_spec = mapping(cfg.grid)
     _check_size(cfg, axis_lengths(grid_spec), 0)  # points, before any axis is built
     grid = parse_grid(grid_spec)
     validate_grid(base, grid)
@@ -535,7 +552,6 @@ def _run(
     codec_for(str(cfg.store.codec), cfg.store.clevel)  # validate early
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
     stored_axes = {n: grid.axes[n] for n in plan.stored_names}
-    stored_points = math.prod(len(v) for v in stored_axes.values())
     # size check before any tracing: at most one dtype-sized number per stored value (plus a
     # best_<axis> and reduce_found per stored point of a reduction)
     _check_size(
@@ -543,20 +559,23 @@ def _run(
         {n: len(v) for n, v in grid.axes.items()},
         dtype.itemsize * (len(variables) + len(metrics) * len(wrt))
         + (9 * len(reduction.over) + 1 if reduction else 0),
-        stored_points,
+        math.prod(len(v) for v in stored_axes.values()),
     )
-
     fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt, devices, reduction)
     traces_before = fn.traces
     base_cast = cast_params(base, dtype)
     shapes = fn.output_shapes(base_cast, dtype)
     axis_attrs = {n: {"units": grid.units(n), "long_name": grid.long_name(n)} for n in grid.names}
-    specs = []
-    for name, sd in shapes.items():
-        extra = tuple(sd.shape[len(plan.stored_chunks) :])
-        specs.append(
-            _stored_spec(name, np.dtype(sd.dtype), extra, axis_attrs, reduction is not None)
+    specs = [
+        _stored_spec(
+            name,
+            np.dtype(sd.dtype),
+            tuple(sd.shape[len(plan.stored_chunks) :]),
+            axis_attrs,
+            reduction is not None,
         )
+        for name, sd in shapes.items()
+    ]
     layout = StoreLayout(
         axes=stored_axes,
         axis_attrs={n: axis_attrs[n] for n in stored_axes},
@@ -566,80 +585,147 @@ def _run(
         codec=str(cfg.store.codec),
         clevel=cfg.store.clevel,
     )
+    return _Job(
+        cfg=cfg,
+        dtype=dtype,
+        base=base_cast,
+        grid=grid,
+        plan=plan,
+        fn=fn,
+        reduction=reduction,
+        layout=layout,
+        path=_store_path(cfg),
+        shard_index=shard_index,
+        shard_count=shard_count,
+        traces_before=traces_before,
+    )
 
-    points = grid.size
-    est_bytes = stored_points * layout.bytes_per_point
-    path = _store_path(cfg)
-    data_config = _data_config(cfg)
-    resolved_yaml = OmegaConf.to_yaml(cfg)
-    if verbose:
-        dims = " x ".join(f"{n}[{len(v)}]" for n, v in grid.axes.items()) or "a single point"
+
+def _announce(job: _Job) -> None:
+    """The sweep's first lines: size, blocks, precision, devices, reduction."""
+    grid, plan = job.grid, job.plan
+    dims = " x ".join(f"{n}[{len(v)}]" for n, v in grid.axes.items()) or "a single point"
+    device = job.fn.sharding.devices[0]
+    where = f"{device.platform} ({getattr(device, 'device_kind', '?')})"
+    print(
+        f"limits.sweep: {grid.size:,} points ({dims}), {len(job.layout.variables)} variables, "
+        f"~{_human_bytes(job.stored_points * job.layout.bytes_per_point)} uncompressed, "
+        f"{math.prod(plan.n_blocks)} blocks of {math.prod(plan.chunks):,} points, "
+        f"{job.dtype.name}, {job.fn.sharding.n_devices} device(s): {where}",
+        flush=True,
+    )
+    if job.reduction is not None:
         print(
-            f"limits.sweep: {points:,} points ({dims}), {len(specs)} variables, "
-            f"~{_human_bytes(est_bytes)} uncompressed, {math.prod(plan.n_blocks)} blocks of "
-            f"{math.prod(chunks):,} points, {dtype.name}, {fn.sharding.n_devices} "
-            f"device(s): {devices[0].platform} ({getattr(devices[0], 'device_kind', '?')})",
+            f"limits.sweep: reduction: {job.reduction.describe(_units())}; stores "
+            f"{job.stored_points:,} points",
             flush=True,
         )
-        if reduction is not None:
-            print(
-                f"limits.sweep: reduction: {reduction.describe(_units())}; stores "
-                f"{stored_points:,} points",
-                flush=True,
-            )
+
+
+def _open_store(job: _Job, overrides: Sequence[str] | None) -> Any:
+    """Create the store (first writer wins the atomic rename) or open it to resume; refuse a
+    store written with other settings or other model code."""
+    cfg, path = job.cfg, job.path
+    data_config = _data_config(cfg)
     with _store_io(path):
         if not path.exists():  # shards race here: the atomic rename lets exactly one win
-            attrs = provenance(resolved_yaml, _overrides(cfg, overrides), data_config)
-            if reduction is not None:
-                attrs["reduction"] = reduction.describe(_units())
+            attrs = provenance(OmegaConf.to_yaml(cfg), _overrides(cfg, overrides), data_config)
+            if job.reduction is not None:
+                attrs["reduction"] = job.reduction.describe(_units())
             attrs[INTEGRITY_ATTR] = INTEGRITY  # checksums (codec_for), every chunk written
             attrs[SOURCE_HASH_ATTR] = source_hash()  # resume refuses other model code
-            create_store(path, layout, attrs)
+            create_store(path, job.layout, attrs)
         check_metadata(path)  # a damaged zarr.json is named, not a JSON traceback
         group = open_store_group(path)
     check_same_config(group, path, data_config)
     note = check_same_code(group.attrs, path)
     if note:
         print(f"limits.sweep: note: {note}", file=sys.stderr, flush=True)
+    return group
 
-    done = done_mask(group)
-    all_blocks = [b for k, b in enumerate(plan.blocks()) if k % shard_count == shard_index]
-    done = _recompute_damaged(path, done, [plan.stored_block(b) for b in all_blocks])
+
+def _progress_bar(job: _Job, todo: list, skipped: list, total_blocks: int) -> Any:
+    """A tqdm bar over the points still to compute (``None`` when nothing is shown)."""
+    from tqdm import tqdm
+
+    if skipped:
+        print(
+            f"limits.sweep: resuming {job.path}: {len(skipped)} of {total_blocks} blocks "
+            f"already written",
+            flush=True,
+        )
+    return tqdm(
+        total=sum(job.plan.points(b) for b in todo),
+        unit="pt",
+        unit_scale=True,
+        desc="sweep",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+
+def _report(job: _Job, result: SweepResult, summary: _Summary, computed_points: int) -> None:
+    """The closing lines: where the store is, how fast, the headline numbers, what next."""
+    rate = computed_points / result.seconds if result.seconds > 0 else float("nan")
+    shard = f" (shard {job.shard_index} of {job.shard_count})" if job.shard_count > 1 else ""
+    print(
+        f"limits.sweep: wrote {job.path}{shard} in {result.seconds:.2f} s "
+        f"({result.blocks_computed} blocks computed, {result.blocks_skipped} reused, "
+        f"{rate / 1e6:.3g} M points/s)"
+    )
+    has_feasible = any(s.name == "feasible" for s in job.layout.variables)
+    for line in summary.lines(has_feasible):
+        print(line)
+    print(f"  open with: xarray.open_zarr({str(job.path)!r})", flush=True)
+    print(
+        f"  next: python -m limits.query best --store {job.path}; "
+        f"python -m limits.explore {job.path}"
+    )
+
+
+def _run(
+    cfg: DictConfig,
+    dtype: np.dtype,
+    t0: float,
+    overrides: Sequence[str] | None,
+    block_callback: Callable[[tuple[int, ...]], None] | None,
+    verbose: bool,
+) -> SweepResult:
+    from limits.sweep.engine import run_blocks
+
+    job = _plan(cfg, dtype)
+    if verbose:
+        _announce(job)
+    group = _open_store(job, overrides)
+    plan = job.plan
+    all_blocks = [b for k, b in enumerate(plan.blocks()) if k % job.shard_count == job.shard_index]
+    done = _recompute_damaged(
+        job.path, done_mask(group), [plan.stored_block(b) for b in all_blocks]
+    )
     todo = [b for b in all_blocks if not done[plan.stored_block(b)]]
     skipped = [b for b in all_blocks if done[plan.stored_block(b)]]
-    summary = _Summary(stored_axes)
+    summary = _Summary(job.layout.axes)
     # every chunk written, even one equal to the fill value: a missing chunk file is damage
-    arrays = {s.name: group[s.name].with_config({"write_empty_chunks": True}) for s in specs}
+    arrays = {
+        s.name: group[s.name].with_config({"write_empty_chunks": True})
+        for s in job.layout.variables
+    }
     summary_vars = [
         v for v in arrays if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
     ]
     for b in skipped:  # resumed: headline numbers of blocks written before
         region = plan.stored_region(b)
         summary.add(region, {v: arrays[v][region] for v in summary_vars})
-
-    bar = None
-    if verbose and cfg.limits.progress and todo:
-        from tqdm import tqdm
-
-        if skipped:
-            print(
-                f"limits.sweep: resuming {path}: {len(skipped)} of {len(all_blocks)} blocks "
-                f"already written",
-                flush=True,
-            )
-        bar = tqdm(
-            total=sum(plan.points(b) for b in todo),
-            unit="pt",
-            unit_scale=True,
-            desc="sweep",
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
+    bar = (
+        _progress_bar(job, todo, skipped, len(all_blocks))
+        if verbose and cfg.limits.progress and todo
+        else None
+    )
 
     def sink(block: tuple[int, ...], data: dict[str, np.ndarray]) -> None:
         region = plan.stored_region(block)
-        if reduction is not None:
-            data = finish_host(data, grid.axes)
+        if job.reduction is not None:
+            data = finish_host(data, job.grid.axes)
         write_region(arrays, region, data)
         mark_done(group, plan.stored_block(block))
         summary.add(region, data)
@@ -649,35 +735,23 @@ def _run(
             block_callback(block)
 
     try:
-        with _store_io(path):
-            run_blocks(fn, base_cast, plan, todo, dtype, sink)
+        with _store_io(job.path):
+            run_blocks(job.fn, job.base, plan, todo, dtype, sink)
     finally:
         if bar is not None:
             bar.close()
-    seconds = time.perf_counter() - t0
     result = SweepResult(
-        path,
-        points,
+        job.path,
+        job.grid.size,
         len(all_blocks),
         len(todo),
         len(skipped),
-        fn.traces - traces_before,
-        seconds,
+        job.fn.traces - job.traces_before,
+        time.perf_counter() - t0,
         summary.as_dict(),
     )
     if verbose:
-        rate = sum(plan.points(b) for b in todo) / seconds if seconds > 0 else float("nan")
-        shard = f" (shard {shard_index} of {shard_count})" if shard_count > 1 else ""
-        print(
-            f"limits.sweep: wrote {path}{shard} in {seconds:.2f} s "
-            f"({len(todo)} blocks computed, {len(skipped)} reused, {rate / 1e6:.3g} M points/s)"
-        )
-        for line in summary.lines("feasible" in arrays):
-            print(line)
-        print(f"  open with: xarray.open_zarr({str(path)!r})", flush=True)
-        print(
-            f"  next: python -m limits.query best --store {path}; python -m limits.explore {path}"
-        )
+        _report(job, result, summary, sum(plan.points(b) for b in todo))
     return result
 
 

@@ -32,7 +32,7 @@ import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -134,7 +134,10 @@ def codec_for(name: str, clevel: int = 5) -> list:
     if name == "none":
         return [Crc32cCodec()]
     if name in ("lz4", "zstd"):
-        return [BloscCodec(cname=name, clevel=int(clevel), shuffle="shuffle"), Crc32cCodec()]
+        return [
+            BloscCodec(cname=cast(Any, name), clevel=int(clevel), shuffle="shuffle"),
+            Crc32cCodec(),
+        ]
     raise StoreError(f"store.codec = {name!r} is unknown; allowed: lz4, zstd, none")
 
 
