@@ -25,6 +25,7 @@ ALLOWED = {
     "studies": {"errors", "units", "model", "autodiff", "sweep", "analysis", "plots", "presets"},
     # command-line front ends at the top level (python -m limits.<name>)
     "validate": {"errors", "units", "model", "presets", "autodiff"},
+    "calibrate": {"errors", "units", "model", "presets", "autodiff", "validate"},
 }
 
 
