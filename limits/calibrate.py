@@ -35,6 +35,7 @@ import yaml
 from limits.autodiff.calibrate import DEFAULT_FIT, FITTABLE, Batch, Fit, Problem, fit, mape
 from limits.errors import LimitsError, ParameterError
 from limits.model import evaluate, serving
+from limits.model.params import Calibration, field_spec
 from limits.presets import available
 from limits.validate import (
     METRICS,
@@ -78,6 +79,8 @@ _POSITIVE = (
     *PREFILL_COLUMNS,
 )
 _NON_NEGATIVE = ("compute_bytes",)
+
+_EVALUATE = jax.jit(evaluate)
 
 
 def check_rows(rows: Sequence[Mapping[str, str]], path: str = "measurements") -> None:
@@ -138,7 +141,7 @@ def build_problem(
             stacked = jax.tree_util.tree_map(
                 lambda *xs: np.asarray(xs, dtype=np.float64), *[m[1] for m in members]
             )
-            ok = np.asarray(jax.jit(evaluate)(stacked)[feasible_name], bool)
+            ok = np.asarray(_EVALUATE(stacked)[feasible_name], bool)
             ok = np.broadcast_to(ok, (len(members),))
             infeasible += [m[0] for m, good in zip(members, ok, strict=True) if not good]
             keep = [m for m, good in zip(members, ok, strict=True) if good]
@@ -182,7 +185,7 @@ def calibrate(
     folds: int | None = None,
     seed: int = 0,
     view: str = "serving",
-    loss: str = "soft_l1",
+    loss: str = "cauchy",
     f_scale: float = 0.1,
 ) -> dict[str, Any]:
     """Fit and estimate the error. Returns ``fit`` (a ``Fit``), ``error`` (metric ->
@@ -299,7 +302,8 @@ def render(result: Mapping[str, Any], source: str, command: str) -> str:
     body = {name: float(f.shared[name]) for name in f.names}
     text = "\n".join(lines) + "\n"
     for name in f.names:
-        text += f"{name}: {body[name]:.6g}  # +/- {f.shared_stderr[name]:.2g}\n"
+        meaning = field_spec(Calibration, name).doc
+        text += f"{name}: {body[name]:.6g}  # +/- {f.shared_stderr[name]:.2g}; {meaning}\n"
     if f.groups:
         if f.fallback:
             text += f"# groups below --min-rows take the values above: {', '.join(f.fallback)}\n"
@@ -362,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, help="k-fold cross-validation instead")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     parser.add_argument(
-        "--loss", default="soft_l1", choices=("linear", "soft_l1", "huber", "cauchy", "arctan")
+        "--loss", default="cauchy", choices=("linear", "soft_l1", "huber", "cauchy", "arctan")
     )
     parser.add_argument(
         "--f-scale", type=float, default=0.1, help="robust loss scale in log units (0.1 ~ 10%%)"

@@ -231,6 +231,8 @@ def prepare(
         raise ValueError(f"view = {view!r} is unknown; choose one of {', '.join(VIEWS)}")
     entries: list[tuple[int, tuple[str, str, str], Params]] = []
     reasons: dict[int, str] = {}
+    presets: dict[tuple[str, str], Params] = {}  # each preset file parsed once
+    to_fill: dict[tuple[str, str, str], list[tuple[int, Params]]] = {}
     for i, row in enumerate(rows):
         try:
             metric = (row.get("metric") or "").strip()
@@ -240,19 +242,29 @@ def prepare(
                 )
             over, serving = _row_overrides(row, METRICS[metric][3])
             batch = over.pop("batch")
-            base = _with_serving(
-                load_params(row["hardware"].strip(), row["model"].strip(), **over), serving
-            )
-            if batch is None:  # as many as fit: one evaluation at batch 1 gives the room
-                fit = evaluate(base)
-                batch = float(fit["serving_max_batch" if view == "serving" else "max_batch"])
-                if batch < 1:
-                    raise ParameterError("the weights alone do not fit in memory (batch 0)")
-            ideal = base.replace(batch=batch)
+            names = (row["hardware"].strip(), row["model"].strip())
+            if names not in presets:
+                presets[names] = load_params(*names)
+            preset = presets[names]
+            base = _with_serving(load_params(preset.hardware, preset.model, **over), serving)
         except (LimitsError, KeyError) as err:
             reasons[i] = str(err).splitlines()[0] if str(err) else repr(err)
             continue
-        entries.append((i, (row["hardware"].strip(), row["model"].strip(), serving), ideal))
+        key = (*names, serving)
+        if batch is None:  # as many as fit: filled below, one evaluation per key at batch 1
+            to_fill.setdefault(key, []).append((i, base))
+        else:
+            entries.append((i, key, base.replace(batch=batch)))
+    room = "serving_max_batch" if view == "serving" else "max_batch"
+    with jax.enable_x64(True):
+        for key, members in to_fill.items():
+            fits = _evaluate_group([m[1] for m in members])[room]
+            for (i, base), batch in zip(members, fits, strict=True):
+                if batch < 1:
+                    reasons[i] = "the weights alone do not fit in memory (batch 0)"
+                else:
+                    entries.append((i, key, base.replace(batch=float(batch))))
+    entries.sort(key=lambda e: e[0])
     return entries, reasons
 
 

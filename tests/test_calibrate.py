@@ -3,9 +3,11 @@ measurements, its Jacobian is the finite-difference one, and bad inputs are refu
 line naming the row and the column (or the calibration value)."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from limits.autodiff.calibrate import Batch, Problem, fit
 from limits.calibrate import REQUIRED, check_rows
@@ -13,6 +15,8 @@ from limits.calibrate import main as calibrate_main
 from limits.errors import ParameterError
 from limits.model import serving
 from limits.presets import load_params
+from limits.sweep.config import params_from_cfg
+from limits.sweep.job import compose
 from limits.validate import PUBLIC_MEASUREMENTS, check_calibration, read_measurements, validate
 from limits.validate import main as validate_main
 
@@ -235,3 +239,21 @@ def _parse_rows(text: str) -> set[int]:
         a, _, b = part.partition("-")
         out.update(range(int(a) - 1, int(b or a)))
     return out
+
+
+PROFILES = sorted(
+    (Path(__file__).resolve().parent.parent / "limits/conf/calibration").glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_shipped_profiles_carry_their_record_and_compose_in_sweeps(path):
+    text = path.read_text()
+    for needle in ("# date: ", "# fitted on ", "# MAPE on ", "# measurements: "):
+        assert needle in text, needle
+    values = check_calibration(yaml.safe_load(text))
+    assert "groups" not in values  # flat: a sweep preset
+    cfg = compose([f"calibration={path.stem}"])
+    calib = params_from_cfg(cfg).calibration
+    for name, value in values.items():
+        assert getattr(calib, name) == pytest.approx(value), name

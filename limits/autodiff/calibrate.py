@@ -40,7 +40,13 @@ FITTABLE: dict[str, tuple[float, float, float]] = {
     "layer_overhead": (1e-6, 0.0, np.inf),  # microseconds
     "iteration_overhead": (1e-6, 0.0, np.inf),
 }
-DEFAULT_FIT = ("mem_efficiency", "flops_efficiency", "layer_overhead", "iteration_overhead")
+DEFAULT_FIT = (
+    "mem_efficiency",
+    "flops_efficiency",
+    "layer_overhead",
+    "iteration_overhead",
+    "allreduce_efficiency",
+)
 _START = {"efficiency": 0.5, "overhead": 10.0}  # fit units: strictly inside the bounds
 
 
@@ -204,9 +210,9 @@ def _solve(problem, group, mask, n_groups, free, base, loss, f_scale):
         x_scale="jac",
     )
     u = full(res.x)
-    j = jac(res.x)
+    j = res.jac  # scaled by the robust loss's weights: J^T J is its Gauss-Newton Hessian
     dof = max(len(rows) - len(res.x), 1)
-    s2 = float(np.sum(fun(res.x) ** 2) / dof)
+    s2 = 2.0 * float(res.cost) / dof  # the loss's residual variance (plain for "linear")
     cov = np.linalg.pinv(j.T @ j) * s2
     stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)).reshape(len(free), k)
     return u, stderr
@@ -218,12 +224,13 @@ def fit(
     group_of: np.ndarray | None = None,
     labels: Sequence[str] = (),
     min_rows: int = 20,
-    loss: str = "soft_l1",
+    loss: str = "cauchy",
     f_scale: float = 0.1,
 ) -> Fit:
     """Fit on the rows where ``mask`` is true: the shared values on all of them, then each
     group (``group_of[i]`` indexes ``labels``) with at least ``min_rows`` rows on its own.
-    ``loss`` and ``f_scale`` (in log units: 0.1 is ~10%) are least_squares' robust loss."""
+    ``loss`` and ``f_scale`` (in log units: 0.1 is ~10%) are least_squares' robust loss;
+    the default (Cauchy) gives rows far off (queueing the model does not have) little weight."""
     n = len(problem)
     mask = np.ones(n, bool) if mask is None else np.asarray(mask, bool)
     if mask.sum() < len(problem.names) + 1:
