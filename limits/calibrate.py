@@ -191,7 +191,8 @@ def calibrate(
     """Fit and estimate the error. Returns ``fit`` (a ``Fit``), ``error`` (metric ->
     (MAPE %, rows) on rows not fitted, or on fitted rows when neither ``holdout`` nor
     ``folds``), ``fit_error`` (the same on the fitted rows), ``fitted_rows`` (row indices),
-    ``heldout_rows``, ``infeasible`` (rows left out) and ``n_rows``."""
+    ``heldout_rows``, ``infeasible`` (rows left out), ``n_rows``, and per fitted-problem row
+    ``order`` (its row index), ``predicted`` and ``scored`` (counted in ``error``)."""
     source = None
     if not isinstance(rows, Sequence) or isinstance(rows, str):
         source = str(rows)
@@ -247,6 +248,9 @@ def calibrate(
         "n_rows": len(rows),
         "by": list(by),
         "how": "holdout" if holdout is not None else ("folds" if folds is not None else "fit"),
+        "order": order,  # row index of each fitted-problem row
+        "predicted": predicted,  # per problem row: from a fit without it where one was made
+        "scored": test,  # problem rows that the printed error counts
     }
 
 
