@@ -307,7 +307,13 @@ def render(result: Mapping[str, Any], source: str, command: str) -> str:
     text = "\n".join(lines) + "\n"
     for name in f.names:
         meaning = field_spec(Calibration, name).doc
+        unit, lo, hi = FITTABLE[name]
+        if body[name] in (lo * unit, hi * unit):
+            meaning += " (at its bound: the standard error is no interval there)"
         text += f"{name}: {body[name]:.6g}  # +/- {f.shared_stderr[name]:.2g}; {meaning}\n"
+    text += "# covariance of the values above (SI, rows and columns in their order):\n"
+    for row in f.shared_cov:
+        text += "#   [" + ", ".join(f"{v:.3g}" for v in row) + "]\n"
     if f.groups:
         if f.fallback:
             text += f"# groups below --min-rows take the values above: {', '.join(f.fallback)}\n"

@@ -257,3 +257,43 @@ def test_shipped_profiles_carry_their_record_and_compose_in_sweeps(path):
     calib = params_from_cfg(cfg).calibration
     for name, value in values.items():
         assert getattr(calib, name) == pytest.approx(value), name
+
+
+def test_covariance_is_symmetric_and_gives_the_standard_errors(synthetic):
+    rng = np.random.default_rng(0)
+    noisy = [
+        Batch(
+            b.params, b.outputs, b.metric, b.scale, b.measured * np.exp(rng.normal(0, 0.02, len(b)))
+        )
+        for b in synthetic.batches
+    ]
+    result = fit(Problem(noisy, NAMES, fn=serving), loss="linear")
+    cov = result.shared_cov
+    np.testing.assert_allclose(cov, cov.T, rtol=1e-10, atol=0.0)
+    assert (np.linalg.eigvalsh(cov) > 0).all()
+    for j, name in enumerate(NAMES):
+        assert result.shared_stderr[name] == pytest.approx(np.sqrt(cov[j, j]))
+        # 2% noise: the truth lies within a few standard errors
+        assert abs(result.shared[name] - TRUE[name]) < 5 * result.shared_stderr[name], name
+
+
+@pytest.mark.slow
+def test_cli_by_group_file_is_applied_per_row_by_validate(tmp_path):
+    rows = [
+        r
+        for r in read_measurements(PUBLIC_MEASUREMENTS)
+        if r["engine"].startswith("TensorRT-LLM 0.14")
+    ]
+    csv_path, out = tmp_path / "m.csv", tmp_path / "c.yaml"
+    _write(csv_path, rows)
+    assert (
+        calibrate_main([str(csv_path), "--out", str(out), "--by", "hardware", "--min-rows", "10"])
+        == 0
+    )
+    values = check_calibration(yaml.safe_load(out.read_text()))
+    assert values["by"] == ["hardware"] and set(values["groups"]) == {"h100", "h200"}
+    results = validate(rows[:2], out)
+    assert rows[0]["hardware"] == "h100"
+    flat = validate(rows[:2], values["groups"]["h100"])
+    for r, s in zip(results, flat, strict=True):
+        assert r["predicted"] == pytest.approx(s["predicted"])

@@ -146,13 +146,16 @@ class Problem:
 
 @dataclasses.dataclass
 class Fit:
-    """Fitted values (SI) per group label and shared, their standard errors, the rows used."""
+    """Fitted values (SI) per group label and shared, their standard errors and covariance,
+    the rows used."""
 
     names: tuple[str, ...]
     shared: dict[str, float]
     shared_stderr: dict[str, float]
+    shared_cov: np.ndarray  # (k, k) covariance in SI, order of ``names`` (for bands)
     groups: dict[str, dict[str, float]]
     groups_stderr: dict[str, dict[str, float]]
+    groups_cov: dict[str, np.ndarray]
     rows: dict[str, int]  # group label -> fitting rows ("*": all)
     fallback: list[str]  # groups that took the shared values
     group_of: np.ndarray  # row -> group index into labels (-1: shared only)
@@ -209,13 +212,15 @@ def _solve(problem, group, mask, n_groups, free, base, loss, f_scale):
         f_scale=f_scale,
         x_scale="jac",
     )
-    u = full(res.x)
+    # values within 1e-9 (fit units) of a bound are on it: write 0, not 2e-18
+    x = np.where(np.abs(res.x - lower) < 1e-9, lower, res.x)
+    x = np.where(np.abs(upper - x) < 1e-9, upper, x)
+    u = full(x)
     j = res.jac  # scaled by the robust loss's weights: J^T J is its Gauss-Newton Hessian
     dof = max(len(rows) - len(res.x), 1)
     s2 = 2.0 * float(res.cost) / dof  # the loss's residual variance (plain for "linear")
     cov = np.linalg.pinv(j.T @ j) * s2
-    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None)).reshape(len(free), k)
-    return u, stderr
+    return u, cov
 
 
 def fit(
@@ -236,7 +241,7 @@ def fit(
     if mask.sum() < len(problem.names) + 1:
         raise ParameterError(f"{int(mask.sum())} rows cannot fit {len(problem.names)} parameters")
     unit = problem.unit
-    u, se = _solve(
+    u, cov = _solve(
         problem,
         np.zeros(n, np.int64),
         mask,
@@ -247,17 +252,23 @@ def fit(
         f_scale,
     )
     shared = {nm: float(u[0, j] * unit[j]) for j, nm in enumerate(problem.names)}
-    shared_se = {nm: float(se[0, j] * unit[j]) for j, nm in enumerate(problem.names)}
+    k = len(problem.names)
+    scale = np.outer(unit, unit)  # fit units -> SI
+    shared_cov = cov * scale
+    shared_se = {
+        nm: float(np.sqrt(max(shared_cov[j, j], 0.0))) for j, nm in enumerate(problem.names)
+    }
     group_of = np.full(n, -1) if group_of is None else np.asarray(group_of)
     counts = {label: int((mask & (group_of == gi)).sum()) for gi, label in enumerate(labels)}
     free = [gi for gi, label in enumerate(labels) if counts[label] >= min_rows]
     fallback = [label for label in labels if counts[label] < min_rows]
     groups: dict[str, dict[str, float]] = {}
     groups_se: dict[str, dict[str, float]] = {}
+    groups_cov: dict[str, np.ndarray] = {}
     if free:
         sel = mask & np.isin(group_of, free)
         base = np.tile(u[0], (len(labels), 1))
-        ug, seg = _solve(
+        ug, covg = _solve(
             problem,
             np.where(group_of >= 0, group_of, 0),
             sel,
@@ -271,15 +282,19 @@ def fit(
             groups[labels[gi]] = {
                 nm: float(ug[gi, j] * unit[j]) for j, nm in enumerate(problem.names)
             }
+            block = covg[fi * k : (fi + 1) * k, fi * k : (fi + 1) * k] * scale
+            groups_cov[labels[gi]] = block
             groups_se[labels[gi]] = {
-                nm: float(seg[fi, j] * unit[j]) for j, nm in enumerate(problem.names)
+                nm: float(np.sqrt(max(block[j, j], 0.0))) for j, nm in enumerate(problem.names)
             }
     return Fit(
         names=problem.names,
         shared=shared,
         shared_stderr=shared_se,
+        shared_cov=shared_cov,
         groups=groups,
         groups_stderr=groups_se,
+        groups_cov=groups_cov,
         rows={"*": int(mask.sum()), **counts},
         fallback=fallback,
         group_of=group_of,
