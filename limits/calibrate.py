@@ -215,7 +215,9 @@ def calibrate(
     group_of = (
         np.array([labels.index(group_label(rows[i], by)) for i in order]) if by else np.full(n, -1)
     )
-    kw = dict(group_of=group_of, labels=labels, min_rows=min_rows, loss=loss, f_scale=f_scale)
+    kw: dict[str, Any] = dict(
+        group_of=group_of, labels=labels, min_rows=min_rows, loss=loss, f_scale=f_scale
+    )
     rng = np.random.default_rng(seed)
     predicted = np.empty(n)
     if holdout is not None:
@@ -256,18 +258,13 @@ def calibrate(
 
 def _ranges(indices: Sequence[int]) -> str:
     """Row numbers (1-based) as compact ranges: ``1-4,7,9-10``."""
-    parts, start, prev = [], None, None
-    for i in [j + 1 for j in indices]:
-        if start is None:
-            start = prev = i
-        elif i == prev + 1:
-            prev = i
+    runs: list[list[int]] = []
+    for i in sorted(j + 1 for j in indices):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
         else:
-            parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-            start = prev = i
-    if start is not None:
-        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-    return ",".join(parts)
+            runs.append([i, i])
+    return ",".join(f"{a}-{b}" if b != a else f"{a}" for a, b in runs)
 
 
 def render(result: Mapping[str, Any], source: str, command: str) -> str:

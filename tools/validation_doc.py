@@ -141,7 +141,7 @@ def build() -> str:
     half_err = _errors(half)
     ttft_ok = [e for i, e in half_err.items() if i in ttft_ratio and i not in saturated]
     tpot_only = calibrate([r for r in rows if r["metric"] == "tpot_ms"], holdout=0.5, seed=0)
-    load = {}  # held-out pred/meas of unsaturated TTFT rows, by load
+    load: dict[str, list[float]] = {}  # held-out pred/meas of unsaturated TTFT rows, by load
     for j, i in enumerate(half["order"]):
         i = int(i)
         if half["scored"][j] and i in ttft_ratio and i not in saturated:
