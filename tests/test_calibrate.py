@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from limits.autodiff.calibrate import Batch, Problem, fit
+from limits.autodiff.calibrate import Batch, Problem, expected, fit
 from limits.calibrate import REQUIRED, check_rows
 from limits.calibrate import main as calibrate_main
 from limits.errors import ParameterError
@@ -297,3 +297,26 @@ def test_cli_by_group_file_is_applied_per_row_by_validate(tmp_path):
     flat = validate(rows[:2], values["groups"]["h100"])
     for r, s in zip(results, flat, strict=True):
         assert r["predicted"] == pytest.approx(s["predicted"])
+
+
+def test_expected_band_is_linear_error_propagation():
+    """The band of ``expected`` is sqrt(g^T C g) with g the finite-difference derivatives."""
+    p = load_params("h100", "llama3_70b", n_params=0.0, tp=4.0, batch=np.array([1.0, 32.0, 256.0]))
+    p = p.replace(prompt_len=1024.0, output_len=256.0, context=1280.0)
+    values = {"mem_efficiency": 0.6, "flops_efficiency": 0.4, "layer_overhead": 2e-5}
+    cov = np.array([[4e-4, 1e-4, 0.0], [1e-4, 9e-4, 0.0], [0.0, 0.0, 1e-11]])
+    out = expected(p, values, cov, ["tpot", "ttft_at_load"], fn=serving)
+    names = list(values)
+    for k in ("tpot", "ttft_at_load"):
+        grads = []
+        for name in names:
+            h = 1e-6 * values[name]
+            up = serving(p.replace(**{**values, name: values[name] + h}))[k]
+            down = serving(p.replace(**{**values, name: values[name] - h}))[k]
+            grads.append((np.asarray(up) - np.asarray(down)) / (2 * h))
+        g = np.stack(grads)
+        band = np.sqrt(np.einsum("ip,ij,jp->p", g, cov, g))
+        np.testing.assert_allclose(out[k][0], serving(p.replace(**values))[k], rtol=1e-12)
+        np.testing.assert_allclose(out[k][1], band, rtol=1e-5)
+    zero = expected(p, values, np.zeros((3, 3)), ["tpot"], fn=serving)
+    assert (np.asarray(zero["tpot"][1]) == 0).all()

@@ -29,7 +29,7 @@ from scipy.optimize import least_squares
 from limits.errors import ParameterError
 from limits.model.params import Params
 
-__all__ = ["FITTABLE", "DEFAULT_FIT", "Batch", "Problem", "Fit", "fit", "mape"]
+__all__ = ["FITTABLE", "DEFAULT_FIT", "Batch", "Problem", "Fit", "fit", "mape", "expected"]
 
 #: fittable parameter -> (fit-space unit in SI, lower bound, upper bound) in fit units
 FITTABLE: dict[str, tuple[float, float, float]] = {
@@ -305,3 +305,34 @@ def fit(
 def mape(predicted: np.ndarray, measured: np.ndarray) -> float:
     """Mean absolute percentage error, in percent."""
     return float(100.0 * np.mean(np.abs(predicted / measured - 1.0)))
+
+
+def expected(
+    p: Params,
+    values: dict[str, Any],
+    covariance: np.ndarray,
+    outputs: Sequence[str],
+    fn: Callable[[Params], dict] | None = None,
+) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """Calibrated figures with a one-sigma band: ``{output: (expected, band)}`` for ``p``
+    (any grid) with calibration ``values`` (SI, the order of ``covariance``'s rows). The band
+    is ``sqrt(g^T C g)``, ``g`` the outputs' derivatives with respect to the values, by one
+    ``jvp`` per value in the same (jittable) function: linear error propagation."""
+    if fn is None:
+        from limits.model import evaluate as fn
+    names = list(values)
+    theta = jnp.asarray([values[n] for n in names])
+    cov = jnp.asarray(covariance)
+
+    def figures(t):
+        out = fn(p.replace(**{n: t[j] for j, n in enumerate(names)}))
+        return {k: out[k] for k in outputs}
+
+    value = figures(theta)
+    tangents = jax.vmap(lambda v: jax.jvp(figures, (theta,), (v,))[1])(jnp.eye(len(names)))
+    result = {}
+    for k in outputs:
+        g = tangents[k].reshape(len(names), -1)  # (values, points)
+        var = jnp.sum(g * (cov @ g), axis=0).reshape(jnp.shape(tangents[k])[1:])
+        result[k] = (value[k], jnp.sqrt(jnp.maximum(var, 0.0)))
+    return result
