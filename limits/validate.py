@@ -44,13 +44,18 @@ import yaml
 
 from limits.errors import LimitsError, ParameterError
 from limits.model import evaluate
-from limits.model.params import Params
+from limits.model.params import PARAMETER_GROUPS, Params, parameter_index
 from limits.presets import load_params
 
 __all__ = [
     "PUBLIC_MEASUREMENTS",
     "METRICS",
     "read_measurements",
+    "prepare",
+    "output_name",
+    "check_calibration",
+    "calibration_for",
+    "group_label",
     "validate",
     "summarize",
     "write_predictions",
@@ -130,7 +135,63 @@ def _calibration(path: str | os.PathLike | None) -> dict[str, Any]:
         values = yaml.safe_load(fh) or {}
     if not isinstance(values, Mapping):
         raise ParameterError(f"calibration file {path}: expected a mapping of parameter: value")
-    return dict(values)
+    try:
+        return check_calibration(values)
+    except ParameterError as err:
+        raise ParameterError(f"calibration file {path}: {err}") from None
+
+
+def check_calibration(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A calibration mapping, checked: flat parameter names with values in their ranges, and
+    optionally ``by`` (measurement columns) with ``groups`` (``"a/b"`` -> mapping), the
+    per-group values of ``python -m limits.calibrate --by``; the flat values are the fallback
+    for rows of other groups. Raises ``ParameterError`` in one line naming the bad value."""
+    values = dict(values)
+    by = values.pop("by", None)
+    groups = values.pop("groups", None)
+    if (by is None) != (groups is None):
+        raise ParameterError("calibration: 'by' and 'groups' go together")
+    _check_values(values, "")
+    if by is None:
+        return values
+    if isinstance(by, str):
+        by = [by]
+    if not isinstance(by, list) or not all(isinstance(b, str) for b in by):
+        raise ParameterError(f"calibration: by = {by!r} must be a list of column names")
+    if not isinstance(groups, Mapping):
+        raise ParameterError("calibration: groups must map a group label to parameter: value")
+    checked = {}
+    for label, group_values in groups.items():
+        if not isinstance(group_values, Mapping):
+            raise ParameterError(f"calibration: groups.{label} must map parameter: value")
+        checked[str(label)] = _check_values(dict(group_values), f"groups.{label}.")
+    return {**values, "by": list(by), "groups": checked}
+
+
+def _check_values(values: dict[str, Any], where: str) -> dict[str, Any]:
+    index = parameter_index()
+    for name, value in values.items():
+        if name not in index:
+            raise ParameterError(f"calibration: unknown parameter {where}{name}")
+        group, _ = index[name]
+        try:  # the group's own constructor checks the range (one rule, in limits.model)
+            PARAMETER_GROUPS[group]().replace(**{name: value})
+        except ParameterError as err:
+            raise ParameterError(f"calibration: {where}{err}") from None
+    return values
+
+
+def group_label(row: Mapping[str, str], by: Sequence[str]) -> str:
+    """The label of a row's group for ``--by`` columns (values joined by ``/``)."""
+    return "/".join((row.get(column) or "").strip() for column in by)
+
+
+def calibration_for(calib: Mapping[str, Any], row: Mapping[str, str]) -> dict[str, Any]:
+    """The flat calibration values that apply to one measurement row."""
+    flat = {k: v for k, v in calib.items() if k not in ("by", "groups")}
+    if "by" in calib:
+        flat.update(calib["groups"].get(group_label(row, calib["by"]), {}))
+    return flat
 
 
 def _with_serving(p: Params, serving: str) -> Params:
@@ -160,12 +221,18 @@ def validate(
         return _validate(rows, calibration, view)
 
 
-def _validate(rows, calibration, view) -> list[dict[str, Any]]:
-    if not isinstance(rows, Sequence) or isinstance(rows, str):
-        rows = read_measurements(rows)
-    calib = dict(calibration) if isinstance(calibration, Mapping) else _calibration(calibration)
-    results = [{**row, "limit": "", "predicted": "", "feasible": "", "reason": ""} for row in rows]
-    groups: dict[tuple, list[tuple[int, Params, Params]]] = {}
+def prepare(
+    rows: Sequence[Mapping[str, str]], view: str = "serving"
+) -> tuple[list[tuple[int, tuple[str, str, str], Params]], dict[int, str]]:
+    """The ideal ``Params`` of every row that can be evaluated, as ``(row index, (hardware,
+    model, serving), params)``, and why the others cannot (row index -> one line). Rows of
+    one key share their static fields, so their leaves stack into one evaluation."""
+    if view not in VIEWS:
+        raise ValueError(f"view = {view!r} is unknown; choose one of {', '.join(VIEWS)}")
+    entries: list[tuple[int, tuple[str, str, str], Params]] = []
+    reasons: dict[int, str] = {}
+    presets: dict[tuple[str, str], Params] = {}  # each preset file parsed once
+    to_fill: dict[tuple[str, str, str], list[tuple[int, Params]]] = {}
     for i, row in enumerate(rows):
         try:
             metric = (row.get("metric") or "").strip()
@@ -175,27 +242,62 @@ def _validate(rows, calibration, view) -> list[dict[str, Any]]:
                 )
             over, serving = _row_overrides(row, METRICS[metric][3])
             batch = over.pop("batch")
-            base = _with_serving(
-                load_params(row["hardware"].strip(), row["model"].strip(), **over), serving
-            )
-            if batch is None:  # as many as fit: one evaluation at batch 1 gives the room
-                fit = evaluate(base)
-                batch = float(fit["serving_max_batch" if view == "serving" else "max_batch"])
-                if batch < 1:
-                    raise ParameterError("the weights alone do not fit in memory (batch 0)")
-            ideal = base.replace(batch=batch)
-            calibrated = ideal.replace(**calib) if calib else ideal
+            names = (row["hardware"].strip(), row["model"].strip())
+            if names not in presets:
+                presets[names] = load_params(*names)
+            preset = presets[names]
+            base = _with_serving(load_params(preset.hardware, preset.model, **over), serving)
         except (LimitsError, KeyError) as err:
-            results[i]["reason"] = str(err).splitlines()[0] if str(err) else repr(err)
+            reasons[i] = str(err).splitlines()[0] if str(err) else repr(err)
             continue
-        key = (row["hardware"].strip(), row["model"].strip(), serving)
+        key = (*names, serving)
+        if batch is None:  # as many as fit: filled below, one evaluation per key at batch 1
+            to_fill.setdefault(key, []).append((i, base))
+        else:
+            entries.append((i, key, base.replace(batch=batch)))
+    room = "serving_max_batch" if view == "serving" else "max_batch"
+    with jax.enable_x64(True):
+        for key, members in to_fill.items():
+            fits = _evaluate_group([m[1] for m in members])[room]
+            for (i, base), batch in zip(members, fits, strict=True):
+                if batch < 1:
+                    reasons[i] = "the weights alone do not fit in memory (batch 0)"
+                else:
+                    entries.append((i, key, base.replace(batch=float(batch))))
+    entries.sort(key=lambda e: e[0])
+    return entries, reasons
+
+
+def output_name(metric: str, view: str = "serving") -> str:
+    """The model output that a measurement ``metric`` is compared with, in ``view``."""
+    serving_name, decode_name, _, _ = METRICS[metric]
+    return serving_name if view == "serving" else decode_name
+
+
+def _validate(rows, calibration, view) -> list[dict[str, Any]]:
+    if not isinstance(rows, Sequence) or isinstance(rows, str):
+        rows = read_measurements(rows)
+    calib = (
+        check_calibration(calibration)
+        if isinstance(calibration, Mapping)
+        else _calibration(calibration)
+    )
+    results = [{**row, "limit": "", "predicted": "", "feasible": "", "reason": ""} for row in rows]
+    entries, reasons = prepare(rows, view)
+    for i, reason in reasons.items():
+        results[i]["reason"] = reason
+    groups: dict[tuple, list[tuple[int, Params, Params]]] = {}
+    for i, key, ideal in entries:
+        values = calibration_for(calib, rows[i])
+        calibrated = ideal.replace(**values) if values else ideal
         groups.setdefault(key, []).append((i, ideal, calibrated))
     for members in groups.values():
         ideal_out = _evaluate_group([m[1] for m in members])
         calib_out = _evaluate_group([m[2] for m in members]) if calib else ideal_out
         for j, (i, _, _) in enumerate(members):
-            serving_name, decode_name, scale, _ = METRICS[rows[i]["metric"].strip()]
-            name = serving_name if view == "serving" else decode_name
+            metric = rows[i]["metric"].strip()
+            name = output_name(metric, view)
+            scale = METRICS[metric][2]
             feasible = ideal_out["serving_feasible" if view == "serving" else "feasible"][j]
             results[i]["limit"] = float(ideal_out[name][j]) * scale
             results[i]["predicted"] = float(calib_out[name][j]) * scale

@@ -31,6 +31,7 @@ ALLOWED = {
     # answers: query evaluates presets through the sweep's config (compose), explore reads stores
     "query": {"errors", "units", "model", "sweep", "analysis", "plots"},
     "explore": {"errors", "units", "model", "analysis", "query"},  # query: fmt only
+    "calibrate": {"errors", "units", "model", "presets", "autodiff", "validate"},
 }
 
 
