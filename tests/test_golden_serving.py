@@ -1,6 +1,7 @@
 """Golden bounds: the limit is at or above published serving measurements
-(docs/references.md s.6). Ideal efficiencies; the dense peak of the weight precision
-(FP4: peak_flops_4bit, FP8: peak_flops_8bit) stands for the GEMM rate; wide expert
+(docs/references.md s.6). Ideal efficiencies; GEMMs run at the dense peak of the weight
+precision (``compute_bytes`` follows ``weight_bytes``: FP4 -> peak_flops_4bit, FP8 ->
+peak_flops_8bit); wide expert
 parallelism with one attention replica per GPU (tp = 1, dp = ep = GPUs), as deployed."""
 
 import numpy as np
@@ -12,10 +13,10 @@ from limits.presets import load_params
 BATCH = np.arange(1.0, 1025.0)
 
 
-def best_per_gpu(hw, model, gpus, peak, min_utps=0.0, **kw):
+def best_per_gpu(hw, model, gpus, min_utps=0.0, **kw):
     """Output tokens/s per GPU of the largest feasible batch at >= min_utps per user."""
     p = load_params(hw, model, tp=1, dp=gpus, ep=gpus, act_bytes=1, kv_bytes=1, **kw)
-    p = p.replace(peak_flops=getattr(p.hardware, peak), batch=BATCH)
+    p = p.replace(batch=BATCH)
     out = evaluate(p)
     ok = np.asarray(out["feasible"]) & (np.asarray(out["utps"]) >= min_utps)
     return float(np.max(np.where(ok, np.asarray(out["stps"]), 0.0))) / gpus
@@ -32,9 +33,7 @@ def best_per_gpu(hw, model, gpus, peak, min_utps=0.0, **kw):
 def test_inferencex_deepseek_r1_fp4_at_125_tokens_per_user(hw, gpus, measured):
     """SemiAnalysis InferenceX (2026-05-22): DeepSeek-R1 FP4, 1k in / 1k out, 125 tok/s/user:
     GB200 NVL72 4,130 and B200 941 output tokens/s/GPU. Context 1,536 (mid-generation)."""
-    limit = best_per_gpu(
-        hw, "deepseek_r1", gpus, "peak_flops_4bit", 125.0, weight_bytes=0.5, context=1536
-    )
+    limit = best_per_gpu(hw, "deepseek_r1", gpus, 125.0, weight_bytes=0.5, context=1536)
     assert limit >= measured
 
 
@@ -45,7 +44,6 @@ def test_lmsys_deepseek_v3_decode_per_node():
         "h100",
         "deepseek_v3",
         72,
-        "peak_flops_8bit",
         weight_bytes=1,
         context=2048,
         redundant_experts=32,
@@ -58,5 +56,4 @@ def test_lmsys_deepseek_v3_prefill_per_node():
     prefill is one 2,000-token prompt alone on one GPU (it reads every weight): a bound on
     batched prefill too, as each GPU of a node can prefill its own prompt."""
     p = load_params("h100", "deepseek_v3", tp=1, dp=32, ep=32, prompt_len=2000, weight_bytes=1)
-    p = p.replace(peak_flops=p.hardware.peak_flops_8bit)
     assert 8 * 2000.0 / float(evaluate(p)["ttft"]) >= 52.3e3
