@@ -299,6 +299,7 @@ def test_cli_by_group_file_is_applied_per_row_by_validate(tmp_path):
         assert r["predicted"] == pytest.approx(s["predicted"])
 
 
+@pytest.mark.slow
 def test_expected_band_is_linear_error_propagation():
     """The band of ``expected`` is sqrt(g^T C g) with g the finite-difference derivatives."""
     p = load_params("h100", "llama3_70b", n_params=0.0, tp=4.0, batch=np.array([1.0, 32.0, 256.0]))

@@ -108,6 +108,7 @@ def test_max_sync_latency_unreachable_and_unused():
         max_sync_latency(params, 10.0, latency="pipeline_latency")
 
 
+@pytest.mark.slow
 def test_min_chips_is_the_smallest_allowed_tp_that_reaches_the_target():
     params = _params()
     cands = tp_candidates(128, max_tp=512)

@@ -51,6 +51,7 @@ def test_every_output_is_declared_with_units():
     assert all(units for units, _ in OUTPUTS.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", POINTS)
 def test_gradients_are_finite_everywhere(name):
     p = point(name)

@@ -83,6 +83,7 @@ def configs(draw):
 factors = st.floats(1.0, 100.0)
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(configs(), factors)
 def test_more_memory_bandwidth_never_slows_a_step(p, factor):
@@ -239,6 +240,7 @@ def all_hardware_presets():
     return limits.Hardware(name="all_presets", **stacked)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", limits.available("model"))
 def test_float32_agrees_with_float64(model):
     """Every hardware preset x this model at (batch, context) = (1, 4K) and (32, 128K or the

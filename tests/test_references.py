@@ -4,6 +4,8 @@ exists, and no project file points to a path outside the repository."""
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 REFERENCES = REPO / "docs" / "references.md"
 TEXT = {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ipynb"}
@@ -29,6 +31,7 @@ def test_references_has_its_sections():
 OUTSIDE = ("../" + "shared", "/work/" + "shared", "REFER" + "ENCES.md")
 
 
+@pytest.mark.slow
 def test_no_file_points_outside_the_repository():
     bad = []
     for rel in project_files():

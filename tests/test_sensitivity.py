@@ -109,6 +109,7 @@ def test_elasticities_match_log_finite_differences(kw):
     _assert_close_to_fd(params, METRICS, WRT)
 
 
+@pytest.mark.slow
 def test_grid_axis_parameter_as_array_matches_finite_differences():
     params = _point(
         mem_bw=np.array([2.0, 4.0, 8.0])[:, None] * 2.0**40,

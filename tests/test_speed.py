@@ -120,6 +120,7 @@ def _same_outputs(a: dict, b: dict) -> None:
     "hardware,model",
     [("xpu_hbm3", "llama3_405b"), ("h100", "deepseek_v3"), ("mi300x", "llama3_70b")],
 )
+@pytest.mark.slow
 def test_jitted_evaluate_equals_the_eager_model(hardware, model):
     from limits.model import evaluate as eager
 
@@ -129,6 +130,7 @@ def test_jitted_evaluate_equals_the_eager_model(hardware, model):
     _same_outputs(limits.evaluate(grid), eager(grid))
 
 
+@pytest.mark.slow
 def test_jitted_evaluate_compiles_once_per_layout_and_the_cache_is_bounded(monkeypatch):
     monkeypatch.setattr(fast, "CACHE_SIZE", 2)
     fast.cache_clear()
@@ -143,6 +145,7 @@ def test_jitted_evaluate_compiles_once_per_layout_and_the_cache_is_bounded(monke
     fast.cache_clear()
 
 
+@pytest.mark.slow
 def test_jitted_evaluate_inside_jax_transformations():
     p = limits.load_params("xpu_hbm3", "llama3_405b", tp=8)
 

@@ -24,6 +24,7 @@ def test_public_set_ships_with_its_provenance():
     assert "serving_public.csv" in readme and "Provenance" in readme
 
 
+@pytest.mark.slow
 def test_limit_is_a_bound_on_every_feasible_row(results):
     """Time limits <= measured, throughput limits >= measured (published figures, per row)."""
     evaluated = [r for r in results if r["reason"] == "" and r["feasible"]]
