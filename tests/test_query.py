@@ -163,3 +163,16 @@ def test_workload_axes_are_noted_and_select_fixes_them():
     assert not any("workload" in n for n in best(sliced).notes)
     with pytest.raises(ParameterError, match="not on the axis; context: 4096, 32768"):
         select(ds, {"context": 8000.0})
+
+
+def test_a_serving_answer_must_fit_at_its_serving_load(h200_70b):
+    """Points that fit the decode step but not the serving load (`serving_feasible` False)
+    are never the answer to a question asked in serving terms."""
+    first = best(h200_70b, "tps_per_chip", {"ttft": 0.3, "tpot": 0.02})
+    at = {d: first.point[d] for d in ("tp", "batch")}
+    ds = h200_70b.copy()
+    ds["serving_feasible"] = ds["serving_feasible"].copy()
+    ds["serving_feasible"].loc[at] = False
+    second = best(ds, "tps_per_chip", {"ttft": 0.3, "tpot": 0.02})
+    assert {d: second.point[d] for d in ("tp", "batch")} != at
+    assert bool(ds["serving_feasible"].sel(**{d: second.point[d] for d in at}))

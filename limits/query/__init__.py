@@ -76,6 +76,18 @@ ROLES: dict[str, Role] = {
     "requests_per_s": Role("requests/s", ("requests_per_s",), {}),
 }
 
+#: outputs of the serving model; an answer in their terms is checked with `serving_feasible`
+SERVING_NAMES = frozenset(
+    {
+        "tpot",
+        "ttft_at_load",
+        "output_tps",
+        "output_tps_per_chip",
+        "output_tps_per_user",
+        "requests_per_s",
+    }
+)
+
 #: the search grid of a question asked of presets (SI values; extended with --set grid.x=[..])
 DEFAULT_GRID: dict[str, list[float]] = {
     "tp": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
@@ -358,6 +370,11 @@ def best(
         notes.append(note)
     for name, spec in (where or {}).items():
         constraints[resolve(ds, name)[0]] = spec
+    if "serving_feasible" in ds and (
+        objective in SERVING_NAMES or SERVING_NAMES & set(constraints)
+    ):
+        # a serving answer must fit at its serving load, not only at the decode step's context
+        constraints["serving_feasible"] = ("==", True)
     try:
         point = best_config(ds, objective, constraints)
     except ValueError:
