@@ -216,6 +216,51 @@ def test_multirun_keeps_the_other_jobs_and_reports_the_failed_one_at_the_end(tmp
     assert not (tmp_path / "0" / "sweep.zarr").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_multirun_job_that_cannot_be_composed_fails_alone(tmp_path):
+    """Hydra composes a job before its code runs: an unknown preset or a value of the wrong type
+    for one job is recorded as that job's failure (hydra_plugins/limits_multirun) and the
+    others run; the multirun reports them at the end and exits 2."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "-m",
+            "model=nope,llama3_8b",  # jobs 0, 1: no such preset
+            "shard.index=0,x",  # jobs 1, 3: not an integer
+            "grid=point",
+            "limits.progress=false",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    tail = proc.stderr.strip().splitlines()[-4:]
+    assert tail[0] == "limits.sweep: 3 job(s) of the multirun failed (the others are kept):"
+    assert tail[1].startswith("  job 0 (model=nope shard.index=0 ") and "model/nope" in tail[1]
+    assert tail[2].startswith("  job 1 (model=nope shard.index=x ")
+    assert tail[3].startswith("  job 3 (model=llama3_8b shard.index=x ")
+    assert "shard.index=x" in tail[3] and "Integer" in tail[3]
+    assert completeness(tmp_path / "2" / "sweep.zarr").complete  # ran after two failures
+    for job in (0, 1, 3):
+        assert not (tmp_path / str(job) / "sweep.zarr").exists()
+        assert (tmp_path / str(job) / "limits_failed.txt").is_file()
+
+
 def test_consolidation_removes_what_killed_consolidations_left(tmp_path):
     import subprocess
     import sys
