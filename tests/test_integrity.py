@@ -289,3 +289,39 @@ def test_damaged_metadata_is_named_on_read_and_on_resume(tmp_path):
         open_results(path)
     with pytest.raises(StoreError, match=f"unreadable metadata in {meta}"):
         _job(path)
+
+
+def _tree(root, text):
+    root.mkdir()
+    (root / "zarr.json").write_text(text)
+    return root
+
+
+def test_replacing_a_directory_swaps_it_in_one_step(tmp_path):
+    from limits.sweep.integrity import exchange, replace_atomically
+
+    a, b = _tree(tmp_path / "a", "A"), _tree(tmp_path / "b", "B")
+    assert exchange(a, b)  # Linux renameat2(RENAME_EXCHANGE) on this file system
+    assert (a / "zarr.json").read_text() == "B" and (b / "zarr.json").read_text() == "A"
+    replace_atomically(a, b)
+    assert (b / "zarr.json").read_text() == "B" and not a.exists()
+
+
+def test_two_rename_fallback_and_its_leftover_put_back(tmp_path, monkeypatch):
+    import os
+
+    from limits.sweep import integrity
+
+    monkeypatch.setattr(integrity, "exchange", lambda a, b: False)  # no renameat2 here
+    out = _tree(tmp_path / "out.zarr", "old")
+    integrity.replace_atomically(_tree(tmp_path / ".out.zarr.tmp-1-x", "new"), out)
+    assert (out / "zarr.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+    # a writer killed between the two renames: the old store aside, the new one not in place
+    dead = 2**22 + 1  # above the largest pid Linux hands out (pid_max <= 2**22)
+    aside = tmp_path / f".out.zarr.tmp-{dead}-y-old"
+    os.rename(out, aside)
+    _tree(tmp_path / f".out.zarr.tmp-{dead}-y", "half")
+    integrity.remove_stale_temporaries(out)
+    assert (out / "zarr.json").read_text() == "new"  # the previous store is back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]

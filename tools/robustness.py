@@ -330,6 +330,93 @@ def _consolidation_sigkill(kills: int) -> Callable[[Path], None]:
     return fault
 
 
+#: the steps of replacing an existing consolidated store (limits.sweep.integrity.
+#: replace_atomically) at which ``_KILL_AT_STEP`` SIGKILLs the consolidation
+REPLACE_STEPS = (
+    "before the swap",
+    "after the swap",
+    "while deleting the old store",
+    "between the fallback's two renames",  # where renameat2(RENAME_EXCHANGE) is unavailable
+)
+
+#: ``python -c`` driver: consolidate ARGV[1], SIGKILL itself at step ARGV[2] of the replacement
+_KILL_AT_STEP = """
+import os, signal, sys
+from pathlib import Path
+from limits.sweep import integrity
+from limits.sweep.consolidate import consolidate
+step, real_exchange = sys.argv[2], integrity.exchange
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+def die_on_call(n, name):
+    real, calls = getattr(os, name), [0]
+    def counted(*args, **kw):
+        calls[0] += 1
+        if calls[0] == n:
+            die()
+        return real(*args, **kw)
+    setattr(os, name, counted)
+def exchange(a, b):
+    if step == "before the swap":
+        die()
+    if step == "between the fallback's two renames":
+        die_on_call(2, "rename")  # the first moves the old store aside
+        return False
+    swapped = real_exchange(a, b)
+    if step == "after the swap":
+        die()
+    die_on_call(3, "unlink")  # a few files of the old store deleted
+    return swapped
+integrity.exchange = exchange
+consolidate(Path(sys.argv[1]))
+"""
+
+
+def _consolidation_replaced_sigkill(root: Path) -> None:
+    """Replace an existing consolidated store, SIGKILLed at each step of the replacement: the
+    previous store or the complete new one is at its path (the fallback's one window: neither,
+    and the next consolidation puts the previous one back)."""
+    import zarr
+
+    from limits.sweep.consolidate import consolidate
+    from limits.sweep.integrity import completeness, remove_stale_temporaries
+    from limits.sweep.store import quiet_zarr_warnings
+
+    _multirun(root)
+    out = root / "consolidated.zarr"
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+
+    def generation() -> str:
+        group = zarr.open_group(out, mode="r", zarr_format=3, use_consolidated=False)
+        return str(group.attrs.get("harness_generation", "new"))
+
+    for step in REPLACE_STEPS:
+        consolidate(root)
+        group = zarr.open_group(out, mode="r+", zarr_format=3, use_consolidated=False)
+        group.attrs["harness_generation"] = "old"
+        with quiet_zarr_warnings():
+            zarr.consolidate_metadata(out, zarr_format=3)
+        proc = subprocess.run(
+            [sys.executable, "-c", _KILL_AT_STEP, str(root), step],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == -signal.SIGKILL, f"{step}: {proc.stderr[-300:]}"
+        if step == REPLACE_STEPS[-1]:  # neither at the path: the job stores are read
+            assert not out.exists(), step
+            _check_multirun(root)
+            remove_stale_temporaries(out)  # what the next consolidation does first
+            assert out.exists(), f"{step}: the previous store was not put back"
+        want = "old" if step == "before the swap" or step == REPLACE_STEPS[-1] else "new"
+        assert completeness(out).complete and generation() == want, (step, generation())
+        _check_multirun(root)
+    consolidate(root)  # and a run after the kills cleans up their hidden leftovers
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+    _check_multirun(root)
+
+
 def _out_existing_directory(root: Path) -> None:
     from limits.sweep.consolidate import main as consolidate_main
 
@@ -394,6 +481,7 @@ FAULTS: dict[str, Callable[[Path], None]] = {
     "shards with different shard.count": _incomplete_shards,
     "consolidation interrupted after its metadata": _consolidation_interrupted,
     "consolidation SIGKILLed (4 moments)": _consolidation_sigkill(4),
+    "consolidated store replaced, SIGKILLed at each step": _consolidation_replaced_sigkill,
     "consolidate --out an existing directory": _out_existing_directory,
     "code changed between run and resume": _code_changed,
     "engine errors, then the corrected re-run": _engine_error_leaves_nothing,

@@ -27,6 +27,7 @@ __all__ = [
     "completeness",
     "complete_command",
     "replace_atomically",
+    "exchange",
     "temporary_sibling",
     "damaged_blocks",
     "describe_damage",
@@ -132,13 +133,53 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+#: renameat2 flag: swap two existing paths in one step (Linux >= 3.15, glibc >= 2.28)
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap the directories ``a`` and ``b`` in one atomic step (Linux ``renameat2`` with
+    ``RENAME_EXCHANGE``, through ctypes: the standard library has no wrapper). Returns False,
+    changing nothing, where the system or the file system cannot (then the caller falls back
+    to two renames)."""
+    import ctypes
+    import errno
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # a C library older than glibc 2.28 (or not glibc)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # no such system call, or a file system without exchange
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def replace_atomically(tmp: Path, path: Path) -> None:
-    """Move the finished directory ``tmp`` to ``path``. An existing ``path`` is first renamed
-    aside and deleted only after the new one is in place, so a kill at any moment leaves the
-    old or the new directory at ``path`` (plus at most a hidden leftover), never half of one."""
+    """Move the finished directory ``tmp`` to ``path``; a kill at any moment leaves the old or
+    the new directory at ``path`` (plus at most a hidden leftover that
+    ``remove_stale_temporaries`` deletes), never half of one and never neither.
+
+    An existing ``path`` is swapped with ``tmp`` in one step (``exchange``) and the old one,
+    now at the hidden name, deleted after. Where the system cannot swap, ``path`` is renamed
+    aside and ``tmp`` into place: two renames, between which neither is at ``path``
+    (``open_results`` then reads the job stores; ``remove_stale_temporaries`` brings the old
+    one back)."""
+    if path.exists() and exchange(tmp, path):
+        shutil.rmtree(tmp, ignore_errors=True)  # the old directory, now at the hidden name
+        return
     old = None
     if path.exists():
-        old = temporary_sibling(path).with_name(temporary_sibling(path).name + "-old")
+        old = path.with_name(f"{temporary_sibling(path).name}-old")
         os.rename(path, old)
     try:
         os.rename(tmp, path)
@@ -266,13 +307,18 @@ def check_same_code(attrs: Mapping, path: Path) -> str | None:
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
     """Delete hidden siblings ``.NAME.tmp-PID-*`` of ``path`` left by killed writers of this
-    machine (their PID no longer runs); return what was deleted."""
+    machine (their PID no longer runs); return what was deleted. A previous store renamed
+    aside (``...-old``, the two-rename fallback of ``replace_atomically``) whose writer died
+    before the new one was in place is put back at ``path`` instead."""
     removed = []
-    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+    for tmp in sorted(path.parent.glob(f".{path.name}.tmp-*"), key=lambda p: p.name[-4:] != "-old"):
         try:
             pid = int(tmp.name.removeprefix(f".{path.name}.tmp-").split("-")[0])
             os.kill(pid, 0)
         except ProcessLookupError:  # the writer is gone: its half-made copy is garbage
+            if tmp.name.endswith("-old") and not path.exists() and not path.is_symlink():
+                os.rename(tmp, path)  # killed between the fallback's two renames
+                continue
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
         except (ValueError, PermissionError):  # not ours to judge
