@@ -2,6 +2,8 @@
 checked by open_results and the analysis helpers, ``python -m limits.status``, and
 ``consolidate --out`` that never deletes what it did not write."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -325,3 +327,58 @@ def test_two_rename_fallback_and_its_leftover_put_back(tmp_path, monkeypatch):
     integrity.remove_stale_temporaries(out)
     assert (out / "zarr.json").read_text() == "new"  # the previous store is back
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+OLD_STORE = Path(__file__).parent / "data" / "store_before_checksums" / "sweep.zarr"
+
+
+def test_store_from_before_checksums_is_named_and_upgraded(tmp_path, capsys):
+    """A store written by limits before CRC32C and the code hash (tests/data, made by commit
+    c969eab): --verify says what it lacks and the command that adds checksums; --upgrade adds
+    them without changing a number; then damage is named like in any new store."""
+    import shutil
+
+    path = tmp_path / "sweep.zarr"
+    shutil.copytree(OLD_STORE, path)
+    before = open_results(path).load()
+    assert status_main(["--verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "written before checksums" in out and "records no hash of the code" in out
+    assert f"python -m limits.status --upgrade {path}" in out
+    assert "decoded (no checksums)" in out
+
+    assert status_main(["--upgrade", str(path)]) == 0
+    assert "checksums added" in capsys.readouterr().out
+    after = open_results(path).load()
+    for name in before.variables:
+        xr.testing.assert_identical(after[name], before[name])
+    assert all(f.name != ".sweep.zarr" and "tmp" not in f.name for f in tmp_path.iterdir())
+    assert status_main(["--verify", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "matched its checksum" in out and "written before checksums" not in out
+    assert "records no hash of the code" in out  # not invented by the upgrade
+    assert status_main(["--upgrade", str(path)]) == 0
+    assert "already has checksums" in capsys.readouterr().out
+    chunk = path / "utps" / "c" / "1" / "0"
+    _flip(chunk)  # after the upgrade: named, like in any new store
+    with pytest.raises(StoreError, match=f"damaged .*{chunk}"):
+        open_results(path)
+
+
+def test_upgrade_refuses_a_store_with_a_chunk_that_does_not_decode(tmp_path):
+    import shutil
+
+    from limits.sweep.upgrade import upgrade
+
+    path = tmp_path / "sweep.zarr"
+    shutil.copytree(OLD_STORE, path)
+    chunk = path / "utps" / "c" / "0" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:5])
+    listing = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(
+        StoreError, match=f"cannot add checksums: 1 chunk.*{chunk}.*nothing was changed"
+    ):
+        upgrade(path)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == listing
+    with pytest.raises(StoreError, match="not a limits sweep store"):
+        upgrade(path / "utps")

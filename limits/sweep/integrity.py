@@ -30,6 +30,7 @@ __all__ = [
     "exchange",
     "temporary_sibling",
     "damaged_blocks",
+    "block_arrays",
     "describe_damage",
     "chunk_file",
     "source_hash",
@@ -196,7 +197,7 @@ def chunk_file(store: Path, name: str, index: tuple[int, ...]) -> Path:
     return Path(store, name, "c", *map(str, index))
 
 
-def _block_arrays(group, n_dims: int, done_shape: tuple[int, ...]) -> dict:
+def block_arrays(group, n_dims: int, done_shape: tuple[int, ...]) -> dict:
     """The per-block data arrays of a store: every array whose leading chunk grid is the
     block grid (not the coordinates, not the completeness record)."""
     out = {}
@@ -220,7 +221,7 @@ def damaged_blocks(path: str | Path, blocks=None) -> dict[tuple[int, ...], list[
     done = np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)  # type: ignore[index]
     if blocks is None:
         blocks = [tuple(int(i) for i in ix) for ix in np.argwhere(done)]
-    arrays = _block_arrays(group, done.ndim, done.shape)
+    arrays = block_arrays(group, done.ndim, done.shape)
     every_chunk = group.attrs.get(INTEGRITY_ATTR) == INTEGRITY
     damaged: dict[tuple[int, ...], list[str]] = {}
     for block in blocks:
@@ -291,9 +292,15 @@ def check_same_code(attrs: Mapping, path: Path) -> str | None:
     with new ones); return a note when the store predates the record."""
     stored = attrs.get(SOURCE_HASH_ATTR)
     if stored is None:
+        checksums = (
+            ""
+            if attrs.get(INTEGRITY_ATTR) == INTEGRITY
+            else f"; its chunks carry no checksums: add them with python -m limits.status "
+            f"--upgrade {path}"
+        )
         return (
             f"{path} records no code hash (written by an older limits): cannot tell whether "
-            f"the code changed since"
+            f"the code changed since{checksums}"
         )
     now = source_hash()
     if stored != now:
