@@ -145,10 +145,16 @@ def run_bad_inputs(tally: Tally, workdir: Path) -> None:
 # --------------------------------------------------------------------------- faults
 
 
-def _sweep(path: Path, extra: tuple[str, ...] = (), hardware: str = "xpu_hbm3", **kw: Any):
+def _sweep(
+    path: Path,
+    extra: tuple[str, ...] = (),
+    hardware: str = "xpu_hbm3",
+    grid: tuple[str, ...] = GRID,
+    **kw: Any,
+):
     from limits.sweep import compose, run
 
-    cfg = compose([f"hardware={hardware}", "model=llama3_8b", *GRID, *extra, f"store.path={path}"])
+    cfg = compose([f"hardware={hardware}", "model=llama3_8b", *grid, *extra, f"store.path={path}"])
     return run(cfg, verbose=False, **kw)
 
 
@@ -253,6 +259,221 @@ def _incomplete_shards(root: Path) -> None:
     assert not completeness(path).complete
     _sweep(path)  # the printed remedy: one job writes the missing blocks
     _same_as_reference(root, path)
+
+
+#: a grid of many small blocks (64 points, 32 blocks): a kill lands between block writes
+KILL_BATCH = "++grid.batch={start:1,stop:32,num:32}"
+KILL_GRID = (*GRID[:2], KILL_BATCH, *GRID[3:])
+#: seed of the kill moments (fixed: a failure can be replayed)
+KILL_SEED = 13
+
+
+def _sweep_cli(path: Path, run_dir: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    """``python -m limits.sweep`` of the ``KILL_GRID`` sweep into ``path``."""
+    return [
+        sys.executable,
+        "-m",
+        "limits.sweep",
+        "hardware=xpu_hbm3",
+        "model=llama3_8b",
+        *KILL_GRID,
+        *extra,
+        f"store.path={path}",
+        f"hydra.run.dir={run_dir}",
+    ]
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+
+
+def _blocks_marked(path: Path, shard: tuple[int, int] | None = None) -> int:
+    """Blocks marked written in the store at ``path`` (its completeness record's chunk files),
+    with ``shard = (index, count)`` only that shard's (every count-th block, as the sweep
+    deals them)."""
+    import json
+
+    import numpy as np
+
+    record = path / "_progress" / "block_done"
+    if not (record / "c").is_dir():
+        return 0
+    try:
+        shape = json.loads((record / "zarr.json").read_text())["shape"]
+    except (OSError, ValueError):
+        return 0
+    marked = 0
+    for file in (record / "c").rglob("*"):
+        if file.is_file():
+            flat = int(
+                np.ravel_multi_index([int(p) for p in file.relative_to(record / "c").parts], shape)
+            )
+            marked += shard is None or flat % shard[1] == shard[0]
+    return marked
+
+
+def _kill_at(
+    cmd: list[str],
+    path: Path,
+    delay: float,
+    blocks: int | None = None,
+    shard: tuple[int, int] | None = None,
+) -> bool:
+    """Start ``cmd``; SIGKILL it ``delay`` seconds later or, with ``blocks``, as soon as that
+    many blocks (of ``shard``) of the store at ``path`` are marked written. False if it had
+    ended first."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.perf_counter()
+    while proc.poll() is None:
+        due = (
+            _blocks_marked(path, shard) >= blocks
+            if blocks is not None
+            else time.perf_counter() - t0 >= delay
+        )
+        if due:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def _timed_run(cmd: list[str], path: Path) -> tuple[float, float]:
+    """Run ``cmd`` to the end: seconds until the store at ``path`` appeared, and in all."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    appeared = None
+    while proc.poll() is None:
+        if appeared is None and path.exists():
+            appeared = time.perf_counter() - t0
+        time.sleep(0.002)
+    total = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr.read().decode()[-500:] if proc.stderr else ""
+    return (appeared if appeared is not None else total), total
+
+
+def _written_blocks_are_final(path: Path, ref: Any) -> int:
+    """After a kill: no store (the previous state), or one whose blocks marked written hold
+    exactly the final numbers and whose unwritten blocks are refused or masked, never read as
+    numbers. Returns the number of blocks written."""
+    import warnings
+
+    import numpy as np
+    import xarray as xr
+
+    from limits.analysis import open_results
+    from limits.errors import StoreError
+    from limits.sweep.integrity import IncompleteStoreWarning, completeness
+
+    if not path.exists():
+        return 0
+    record = completeness(path)
+    if not record.complete:
+        try:
+            open_results(path)
+        except StoreError as err:
+            assert "INCOMPLETE" in str(err), err
+        else:
+            raise AssertionError("a killed sweep's store was read without a word")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteStoreWarning)
+        masked = open_results(path, allow_incomplete=True).load()
+    raw = xr.open_zarr(path).load()  # the stored numbers, unmasked
+    done = np.asarray(record.done)
+    for name in ref.data_vars:
+        chunks = raw[name].encoding["chunks"]
+        for block in np.ndindex(*done.shape):
+            region = {
+                d: slice(i * c, (i + 1) * c) for d, i, c in zip(ref[name].dims, block, chunks)
+            }
+            if done[block]:  # written: exactly the final numbers
+                xr.testing.assert_equal(raw[name][region], ref[name][region])
+            else:  # unwritten: never read as numbers
+                got = masked[name][region].values
+                assert (np.isnan(got) if got.dtype.kind == "f" else got <= 0).all(), name
+    return int(np.asarray(record.done).sum())
+
+
+def _kill_reference(root: Path, extra: tuple[str, ...] = ()) -> Any:
+    from limits.analysis import open_results
+
+    path = root / "reference.zarr"
+    _sweep(path, extra, grid=KILL_GRID)
+    return open_results(path).load()
+
+
+def _sweep_sigkill(kills: int) -> Callable[[Path], None]:
+    """SIGKILL ``python -m limits.sweep`` at ``kills`` random moments (seeded), each kill
+    resuming what the previous one left: every kill leaves no store or written blocks with
+    their final numbers; then one resume gives the undisturbed numbers."""
+
+    def fault(root: Path) -> None:
+        import random
+
+        import xarray as xr
+
+        from limits.analysis import open_results
+
+        rng = random.Random(KILL_SEED)
+        ref = _kill_reference(root)
+        timing = root / "timing.zarr"
+        appeared, total = _timed_run(_sweep_cli(timing, root / "run"), timing)
+        path = root / "s.zarr"
+        written = []
+        for k in range(kills):  # half at a random time (some before the store exists), half
+            # once a random number of blocks is marked written (each kill resumes the last)
+            delay = appeared + rng.uniform(-0.2, 1.0) * (total - appeared)
+            blocks = rng.randint(written[-1] + 1, 31) if k % 2 and written[-1] < 31 else None
+            _kill_at(_sweep_cli(path, root / "run"), path, delay, blocks)
+            written.append(_written_blocks_are_final(path, ref))
+        assert any(0 < n < 32 for n in written), (
+            f"no kill landed while blocks were written: {written}"
+        )
+        _sweep(path, grid=KILL_GRID)  # the resume
+        got = open_results(path).load()
+        for name in ref.data_vars:
+            xr.testing.assert_equal(got[name], ref[name])
+
+    return fault
+
+
+def _shard_sigkill(rounds: int) -> Callable[[Path], None]:
+    """Two shards of one store at once; shard 1 SIGKILLed at a random moment (seeded) while
+    shard 0 finishes; re-running shard 1 must complete the store with the undisturbed numbers."""
+
+    def fault(root: Path) -> None:
+        import random
+
+        import xarray as xr
+
+        from limits.analysis import open_results
+        from limits.sweep.integrity import completeness
+
+        rng = random.Random(KILL_SEED + 1)
+        ref = _kill_reference(root)
+        shards = [("shard.index=0", "shard.count=2"), ("shard.index=1", "shard.count=2")]
+        timing = root / "timing.zarr"
+        appeared, total = _timed_run(_sweep_cli(timing, root / "run", shards[1]), timing)
+        for k in range(rounds):
+            path = root / f"s{k}.zarr"
+            other = subprocess.Popen(
+                _sweep_cli(path, root / "run0", shards[0]),
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            delay = appeared + rng.uniform(0.0, 1.0) * (total - appeared)
+            blocks = rng.randint(1, 15) if k % 2 else None  # of its 16 blocks
+            _kill_at(_sweep_cli(path, root / "run1", shards[1]), path, delay, blocks, (1, 2))
+            assert other.wait(timeout=300) == 0, "the other shard failed"
+            _written_blocks_are_final(path, ref)
+            _sweep(path, shards[1], grid=KILL_GRID)  # the killed shard again
+            assert completeness(path).complete
+            got = open_results(path).load()
+            for name in ref.data_vars:
+                xr.testing.assert_equal(got[name], ref[name])
+
+    return fault
 
 
 def _multirun(root: Path) -> Path:
@@ -474,6 +695,8 @@ def _engine_error_leaves_nothing(root: Path) -> None:
 #: name -> fault(workdir); each raises AssertionError when data were lost or misreported
 FAULTS: dict[str, Callable[[Path], None]] = {
     "sweep interrupted, then resumed": _interrupted_sweep,
+    "sweep SIGKILLed (4 random moments), then resumed": _sweep_sigkill(4),
+    "shard SIGKILLed while the other runs (2 random moments)": _shard_sigkill(2),
     "flipped byte in a chunk": _damaged_chunk("flipped byte"),
     "truncated chunk": _damaged_chunk("truncated chunk"),
     "deleted chunk": _damaged_chunk("deleted chunk"),
