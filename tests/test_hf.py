@@ -263,6 +263,15 @@ def test_bad_json_is_one_line(tmp_path):
         ({"num_attention_heads": 0}, "num_attention_heads"),  # zero divisor
         ({"num_key_value_heads": 0}, "num_key_value_heads"),
         ({"tie_word_embeddings": "false"}, "tie_word_embeddings"),  # string for a boolean
+        (  # a string for a boolean would turn the window on
+            {
+                "model_type": "qwen2",
+                "use_sliding_window": "false",
+                "sliding_window": 4096,
+                "max_window_layers": 40,
+            },
+            "use_sliding_window",
+        ),
         ({"num_key_value_heads": 7}, "num_key_value_heads"),  # does not divide the heads
     ],
 )

@@ -6,7 +6,8 @@
     faults: M tried, M survived, 0 with data lost
 
 Bad inputs are the sweep catalogue (``tools.bad_inputs.BAD_INPUTS``, run as the command
-line would) plus Python API values (``API_BAD_INPUTS``). Each is *refused in one line* when it
+line would) plus Python API values (``API_BAD_INPUTS``) and hand-written Hugging Face configs
+(``HF_BAD_INPUTS``). Each is *refused in one line* when it
 raises a ``LimitsError`` (or Hydra's composition error) whose message is one line, a
 *traceback* when anything else is raised, *silently accepted* when nothing is.
 
@@ -32,7 +33,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["API_BAD_INPUTS", "FAULTS", "Tally", "run_bad_inputs", "run_faults", "main"]
+__all__ = [
+    "API_BAD_INPUTS",
+    "HF_BAD_INPUTS",
+    "FAULTS",
+    "Tally",
+    "run_bad_inputs",
+    "run_faults",
+    "main",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = (
@@ -73,6 +82,75 @@ def _api_cases() -> list[tuple[str, Callable[[], Any]]]:
 
 #: Python API inputs that must be refused (name, thunk); built lazily (imports JAX)
 API_BAD_INPUTS = _api_cases
+
+HF_CONFIG = REPO / "tests" / "data" / "hf" / "llama-3.1-405b.json"
+
+
+def _hf_cases() -> list[tuple[str, Callable[[], Any]]]:
+    """Hand-written Hugging Face configs the importer must refuse (issue 13, case 5): each
+    a change to Llama 3.1 405B's public config.json, or a bad file, name or path."""
+    import json
+
+    from limits.presets.hf import main, model_from_hf_config, preset_yaml
+
+    good = json.loads(HF_CONFIG.read_text())
+
+    def changed(**changes: Any) -> Callable[[], Any]:
+        return lambda: model_from_hf_config({**good, **changes})
+
+    def from_text(text: str) -> Callable[[], Any]:
+        def load() -> Any:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "config.json"
+                path.write_text(text)
+                return model_from_hf_config(path)
+
+        return load
+
+    def cli_exit(*argv: str) -> Callable[[], Any]:
+        """The CLI must exit 2 with one line; exit 0 is a silent acceptance."""
+
+        def call() -> Any:
+            import contextlib
+            import io
+
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = main(list(argv))
+            if code != 0:
+                from limits.errors import ParameterError
+
+                raise ParameterError(err.getvalue().strip())
+
+        return call
+
+    return [
+        ("hf: config that is not valid JSON", from_text('{"model_type": "llama",')),
+        ("hf: JSON list instead of an object", from_text("[1, 2]")),
+        ("hf: head count as a string", changed(num_attention_heads="128")),
+        ("hf: fractional hidden size", changed(hidden_size=16384.5)),
+        ("hf: vocab_size true", changed(vocab_size=True)),
+        ("hf: zero attention heads (a divisor)", changed(num_attention_heads=0)),
+        ("hf: zero KV heads (a divisor)", changed(num_key_value_heads=0)),
+        ("hf: KV heads that do not divide the heads", changed(num_key_value_heads=7)),
+        ("hf: tie_word_embeddings as the string false", changed(tie_word_embeddings="false")),
+        (
+            "hf: use_sliding_window as the string false",
+            changed(
+                model_type="qwen2",
+                use_sliding_window="false",
+                sliding_window=4096,
+                max_window_layers=40,
+            ),
+        ),
+        ("hf: unsupported model_type", changed(model_type="bert")),
+        ("hf: newline in the preset name", lambda: preset_yaml(HF_CONFIG, name="x\nvocab: 1")),
+        ("hf: newline in --name on the command line", cli_exit(str(HF_CONFIG), "--name", "a\nb")),
+    ]
+
+
+#: Hugging Face configs the importer must refuse (name, thunk)
+HF_BAD_INPUTS = _hf_cases
 
 
 @dataclasses.dataclass
@@ -130,7 +208,7 @@ def run_bad_inputs(tally: Tally, workdir: Path) -> None:
             return attempt(c.overrides, s)
 
         _classify(tally, case.what, thunk)
-    for what, fn in API_BAD_INPUTS():
+    for what, fn in [*API_BAD_INPUTS(), *HF_BAD_INPUTS()]:
 
         def call(fn: Callable[[], Any] = fn) -> tuple[str, BaseException | None]:
             try:
@@ -638,6 +716,38 @@ def _consolidation_replaced_sigkill(root: Path) -> None:
     _check_multirun(root)
 
 
+def _multirun_with_failing_jobs(root: Path) -> None:
+    """A real multirun of four jobs: one runs, one fails in the sweep (tp cannot split the
+    heads), two cannot be composed (no such preset): the good one is kept and complete, each
+    bad one is recorded with its reason, reported at the end, exit 2, no traceback."""
+    from limits.sweep.integrity import completeness
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "-m",
+            "model=llama3_8b,nope",
+            "deployment.tp=8,12",
+            "grid=point",
+            "limits.progress=false",
+            f"hydra.sweep.dir={root}",
+        ],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-1000:]
+    assert "3 job(s) of the multirun failed" in proc.stderr, proc.stderr[-1000:]
+    assert completeness(root / "0" / "sweep.zarr").complete
+    for job in (1, 2, 3):
+        assert (root / str(job) / "limits_failed.txt").is_file(), job
+        assert not (root / str(job) / "sweep.zarr").exists(), job
+
+
 def _out_existing_directory(root: Path) -> None:
     from limits.sweep.consolidate import main as consolidate_main
 
@@ -706,6 +816,7 @@ FAULTS: dict[str, Callable[[Path], None]] = {
     "consolidation SIGKILLed (4 moments)": _consolidation_sigkill(4),
     "consolidated store replaced, SIGKILLed at each step": _consolidation_replaced_sigkill,
     "consolidate --out an existing directory": _out_existing_directory,
+    "multirun with jobs that fail and jobs that cannot be composed": _multirun_with_failing_jobs,
     "code changed between run and resume": _code_changed,
     "engine errors, then the corrected re-run": _engine_error_leaves_nothing,
 }
