@@ -497,7 +497,7 @@ def _sweep_sigkill(kills: int) -> Callable[[Path], None]:
         timing = root / "timing.zarr"
         appeared, total = _timed_run(_sweep_cli(timing, root / "run"), timing)
         path = root / "s.zarr"
-        written = []
+        written: list[int] = []
         for k in range(kills):  # half at a random time (some before the store exists), half
             # once a random number of blocks is marked written (each kill resumes the last)
             delay = appeared + rng.uniform(-0.2, 1.0) * (total - appeared)

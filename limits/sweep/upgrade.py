@@ -88,7 +88,7 @@ def _unreadable(path: Path, arrays: dict[str, Any]) -> list[str]:
     return bad
 
 
-def _rewrite(tmp: Path, source: Any, arrays: dict[str, Any]) -> None:
+def _rewrite(tmp: Path, arrays: dict[str, Any]) -> None:
     """Replace each of ``arrays`` in the copy ``tmp`` by one with the CRC32C codec appended,
     every chunk written (as ``limits.sweep`` writes them now), chunk by chunk."""
     import zarr
@@ -120,7 +120,7 @@ def _rewrite(tmp: Path, source: Any, arrays: dict[str, Any]) -> None:
 def _same_numbers(tmp: Path, arrays: dict[str, Any]) -> None:
     import zarr
 
-    copy = zarr.open_group(tmp, mode="r", zarr_format=3, use_consolidated=False)
+    copy: Any = zarr.open_group(tmp, mode="r", zarr_format=3, use_consolidated=False)
     for name, old in arrays.items():
         if not np.array_equal(old[...], copy[name][...], equal_nan=old.dtype.kind == "f"):
             raise StoreError(f"{tmp}: the upgraded copy of {name} differs; nothing was changed")
@@ -151,7 +151,7 @@ def upgrade(path: str | Path) -> str:
     try:
         shutil.copytree(path, tmp)
         with quiet_zarr_warnings():
-            _rewrite(tmp, group, arrays)
+            _rewrite(tmp, arrays)
             _same_numbers(tmp, arrays)
         damaged = damaged_blocks(tmp)
         if damaged:  # cannot be: every chunk was just written and read back
