@@ -382,7 +382,7 @@ def _blocks_marked(path: Path, shard: tuple[int, int] | None = None) -> int:
         return 0
     marked = 0
     for file in (record / "c").rglob("*"):
-        if file.is_file():
+        if file.is_file() and file.name.isdigit():  # not zarr's NAME.UUID.partial while it writes
             flat = int(
                 np.ravel_multi_index([int(p) for p in file.relative_to(record / "c").parts], shape)
             )
@@ -481,8 +481,9 @@ def _kill_reference(root: Path, extra: tuple[str, ...] = ()) -> Any:
 
 
 def _sweep_sigkill(kills: int) -> Callable[[Path], None]:
-    """SIGKILL ``python -m limits.sweep`` at ``kills`` random moments (seeded), each kill
-    resuming what the previous one left: every kill leaves no store or written blocks with
+    """SIGKILL ``python -m limits.sweep`` at ``kills`` random moments (seeded: one during the
+    start-up, the others once a random number more blocks is written), each kill resuming
+    what the previous one left: every kill leaves no store or written blocks with
     their final numbers; then one resume gives the undisturbed numbers."""
 
     def fault(root: Path) -> None:
@@ -498,10 +499,10 @@ def _sweep_sigkill(kills: int) -> Callable[[Path], None]:
         appeared, total = _timed_run(_sweep_cli(timing, root / "run"), timing)
         path = root / "s.zarr"
         written: list[int] = []
-        for k in range(kills):  # half at a random time (some before the store exists), half
-            # once a random number of blocks is marked written (each kill resumes the last)
-            delay = appeared + rng.uniform(-0.2, 1.0) * (total - appeared)
-            blocks = rng.randint(written[-1] + 1, 31) if k % 2 and written[-1] < 31 else None
+        for k in range(kills):  # the first at a random moment of the start-up, the others
+            # once a random number more blocks is marked written (each kill resumes the last)
+            delay = rng.uniform(0.1, 0.9) * appeared if k == 0 else total
+            blocks = min(31, written[-1] + rng.randint(1, 10)) if k else None
             _kill_at(_sweep_cli(path, root / "run"), path, delay, blocks)
             written.append(_written_blocks_are_final(path, ref))
         assert any(0 < n < 32 for n in written), (
@@ -516,8 +517,9 @@ def _sweep_sigkill(kills: int) -> Callable[[Path], None]:
 
 
 def _shard_sigkill(rounds: int) -> Callable[[Path], None]:
-    """Two shards of one store at once; shard 1 SIGKILLed at a random moment (seeded) while
-    shard 0 finishes; re-running shard 1 must complete the store with the undisturbed numbers."""
+    """Two shards of one store at once; shard 1 SIGKILLed at a random moment (seeded: by time,
+    then once a random number of its blocks is written) while shard 0 finishes; re-running
+    shard 1 must complete the store with the undisturbed numbers."""
 
     def fault(root: Path) -> None:
         import random
@@ -532,6 +534,7 @@ def _shard_sigkill(rounds: int) -> Callable[[Path], None]:
         shards = [("shard.index=0", "shard.count=2"), ("shard.index=1", "shard.count=2")]
         timing = root / "timing.zarr"
         appeared, total = _timed_run(_sweep_cli(timing, root / "run", shards[1]), timing)
+        killed: list[int] = []  # blocks of the killed shard written when it was killed
         for k in range(rounds):
             path = root / f"s{k}.zarr"
             other = subprocess.Popen(
@@ -540,16 +543,20 @@ def _shard_sigkill(rounds: int) -> Callable[[Path], None]:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            delay = appeared + rng.uniform(0.0, 1.0) * (total - appeared)
+            delay = rng.uniform(0.1, 1.0) * total
             blocks = rng.randint(1, 15) if k % 2 else None  # of its 16 blocks
             _kill_at(_sweep_cli(path, root / "run1", shards[1]), path, delay, blocks, (1, 2))
             assert other.wait(timeout=300) == 0, "the other shard failed"
             _written_blocks_are_final(path, ref)
+            killed.append(_blocks_marked(path, (1, 2)))
             _sweep(path, shards[1], grid=KILL_GRID)  # the killed shard again
             assert completeness(path).complete
             got = open_results(path).load()
             for name in ref.data_vars:
                 xr.testing.assert_equal(got[name], ref[name])
+        assert any(0 < n < 16 for n in killed), (
+            f"no kill landed while blocks were written: {killed}"
+        )
 
     return fault
 
