@@ -419,14 +419,16 @@ def _kill_at(
 def _timed_run(cmd: list[str], path: Path) -> tuple[float, float]:
     """Run ``cmd`` to the end: seconds until the store at ``path`` appeared, and in all."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     appeared = None
-    while proc.poll() is None:
-        if appeared is None and path.exists():
-            appeared = time.perf_counter() - t0
-        time.sleep(0.002)
-    total = time.perf_counter() - t0
-    assert proc.returncode == 0, proc.stderr.read().decode()[-500:] if proc.stderr else ""
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: nothing to fill up or leak
+        proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        while proc.poll() is None:
+            if appeared is None and path.exists():
+                appeared = time.perf_counter() - t0
+            time.sleep(0.002)
+        total = time.perf_counter() - t0
+        err.seek(0)
+        assert proc.returncode == 0, err.read().decode()[-500:]
     return (appeared if appeared is not None else total), total
 
 
