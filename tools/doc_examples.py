@@ -335,10 +335,14 @@ def _run_shell(
 def _run_python(block: Block, namespace: dict) -> tuple[bool, str]:
     """Execute one block in the page's namespace; tracebacks name the page's own lines."""
     pad = "\n" * block.line  # the first code line is the fence's line + 1
-    tree = ast.parse(pad + block.code, filename=block.page)
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     buffer = io.StringIO()
     try:
+        tree = ast.parse(pad + block.code, filename=block.page)
+        last = tree.body[-1] if tree.body else None
+        if isinstance(last, ast.Expr):  # shown, as a notebook shows a cell's last value
+            tree.body.pop()
+        else:
+            last = None
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             exec(compile(tree, block.page, "exec"), namespace)
             if last is not None:
