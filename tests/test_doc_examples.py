@@ -189,3 +189,50 @@ def test_page_examples_run(page, tmp_path):
     )
     assert not bad, f"{len(bad)} example(s) of {_name(page)} failed:\n\n{report}"
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "<!-- example: skip -->\n```bash\nls\n```\n",
+            "page.md:1: a skipped example needs a reason",
+        ),
+        (
+            "<!-- example: skip () -->\n```bash\nls\n```\n",
+            "page.md:1: a skipped example needs a reason",
+        ),
+        (
+            "<!-- example: skip (why) -->\n\nsome text\n```bash\nls\n```\n",
+            "page.md:1: marker not right",
+        ),
+        ("<!-- example: skip (why) -->\n", "page.md:1: marker not right above"),
+        ("<!-- example: run -->\n```bash\nls\n```\n", "page.md:1: unknown marker"),
+        (
+            "<!-- example: output (abridged) -->\n```\nx\n```\n",
+            "page.md:1: an output marker takes no",
+        ),
+        ("<!--example:skip(why)\n```bash\nls\n```\n", "page.md:1: malformed marker"),
+        ("```bash\nls\n", "page.md:1: fenced block never closed"),
+    ],
+)
+def test_bad_markers_are_refused_with_file_and_line(tmp_path, text, problem):
+    page = tmp_path / "page.md"
+    page.write_text(text)
+    with pytest.raises(MarkerError) as info:
+        blocks(page)
+    assert str(info.value).startswith(f"{page}:") and problem.split(":", 1)[1] in str(info.value)
+
+
+def test_markers_must_fit_their_blocks(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- example: output -->\n```\nx\n```\n\n"
+        "<!-- example: skip (why) -->\n```text\nx\n```\n\n"
+        "```python\nx = 1\n```\n\n<!-- example: output -->\n```python\nx\n```\n"
+    )
+    assert check_markers(blocks(page)) == [
+        f"{page}:2: output marker with no example above it",
+        f"{page}:7: skip marker on quoted text (text)",
+        f"{page}:16: output marker on a python block",
+    ]

@@ -182,7 +182,7 @@ def blocks(path: Path) -> list[Block]:
             pending = (i + 1, body["kind"], reason)
             i += 1
             continue
-        if "<!-- example" in line:
+        if re.match(r"\s*<!--\s*example\b", line):
             raise MarkerError(f"{page}:{i + 1}: malformed marker {line.strip()!r}")
         if fence:
             indent, mark = len(fence["indent"]), fence["fence"]
