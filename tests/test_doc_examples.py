@@ -3,8 +3,10 @@ README.md and docs/*.md, page by page in a fresh directory, by ``tools/doc_examp
 outputs marked ``<!-- example: output -->`` match what the example prints; the few examples
 that cannot run here carry ``<!-- example: skip (reason) -->`` and are listed as skipped."""
 
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -74,6 +76,17 @@ def test_markers_are_well_formed(page):
 def test_code_examples_are_fenced(page):
     """Indented code blocks never run; the docs fence every block instead."""
     assert not indented_code(page), f"indented code blocks (fence them): {indented_code(page)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_every_command_the_prose_names_exists(page):
+    """Commands quoted in the prose (not run) name modules and scripts that exist."""
+    text = page.read_text()
+    modules = set(re.findall(r"python3? -m ((?:limits|tools)[\w.]*)", text))
+    scripts = set(re.findall(r"python3? ((?:tools|benchmarks)/[\w/]+\.py)", text))
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    missing += [s for s in scripts if not (REPO / s).is_file()]
+    assert not missing, f"{_name(page)} names commands that do not exist: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("block", SKIPPED, ids=lambda b: b.where)
