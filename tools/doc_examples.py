@@ -16,10 +16,11 @@ What runs, per fenced block (```` ```lang ````):
 Each page runs in a fresh process and a fresh working directory (``--workdir``, default a
 temporary one), which holds a copy of the repository's ``sweeps/`` and where everything the
 commands write lands (``outputs/``, stores, PNGs), so a later block opens what an earlier one
-wrote. The repository itself is never written. Indented code blocks are not run, so the docs
-have none: every code example is fenced.
+wrote; examples use relative paths, so they never write into the repository. Indented code
+blocks are not run, so the docs have none: every code example is fenced.
 
-Markers, an HTML comment on the line right above a fence (invisible on GitHub and the site):
+Markers, an HTML comment above a fence with nothing but blank lines between (invisible on
+GitHub and the site):
 
 - ``<!-- example: skip (reason) -->``: this example is not run, for the reason given (it
   installs software, needs a GPU or a cluster, or serves a page until stopped). The reason is
