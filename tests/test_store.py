@@ -98,6 +98,20 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     assert again.blocks_computed == 0
 
 
+def test_resume_is_said_with_the_progress_bar_off(tmp_path, capsys):
+    """``limits.progress=false`` hides the bar, not the line that says a run resumes."""
+
+    def stop_after_one(block):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        _run(tmp_path, block_callback=stop_after_one)
+    path = tmp_path / "s.zarr"
+    run(compose([*SMALL, f"store.path={path}", "limits.progress=false"]))
+    out = capsys.readouterr().out
+    assert f"limits.sweep: resuming {path}: 1 of " in out, out
+
+
 def test_store_written_with_other_settings_is_refused(tmp_path):
     _run(tmp_path)
     with pytest.raises(StoreError, match="different settings") as info:

@@ -644,16 +644,10 @@ def _open_store(job: _Job, overrides: Sequence[str] | None) -> Any:
     return group
 
 
-def _progress_bar(job: _Job, todo: list, skipped: list, total_blocks: int) -> Any:
-    """A tqdm bar over the points still to compute (``None`` when nothing is shown)."""
+def _progress_bar(job: _Job, todo: list) -> Any:
+    """A tqdm bar over the points still to compute."""
     from tqdm import tqdm
 
-    if skipped:
-        print(
-            f"limits.sweep: resuming {job.path}: {len(skipped)} of {total_blocks} blocks "
-            f"already written",
-            flush=True,
-        )
     return tqdm(
         total=sum(job.plan.points(b) for b in todo),
         unit="pt",
@@ -716,11 +710,13 @@ def _run(
     for b in skipped:  # resumed: headline numbers of blocks written before
         region = plan.stored_region(b)
         summary.add(region, {v: arrays[v][region] for v in summary_vars})
-    bar = (
-        _progress_bar(job, todo, skipped, len(all_blocks))
-        if verbose and cfg.limits.progress and todo
-        else None
-    )
+    if verbose and skipped:  # with or without the bar: limits.progress=false hides only the bar
+        print(
+            f"limits.sweep: resuming {job.path}: {len(skipped)} of {len(all_blocks)} blocks "
+            "already written",
+            flush=True,
+        )
+    bar = _progress_bar(job, todo) if verbose and cfg.limits.progress and todo else None
 
     def sink(block: tuple[int, ...], data: dict[str, np.ndarray]) -> None:
         region = plan.stored_region(block)
