@@ -263,6 +263,18 @@ def test_answers_are_computed_numbers_that_print_with_units(tmp_path):
     assert list(front.columns)[-2:] == ["utps", "stps"]  # names unchanged: only the print
 
 
+def test_table_prints_small_si_values_and_the_wall_by_name(tmp_path):
+    """table() of a best configuration: 5e-07 s is not rounded to 0.0 and the binding wall
+    reads as its name, not its int8 code (found running the docs' examples)."""
+    from limits.analysis import open_store, table
+
+    grid = model_dataset(tp=[1.0, 8.0], batch=[1.0, 16.0], sync_latency=[5e-7])
+    ds = open_store(write_store(grid, tmp_path / "s.zarr"))
+    shown = repr(table(best_config(ds, "stps", {"utps": (">=", 1)})))
+    assert "5e-07" in shown
+    assert any(f" {wall}" in shown for wall in ("memory", "compute", "sync", "capacity"))
+
+
 def test_stps_per_chip_is_derived_from_chips():
     ds = model_dataset(tp=[1.0, 8.0], batch=[1.0, 16.0])
     per_chip = metric(ds, "stps_per_chip")
