@@ -5,12 +5,15 @@ Run from the repository root::
     python benchmarks/bench_sweep.py            # the figures and their targets (~3 min)
     python benchmarks/bench_sweep.py --codecs   # plus write speed and size of each store.codec
     python benchmarks/bench_sweep.py --reduce   # plus (d): the same grid reduced over batch
+    python benchmarks/bench_sweep.py --startup-only   # only (s), in seconds
 
 It prints, each as the median of ``--repeats`` runs:
 
 (s) start-up: a bare ``python -c "import jax"`` process against a one-point CLI query (``python -m
-limits.sweep grid=point ...``, compilation cache warmed by one untimed run) and ``--help``, timed
-alternately, and their ratio (target <= 2);
+limits.sweep grid=point ...``, compilation cache warmed by one untimed run), its ``--help``, and
+a preset question (``python -m limits.query best --hardware h200 --model llama3_70b --ttft
+"300 ms" --tpot "20 ms"``, same warm cache), timed alternately, and their ratios to the bare
+``import jax`` (target <= 2 for the one-point query); ``--startup-only`` runs only this part;
 
 (a) model points/s without I/O: the jitted block function of ``limits.sweep.engine`` on float32
 computing every variable a default sweep stores (``DEFAULT_OUTPUTS``), one block of the default
@@ -400,10 +403,25 @@ def _wall(cmd: Sequence[str], env: dict[str, str]) -> float:
     return seconds
 
 
+#: the preset question of (s): ``python -m limits.query`` evaluating presets in memory
+QUERY_BEST = (
+    "best",
+    "--hardware",
+    "h200",
+    "--model",
+    "llama3_70b",
+    "--ttft",
+    "300 ms",
+    "--tpot",
+    "20 ms",
+)
+
+
 def startup(workdir: Path, repeats: int = 3) -> dict[str, Any]:
-    """(s) Median wall-clock seconds of a bare ``import jax`` process, a one-point CLI query
-    and ``--help``, timed alternately; the query's compilation cache (in ``workdir``) is warmed
-    by one untimed run, as a user's second query finds it."""
+    """(s) Median wall-clock seconds of a bare ``import jax`` process, a one-point CLI query,
+    its ``--help`` and the preset question ``QUERY_BEST``, timed alternately; the compilation
+    cache (in ``workdir``) is warmed by one untimed run of each, as a user's second query
+    finds it."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -422,20 +440,27 @@ def startup(workdir: Path, repeats: int = 3) -> dict[str, Any]:
             f"hydra.run.dir={run_dir}",
         ]
 
+    best = [sys.executable, "-m", "limits.query", *QUERY_BEST]
     _wall(query(-1), env)  # warms the compilation cache
-    jax_s, query_s, help_s = [], [], []
+    _wall(best, env)
+    jax_s, query_s, help_s, best_s = [], [], [], []
     for k in range(repeats):
         jax_s.append(_wall([sys.executable, "-c", "import jax"], env))
         query_s.append(_wall(query(k), env))
         help_s.append(_wall([sys.executable, "-m", "limits.sweep", "--help"], env))
+        best_s.append(_wall(best, env))
     for k in range(-1, repeats):
         shutil.rmtree(workdir / f"point-{k}")
     shutil.rmtree(workdir / "jax-cache", ignore_errors=True)
+    jax_median = statistics.median(jax_s)
     return {
-        "import_jax_s": statistics.median(jax_s),
+        "import_jax_s": jax_median,
         "query_s": statistics.median(query_s),
         "help_s": statistics.median(help_s),
-        "ratio": statistics.median(query_s) / statistics.median(jax_s),
+        "best_s": statistics.median(best_s),
+        "ratio": statistics.median(query_s) / jax_median,
+        "help_ratio": statistics.median(help_s) / jax_median,
+        "best_ratio": statistics.median(best_s) / jax_median,
     }
 
 
@@ -546,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--skip-memory", action="store_true", help="skip the 2e7/2e8 RSS sweeps")
     ap.add_argument("--skip-startup", action="store_true", help="skip the start-up timings (s)")
+    ap.add_argument("--startup-only", action="store_true", help="run only the start-up timings (s)")
     ap.add_argument(
         "--dir", default=None, help="where the temporary stores go (default: the system temp dir)"
     )
@@ -577,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.serving_only:
                 print(f"total {time.perf_counter() - t_start:.0f} s; {_load()}")
                 return 0
-        if not args.skip_startup:
+        if not args.skip_startup or args.startup_only:
             st = startup(work, args.repeats)
             print(
                 f"(s) start-up: bare `python -c 'import jax'` {st['import_jax_s']:.2f} s; "
@@ -585,6 +611,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"query / import jax = {st['ratio']:.2f}   target <= {TARGET_STARTUP_RATIO}  "
                 f"{_verdict(st['ratio'] <= TARGET_STARTUP_RATIO)}"
             )
+            print(
+                f"    --help / import jax = {st['help_ratio']:.2f};  `python -m limits.query "
+                f"{' '.join(repr(a) if ' ' in a else a for a in QUERY_BEST)}` "
+                f"{st['best_s']:.2f} s, / import jax = {st['best_ratio']:.2f}"
+            )
+            if args.startup_only:
+                print(f"total {time.perf_counter() - t_start:.0f} s; {_load()}")
+                return 0
         a = model_rate(small, repeats=max(20, args.repeats))
         ok_a = a["points_per_s"] >= TARGET_MODEL_PPS
         print(

@@ -54,6 +54,7 @@ def test_serving_benchmark_runs_on_a_tiny_grid(bench, tmp_path):
 @pytest.mark.slow
 def test_startup_baselines_run(bench, tmp_path):
     st = bench.startup(tmp_path, repeats=1)
-    assert 0 < st["import_jax_s"] and 0 < st["query_s"] and 0 < st["help_s"]
+    assert 0 < st["import_jax_s"] and 0 < st["query_s"] and 0 < st["help_s"] and 0 < st["best_s"]
     assert st["ratio"] == pytest.approx(st["query_s"] / st["import_jax_s"])
+    assert st["best_ratio"] == pytest.approx(st["best_s"] / st["import_jax_s"])
     assert list(tmp_path.iterdir()) == []  # the stores and the compilation cache are gone

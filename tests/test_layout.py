@@ -19,7 +19,7 @@ ALLOWED = {
     "model": {"errors", "units"},
     "presets": {"errors", "units", "model"},
     "autodiff": {"errors", "units", "model"},
-    "sweep": {"errors", "units", "model", "autodiff", "presets", "limits", "compile_cache"},
+    "sweep": {"errors", "units", "model", "autodiff", "presets", "limits", "compile_cache", "cli"},
     "analysis": {"errors", "units", "model", "sweep"},  # sweep: store-layout names only
     "plots": {"errors", "units", "model", "analysis"},
     "studies": {"errors", "units", "model", "autodiff", "sweep", "analysis", "plots", "presets"},
@@ -28,8 +28,19 @@ ALLOWED = {
     "status": {"errors", "sweep"},
     "fast": {"model"},  # limits.evaluate: the model compiled once per parameter layout
     "compile_cache": set(),  # JAX's persistent compilation cache, set at entry points
+    "cli": set(),  # what an entry point does for its own process (no full collection at exit)
     # answers: query evaluates presets through the sweep's config (compose), explore reads stores
-    "query": {"errors", "units", "model", "sweep", "analysis", "plots"},
+    "query": {
+        "errors",
+        "units",
+        "model",
+        "fast",
+        "sweep",
+        "analysis",
+        "plots",
+        "compile_cache",
+        "cli",
+    },
     "explore": {"errors", "units", "model", "analysis", "query"},  # query: fmt only
     "calibrate": {"errors", "units", "model", "presets", "autodiff", "validate"},
 }

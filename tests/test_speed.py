@@ -279,6 +279,23 @@ def test_importing_limits_leaves_jax_settings_alone():
     assert out.returncode == 0, out.stderr[-2000:]
 
 
+@pytest.mark.subprocess
+def test_entry_point_tunes_the_collector_of_its_own_process_only():
+    """Importing ``limits.cli`` changes nothing; ``entry_point()`` (idempotent) sets the
+    collector's thresholds and freezes the heap at exit, after the other exit handlers."""
+    code = (
+        "import atexit, gc, limits.cli as cli; default = gc.get_threshold(); "
+        "import limits, limits.sweep, limits.query; assert gc.get_threshold() == default; "
+        "n = atexit._ncallbacks(); cli.entry_point(); cli.entry_point(); "
+        "assert gc.get_threshold() == cli.GC_THRESHOLDS and atexit._ncallbacks() == n + 1; "
+        "atexit.register(lambda: print('handlers ran', gc.get_freeze_count() == 0))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "handlers ran True"  # a later handler runs before the freeze
+
+
 def _point_query(tmp_path, name, env, *extra):
     run_dir = tmp_path / name
     return subprocess.Popen(

@@ -180,3 +180,46 @@ def test_one_compile_per_sweep_and_none_for_a_repeat(tmp_path):
     assert first.blocks_computed == 6 and first.traces == 1
     second = run(compose(overrides + [f"store.path={tmp_path / 'b.zarr'}"]), verbose=False)
     assert second.traces == 0
+
+
+def test_hydra_mode_is_never_set_by_the_config_tree():
+    """``job._compose_once`` answers Hydra's ``get_mode`` (None) without composing: this holds
+    only while no config of this tree sets ``hydra.mode``, which Hydra itself confirms here."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+
+    from limits.sweep.job import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2("t", create_config_search_path(str(CONF_DIR)))
+    try:
+        for overrides in ([], ["grid=point"], ["hardware=h200", "model=llama3_70b"]):
+            assert hydra.get_mode(config_name="config", overrides=list(overrides)) is None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_compose_once_skips_only_the_composition_hydra_needs_no_answer_from(monkeypatch):
+    from hydra._internal.hydra import Hydra
+
+    from limits.sweep.job import _compose_once
+
+    calls = []
+    monkeypatch.setattr(Hydra, "compose_config", lambda self, **kw: calls.append(kw) or None)
+    monkeypatch.setattr(sys, "argv", ["limits.sweep", "grid=point"])
+    original = Hydra.get_mode
+    hydra = object.__new__(Hydra)  # compose_config is stubbed: no state needed
+    with _compose_once():
+        assert hydra.get_mode("config", ["grid=point"]) is None
+        assert calls == []  # answered without composing
+        for config_name, overrides in (
+            ("config", ["hydra.mode=MULTIRUN"]),
+            ("other", []),
+            ("config", ["hydra/launcher=basic"]),
+        ):
+            hydra.get_mode(config_name, overrides)  # Hydra's own answer: it composes
+        monkeypatch.setattr(sys, "argv", ["limits.sweep", "--config-dir", "/elsewhere"])
+        hydra.get_mode("config", [])
+    assert len(calls) == 4
+    assert Hydra.get_mode is original  # restored

@@ -144,10 +144,9 @@ def from_presets(
     ``++grid.context=[4096,32768]``) applied after them; an axis they name replaces the
     default one."""
     import jax
-    import jax.numpy as jnp
     from omegaconf import OmegaConf
 
-    from limits.model import evaluate
+    from limits.fast import evaluate
     from limits.sweep.config import params_from_cfg
     from limits.sweep.grid import broadcast_axes, parse_grid, validate_grid
     from limits.sweep.job import compose
@@ -175,10 +174,11 @@ def from_presets(
     parsed = parse_grid({str(k): v for k, v in spec.items()} if isinstance(spec, dict) else {})
     validate_grid(base, parsed)
     with jax.enable_x64(True):
-        values = [jnp.asarray(v, dtype=jnp.float64) for v in parsed.axes.values()]
-        cast = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype=jnp.float64), base)
-        out = jax.jit(evaluate)(cast.replace(**broadcast_axes(parsed.names, values)))
-        host = {k: np.asarray(jnp.broadcast_to(v, parsed.shape)) for k, v in out.items()}
+        values = [np.asarray(v, dtype=np.float64) for v in parsed.axes.values()]
+        cast = jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=np.float64), base)
+        out = evaluate(cast.replace(**broadcast_axes(parsed.names, values)))
+        # broadcast on the host: eagerly, each jnp.broadcast_to would compile a program
+        host = {k: np.array(np.broadcast_to(np.asarray(v), parsed.shape)) for k, v in out.items()}
     coords = {
         n: (n, v, {"units": parsed.units(n), "long_name": parsed.long_name(n)})
         for n, v in parsed.axes.items()

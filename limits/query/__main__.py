@@ -256,5 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # an entry point: this process only (not main() called by a test)
+    from limits.cli import entry_point
+    from limits.compile_cache import enable_compilation_cache
+
+    entry_point()
+    enable_compilation_cache()
     sys.exit(main())

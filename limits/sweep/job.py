@@ -828,6 +828,37 @@ def _task(cfg: DictConfig) -> None:
         sys.exit(130)
 
 
+#: command-line options that bring configs from elsewhere (which could set ``hydra.mode``)
+_OTHER_CONFIG_ARGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
+
+
+@contextlib.contextmanager
+def _compose_once() -> Iterator[None]:
+    """Compose the config once per run instead of twice. Before composing the job's config,
+    Hydra composes it once more only to read ``hydra.mode`` (``Hydra.get_mode``; ~0.1 s).
+    This config tree never sets ``hydra.mode`` (``tests/test_sweep.py`` checks), so unless an
+    override names it or another config is given, that answer is known: ``None`` (run or
+    multirun as the command line says), which is what Hydra returns then."""
+    from hydra._internal.hydra import Hydra
+
+    original = Hydra.get_mode
+
+    def get_mode(self: Any, config_name: str | None, overrides: list[str]) -> Any:
+        if (
+            config_name == "config"
+            and not any(a.split("=")[0] in _OTHER_CONFIG_ARGS for a in sys.argv[1:])
+            and not any("hydra.mode" in o or "hydra/" in o for o in overrides)
+        ):
+            return None
+        return original(self, config_name, overrides)
+
+    Hydra.get_mode = get_mode  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = original  # type: ignore[method-assign]
+
+
 def main() -> None:
     """Entry point of ``python -m limits.sweep`` and the ``limits-sweep`` console script.
 
@@ -838,12 +869,15 @@ def main() -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from limits.cli import entry_point
     from limits.sweep.config import config_error_line
 
+    entry_point()
     full = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing
     try:
-        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)()
+        with _compose_once():
+            hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)()
     except (HydraException, OmegaConfBaseException) as err:
         if full:
             raise
