@@ -99,3 +99,82 @@ def test_sweep_help_describes_the_command():
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("python -m limits.sweep: sweep the analytical limit model")
     assert "limits-sweep -sc install=bash" in run.stdout and "limits.query" in run.stdout
+
+
+# --------------------------------------------------------------------------- axis overrides
+
+
+def test_a_range_replaces_a_list_axis_and_a_list_a_range_in_place():
+    """`grid.batch={...}` over the default list, `grid.context=[...]` over its range: each
+    replaces the axis where it stands (its dimension order), with or without `++`."""
+    for prefix in ("", "++"):
+        cfg = compose(
+            [
+                f"{prefix}grid.batch={{start:1,stop:256,num:64}}",
+                f"{prefix}grid.context=[1024,2048]",
+            ]
+        )
+        assert list(cfg.grid) == ["tp", "context", "batch", "sync_latency"]
+        assert dict(cfg.grid.batch) == {"start": 1, "stop": 256, "num": 64}
+        assert list(cfg.grid.context) == [1024, 2048]
+
+
+def test_a_range_over_a_range_keeps_none_of_the_old_keys():
+    """The default context range is log-spaced; a new range without `scale` is linear."""
+    from limits.sweep.config import mapping
+    from limits.sweep.grid import parse_grid
+
+    cfg = compose(["grid.context={start:1024,stop:4096,num:4}"])
+    assert "scale" not in cfg.grid.context
+    assert parse_grid(mapping(cfg.grid)).axes["context"].tolist() == [1024, 2048, 3072, 4096]
+
+
+def test_an_axis_the_preset_lacks_still_needs_plus_plus_and_the_message_says_so():
+    from hydra.errors import ConfigCompositionException
+
+    from limits.sweep.config import config_error_line
+
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(["grid=point", "grid.batch=[1]"])
+    assert config_error_line(err.value).endswith(
+        "add the axis with ++grid.batch=[...] (or a range {start:,stop:,num:})"
+    )
+
+
+def test_the_query_and_the_sweep_share_the_axis_replacement():
+    from limits.query import from_presets
+
+    ds = from_presets("h200", "llama3_70b", ["grid.batch={start:1,stop:64,num:4,scale:log}"])
+    assert list(ds.dims) == ["tp", "batch"]  # the default order: the range took batch's place
+    assert ds.batch.values.tolist() == [1, 4, 16, 64]
+
+
+@pytest.mark.subprocess
+def test_the_sweep_command_takes_a_range_over_a_list_axis(tmp_path):
+    import subprocess
+    import sys
+
+    import xarray as xr
+
+    store = tmp_path / "s.zarr"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "grid.batch={start:1,stop:256,num:4}",
+            "grid.tp=[8]",
+            "grid.context=[4096]",
+            f"store.path={store}",
+            "limits.progress=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ds = xr.open_zarr(store)
+    assert list(ds.dims) == ["tp", "context", "batch", "sync_latency"]
+    assert ds.batch.values.tolist() == [1, 86, 171, 256]
+    assert ds.attrs["overrides"][:2] == ["grid.batch={start:1,stop:256,num:4}", "grid.tp=[8]"]

@@ -11,7 +11,6 @@ holds; the decode-step stand-ins come last and every answer says which one it us
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,7 +141,7 @@ def from_presets(
     and Hydra `overrides` of ``python -m limits.sweep`` (``deployment.context=8192``,
     ``++grid.batch=[1,8]``, ``++grid.batch={start:1,stop:512,num:10,scale:log}``,
     ``++grid.context=[4096,32768]``) applied after them; an axis they name replaces the
-    default one."""
+    default one in place (``compose`` lets a range replace a list)."""
     import jax
     import jax.numpy as jnp
     from omegaconf import OmegaConf
@@ -152,12 +151,7 @@ def from_presets(
     from limits.sweep.grid import broadcast_axes, parse_grid, validate_grid
     from limits.sweep.job import compose
 
-    given = {re.sub(r"^[+~]*grid\.", "", o.split("=")[0]) for o in overrides if "grid." in o}
-    axes = [  # an axis the overrides set keeps only theirs (a range may replace a list)
-        f"++grid.{n}=[{','.join(f'{v:g}' for v in vs)}]"
-        for n, vs in DEFAULT_GRID.items()
-        if n not in given
-    ]
+    axes = [f"++grid.{n}=[{','.join(f'{v:g}' for v in vs)}]" for n, vs in DEFAULT_GRID.items()]
     # grid=point starts empty, so an axis is added (++), whether or not the user wrote ++
     overrides = [f"++{o}" if o.startswith("grid.") else o for o in overrides]
     cfg = compose(

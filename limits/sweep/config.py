@@ -10,6 +10,8 @@ stored as ``limits_schema`` (outside the preset groups, so it never shows up as 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,8 @@ __all__ = [
     "check_known_keys",
     "config_error_line",
     "closest_key",
+    "replaceable_axes",
+    "without_axis_resets",
 ]
 
 SCHEMA_NAME = "limits_schema"
@@ -142,6 +146,44 @@ class SweepSchema:
     devices: Any = "all"  # "all" local devices share each block, or a number of them
 
 
+#: an override of one grid axis (``grid.X=...`` or ``++grid.X=...``): prefix, axis name
+_AXIS_OVERRIDE = re.compile(r"^(\+\+)?grid\.([A-Za-z_]\w*)=(.*)$", re.DOTALL)
+
+
+def replaceable_axes(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` with ``[++]grid.X=null`` before each ``[++]grid.X=VALUE``, so that the
+    value replaces the axis instead of being merged into it.
+
+    Hydra merges an override into the node it overrides, and OmegaConf cannot merge a range
+    (a mapping) into a list or a list into a range ("Cannot merge DictConfig with
+    ListConfig"); merging a range into a range would even keep keys the new range leaves out
+    (``scale``). Setting the axis to ``null`` first replaces it in place (the axis keeps its
+    position, which is its dimension order); a plain ``grid.X=`` still needs ``X`` to exist.
+    """
+    out: list[str] = []
+    for item in overrides:
+        found = _AXIS_OVERRIDE.match(item)
+        if found and found.group(3) != "null":
+            out.append(f"{found.group(1) or ''}grid.{found.group(2)}=null")
+        out.append(item)
+    return out
+
+
+def without_axis_resets(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` without the ``grid.X=null`` that ``replaceable_axes`` inserted (as the
+    user wrote them: for provenance and messages)."""
+    items = list(overrides)
+    out = []
+    for i, item in enumerate(items):
+        found = _AXIS_OVERRIDE.match(item)
+        if found and found.group(3) == "null" and i + 1 < len(items):
+            nxt = _AXIS_OVERRIDE.match(items[i + 1])
+            if nxt and nxt.group(2) == found.group(2):
+                continue
+        out.append(item)
+    return out
+
+
 def register_schemas() -> None:
     """Store the top-level schema and the group schemas in Hydra's ConfigStore."""
     cs = ConfigStore.instance()
@@ -193,8 +235,6 @@ def config_error_line(err: BaseException) -> str:
     """One line for a Hydra/OmegaConf composition error: its message and causes up to the
     first blank line, the options Hydra lists (``a, b, c``), and the closest valid key instead
     of Hydra's advice to add an unknown key with ``+``."""
-    import re
-
     lines: list[str] = []
     node: BaseException | None = err
     while node is not None:
@@ -212,7 +252,9 @@ def config_error_line(err: BaseException) -> str:
             lines.append(f"{options.group(1)} {names}")
         node = node.__cause__
     key = re.search(r"Could not override '([^']+)'", str(err))
-    if key:
+    if key and key.group(1).startswith("grid."):  # the preset has no such axis: add it
+        lines.append(f"add the axis with ++{key.group(1)}=[...] (or a range {{start:,stop:,num:}})")
+    elif key:
         hint = closest_key(key.group(1))
         lines.append(
             f"did you mean {hint}?" if hint else f"valid keys: {', '.join(_siblings(key.group(1)))}"

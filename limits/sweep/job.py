@@ -27,7 +27,14 @@ from omegaconf import DictConfig, OmegaConf
 from limits.errors import SweepError
 from limits.model.outputs import BOUND_OUTPUTS, DEFAULT_OUTPUTS, OUTPUTS
 from limits.model.params import ParameterError, Params, parameter_index
-from limits.sweep.config import DATA_KEYS, check_known_keys, mapping, params_from_cfg
+from limits.sweep.config import (
+    DATA_KEYS,
+    check_known_keys,
+    mapping,
+    params_from_cfg,
+    replaceable_axes,
+    without_axis_resets,
+)
 from limits.sweep.grid import Grid, axis_lengths, parse_grid, validate_grid
 from limits.sweep.integrity import (
     INTEGRITY,
@@ -250,11 +257,11 @@ def _store_path(cfg: DictConfig) -> Path:
 
 def _overrides(cfg: DictConfig, given: Sequence[str] | None) -> list[str]:
     if given is not None:
-        return list(given)
+        return without_axis_resets(given)
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        return list(HydraConfig.get().overrides.task)
+        return without_axis_resets(HydraConfig.get().overrides.task)
     except ValueError:
         return []
 
@@ -763,7 +770,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+        return hydra_compose(config_name=config_name, overrides=replaceable_axes(overrides))
 
 
 def run_overrides(overrides: list[str], config_name: str = "config", **kw: Any) -> Path:
@@ -792,7 +799,7 @@ def _multirun_job_dir() -> Path | None:
 def _record_failure(job_dir: Path, message: str) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = " ".join(HydraConfig.get().overrides.task)
+    overrides = " ".join(without_axis_resets(HydraConfig.get().overrides.task))
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / FAILURE_FILE).write_text(f"{overrides}\n{message}\n")
 
@@ -844,6 +851,7 @@ def main() -> None:
 
     from limits.sweep.config import config_error_line
 
+    sys.argv[1:] = replaceable_axes(sys.argv[1:])  # a range may replace a list axis and back
     full = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing
     try:
