@@ -178,3 +178,66 @@ def test_the_sweep_command_takes_a_range_over_a_list_axis(tmp_path):
     assert list(ds.dims) == ["tp", "context", "batch", "sync_latency"]
     assert ds.batch.values.tolist() == [1, 86, 171, 256]
     assert ds.attrs["overrides"][:2] == ["grid.batch={start:1,stop:256,num:4}", "grid.tp=[8]"]
+
+
+# --------------------------------------------------------------------------- minimal presets
+
+
+def _user_conf(tmp_path):
+    (tmp_path / "hardware").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "hardware" / "mini.yaml").write_text("name: mini\nmem_bw: 8 TB/s\n")
+    (tmp_path / "hardware" / "mini2.yaml").write_text(
+        "defaults: [xpu_hbm3, _self_]\nname: mini2\nmem_bw: 8 TB/s\n"
+    )
+    return [f"hydra.searchpath=[file://{tmp_path}]"]
+
+
+def test_a_minimal_hardware_file_is_refused_naming_what_it_lacks(tmp_path):
+    from limits.errors import ParameterError
+    from limits.sweep.config import params_from_cfg
+
+    with pytest.raises(ParameterError) as err:
+        params_from_cfg(compose([*_user_conf(tmp_path), "hardware=mini", "grid=point"]))
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "hardware mini: no value for mem_capacity, peak_flops, sync_latency, "
+        "sync_latency_intra_node, pipeline_latency, node_size, chip_power, node_power"
+    )
+    assert message.endswith("'defaults: [xpu_hbm3, _self_]' at the top of the file")
+
+
+def test_a_hardware_file_inherits_only_what_it_asks_for(tmp_path):
+    import limits
+    from limits.sweep.config import params_from_cfg
+
+    p = params_from_cfg(compose([*_user_conf(tmp_path), "hardware=mini2", "grid=point"]))
+    paper = limits.load_params("xpu_hbm3", "llama3_405b")
+    assert p.hardware.name == "mini2" and float(p.hardware.mem_bw) == 8e12
+    assert float(p.hardware.peak_flops) == float(paper.hardware.peak_flops)
+    # an override can fill what the file leaves out, too
+    q = params_from_cfg(
+        compose(
+            [*_user_conf(tmp_path), "hardware=mini", "grid=point"]
+            + [f"hardware.{k}={v}" for k, v in limits.load_preset("hardware", "h200").items()]
+        )
+    )
+    assert float(q.hardware.mem_bw) == float(limits.load_params("h200").hardware.mem_bw)
+
+
+def test_load_params_reads_the_same_defaults_line_and_refuses_the_same_way(tmp_path, monkeypatch):
+    import shutil
+
+    import limits.presets as presets
+    from limits.errors import ParameterError
+
+    shutil.copytree(presets.CONF_DIR, tmp_path / "conf")
+    _user_conf(tmp_path / "conf" / "user")
+    for name in ("mini", "mini2"):
+        shutil.copy(tmp_path / "conf/user/hardware" / f"{name}.yaml", tmp_path / "conf/hardware")
+    monkeypatch.setattr(presets, "CONF_DIR", tmp_path / "conf")
+    with pytest.raises(ParameterError, match=r"^hardware mini: no value for mem_capacity, "):
+        presets.load_params("mini")
+    p = presets.load_params("mini2")
+    assert float(p.hardware.mem_bw) == 8e12 and p.hardware.name == "mini2"
+    assert float(p.hardware.node_power) == 300.0  # xpu_hbm3's, asked for by the file

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from limits.model.params import (
     Calibration,
@@ -27,6 +27,7 @@ from limits.model.params import (
     ParameterError,
     Params,
 )
+from limits.presets import REQUIRED, missing_line
 
 __all__ = [
     "SweepSchema",
@@ -67,18 +68,22 @@ DATA_KEYS = (
 )
 
 
-def _schema_of(cls: type) -> type:
-    """A dataclass with the same field names as ``cls``, every value typed ``Any``. It claims
-    this module (bound below under its own name), so configs pickled to launcher worker
-    processes (joblib, submitit) find the same class there."""
-    fields = [(f.name, Any, field(default=f.default)) for f in dataclasses.fields(cls)]
+def _schema_of(cls: type, required: Sequence[str] = ()) -> type:
+    """A dataclass with the same field names as ``cls``, every value typed ``Any``; the
+    ``required`` ones have no default (``???``: a preset file or an override must set them).
+    It claims this module (bound below under its own name), so configs pickled to launcher
+    worker processes (joblib, submitit) find the same class there."""
+    fields = [
+        (f.name, Any, field(default=MISSING if f.name in required else f.default))
+        for f in dataclasses.fields(cls)
+    ]
     schema = dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
     schema.__module__ = __name__
     return schema
 
 
-HardwareSchema = _schema_of(Hardware)
-ModelSchema = _schema_of(Model)
+HardwareSchema = _schema_of(Hardware, REQUIRED["hardware"])
+ModelSchema = _schema_of(Model, REQUIRED["model"])
 DeploymentSchema = _schema_of(Deployment)
 CalibrationSchema = _schema_of(Calibration)
 EconomicsSchema = _schema_of(Economics)
@@ -312,6 +317,9 @@ def params_from_cfg(cfg: DictConfig) -> Params:
             node = _typed(node, schema)
         except Exception as err:  # omegaconf's message names the key
             raise ParameterError(f"{name}: {str(err).splitlines()[0]}") from None
+        missing = [k for k in REQUIRED.get(name, ()) if OmegaConf.is_missing(node, k)]
+        if missing:
+            raise ParameterError(missing_line(name, str(node.get("name")), missing))
         groups[name] = cls.from_mapping(mapping(node))
     return Params(**groups)
 
