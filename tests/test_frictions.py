@@ -241,3 +241,69 @@ def test_load_params_reads_the_same_defaults_line_and_refuses_the_same_way(tmp_p
     p = presets.load_params("mini2")
     assert float(p.hardware.mem_bw) == 8e12 and p.hardware.name == "mini2"
     assert float(p.hardware.node_power) == 300.0  # xpu_hbm3's, asked for by the file
+
+
+# --------------------------------------------------------------------------- idle axes, log
+
+
+@pytest.mark.parametrize("tps, idle", [([4, 8], True), ([8, 16], False)])
+def test_a_swept_sync_latency_that_no_collective_pays_is_named(tmp_path, capsys, tps, idle):
+    """At tp <= node_size (8) no collective leaves the node: sync_latency is never paid, the
+    sweep says so before it starts, and indeed every stored output is the same along it."""
+    import numpy as np
+    import xarray as xr
+
+    store = tmp_path / "s.zarr"
+    cfg = compose(
+        [
+            "grid=point",
+            f"++grid.tp=[{tps[0]},{tps[1]}]",
+            "++grid.sync_latency=[1 us,20 us]",
+            f"store.path={store}",
+            "store.variables=all",
+            "limits.progress=false",
+        ]
+    )
+    run(cfg)
+    err = capsys.readouterr().err
+    ds = xr.open_zarr(store).load()
+    same = all(
+        np.array_equal(ds[v].isel(sync_latency=0), ds[v].isel(sync_latency=1), equal_nan=True)
+        for v in ds.data_vars
+    )
+    assert same == idle
+    warned = "limits.sweep: warning: grid.sync_latency changes no output" in err
+    assert warned == idle
+    if idle:
+        assert "(tp: 4, 8; ep: 1; node_size: 8; scaleup_size: 0)" in err
+
+
+@pytest.mark.subprocess
+def test_the_run_log_holds_what_the_terminal_showed(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "grid=point",
+            "++grid.tp=[4,8]",
+            "++grid.sync_latency=[1 us,2 us]",
+            "limits.progress=false",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    logged = [
+        re.sub(r"^\[[^]]*\]\[limits\.sweep\]\[[A-Z]+\] - ", "", line)
+        for line in (tmp_path / "sweep.log").read_text().splitlines()
+    ]
+    shown = proc.stdout.splitlines() + proc.stderr.splitlines()
+    assert sorted(logged) == sorted(shown) and len(shown) >= 7
+    assert any(line.startswith("limits.sweep: warning: grid.sync_latency") for line in logged)

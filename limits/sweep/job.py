@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import sys
@@ -35,7 +36,7 @@ from limits.sweep.config import (
     replaceable_axes,
     without_axis_resets,
 )
-from limits.sweep.grid import Grid, axis_lengths, parse_grid, validate_grid
+from limits.sweep.grid import Grid, axis_lengths, broadcast_axes, parse_grid, validate_grid
 from limits.sweep.integrity import (
     INTEGRITY,
     INTEGRITY_ATTR,
@@ -75,6 +76,26 @@ __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DI
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 STORE_NAME = "sweep.zarr"
 USER_ERRORS = (ParameterError, UnitError, StoreError)
+
+#: the job's messages: printed (stdout; warnings and errors on stderr) and logged here, so a
+#: Hydra run's log file (``<run dir>/sweep.log``, ``hydra.job_logging`` in conf/config.yaml)
+#: holds what the terminal showed
+LOG = logging.getLogger("limits.sweep")
+LOG.addHandler(logging.NullHandler())  # a library: no handler of its own, none of lastResort's
+
+
+def _say(message: str, level: int = logging.INFO) -> None:
+    """Show one message of the job and log it (``LOG``)."""
+    print(message, file=sys.stdout if level < logging.WARNING else sys.stderr, flush=True)
+    LOG.log(level, message)
+
+
+class ForeignRecords(logging.Filter):
+    """Keeps the records of every logger but ``limits.*``: the console handler of the job's
+    logging config uses it, since the job prints its own messages (``_say``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("limits")
 
 
 @dataclasses.dataclass
@@ -395,10 +416,9 @@ def _recompute_damaged(
     with _store_io(path):
         damaged = damaged_blocks(path, written)
     if damaged:
-        print(
+        _say(
             f"limits.sweep: {describe_damage(path, damaged)}; recomputing them now",
-            file=sys.stderr,
-            flush=True,
+            level=logging.WARNING,
         )
         done = done.copy()
         for block in damaged:
@@ -533,6 +553,7 @@ class _Job:
     shard_index: int
     shard_count: int
     traces_before: int  # the block function's traces before this job (one compile per job)
+    warnings: list[str]  # said before the sweep starts (an axis that changes nothing, ...)
 
     @property
     def stored_points(self) -> int:
@@ -605,7 +626,38 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
         shard_index=shard_index,
         shard_count=shard_count,
         traces_before=traces_before,
+        warnings=_idle_axes(base, grid),
     )
+
+
+def _idle_axes(base: Params, grid: Grid) -> list[str]:
+    """One line per latency axis that no point of the grid pays (``limits.model.sync.
+    latencies_paid``): its values change no output, so the axis only multiplies the work."""
+    from limits.model.sync import latencies_paid
+
+    swept = [n for n in grid.names if len(grid.axes[n]) > 1]
+    paid = latencies_paid(base.replace(**broadcast_axes(grid.names, list(grid.axes.values()))))
+    idle = [n for n in swept if n in paid and not bool(np.any(np.asarray(paid[n])))]
+
+    flat = base.flat()
+
+    def values(name: str) -> str:
+        v = grid.axes[name] if name in grid.axes else np.asarray(flat[name])
+        return ", ".join(f"{x:g}" for x in np.unique(v))
+
+    why = {
+        "sync_latency": "every collective stays inside a node (tp, ep <= node_size: "
+        "limits.model.sync.leaves_node) or a scale-up domain (<= scaleup_size)",
+        "sync_latency_intra_node": "every collective group leaves its node or is one chip",
+        "sync_latency_scaleup": "no collective spans a scale-up domain beyond one node",
+        "pipeline_latency": "pp = 1 (no pipeline hops)",
+    }
+    return [
+        f"grid.{n} changes no output: {why[n]} at every point (tp: {values('tp')}; ep: "
+        f"{values('ep')}; node_size: {values('node_size')}; scaleup_size: "
+        f"{values('scaleup_size')}); its {len(grid.axes[n])} values give identical results"
+        for n in idle
+    ]
 
 
 def _announce(job: _Job) -> None:
@@ -614,19 +666,19 @@ def _announce(job: _Job) -> None:
     dims = " x ".join(f"{n}[{len(v)}]" for n, v in grid.axes.items()) or "a single point"
     device = job.fn.sharding.devices[0]
     where = f"{device.platform} ({getattr(device, 'device_kind', '?')})"
-    print(
+    _say(
         f"limits.sweep: {grid.size:,} points ({dims}), {len(job.layout.variables)} variables, "
         f"~{_human_bytes(job.stored_points * job.layout.bytes_per_point)} uncompressed, "
         f"{math.prod(plan.n_blocks)} blocks of {math.prod(plan.chunks):,} points, "
-        f"{job.dtype.name}, {job.fn.sharding.n_devices} device(s): {where}",
-        flush=True,
+        f"{job.dtype.name}, {job.fn.sharding.n_devices} device(s): {where}"
     )
     if job.reduction is not None:
-        print(
+        _say(
             f"limits.sweep: reduction: {job.reduction.describe(_units())}; stores "
-            f"{job.stored_points:,} points",
-            flush=True,
+            f"{job.stored_points:,} points"
         )
+    for line in job.warnings:
+        _say(f"limits.sweep: warning: {line}", level=logging.WARNING)
 
 
 def _open_store(job: _Job, overrides: Sequence[str] | None) -> Any:
@@ -647,7 +699,7 @@ def _open_store(job: _Job, overrides: Sequence[str] | None) -> Any:
     check_same_config(group, path, data_config)
     note = check_same_code(group.attrs, path)
     if note:
-        print(f"limits.sweep: note: {note}", file=sys.stderr, flush=True)
+        _say(f"limits.sweep: note: {note}", level=logging.WARNING)
     return group
 
 
@@ -656,10 +708,9 @@ def _progress_bar(job: _Job, todo: list, skipped: list, total_blocks: int) -> An
     from tqdm import tqdm
 
     if skipped:
-        print(
+        _say(
             f"limits.sweep: resuming {job.path}: {len(skipped)} of {total_blocks} blocks "
-            f"already written",
-            flush=True,
+            f"already written"
         )
     return tqdm(
         total=sum(job.plan.points(b) for b in todo),
@@ -675,16 +726,16 @@ def _report(job: _Job, result: SweepResult, summary: _Summary, computed_points: 
     """The closing lines: where the store is, how fast, the headline numbers, what next."""
     rate = computed_points / result.seconds if result.seconds > 0 else float("nan")
     shard = f" (shard {job.shard_index} of {job.shard_count})" if job.shard_count > 1 else ""
-    print(
+    _say(
         f"limits.sweep: wrote {job.path}{shard} in {result.seconds:.2f} s "
         f"({result.blocks_computed} blocks computed, {result.blocks_skipped} reused, "
         f"{rate / 1e6:.3g} M points/s)"
     )
     has_feasible = any(s.name == "feasible" for s in job.layout.variables)
     for line in summary.lines(has_feasible):
-        print(line)
-    print(f"  open with: xarray.open_zarr({str(job.path)!r})", flush=True)
-    print(
+        _say(line)
+    _say(f"  open with: xarray.open_zarr({str(job.path)!r})")
+    _say(
         f"  next: python -m limits.query best --store {job.path}; "
         f"python -m limits.explore {job.path}"
     )
@@ -805,8 +856,6 @@ def _record_failure(job_dir: Path, message: str) -> None:
 
 
 def _task(cfg: DictConfig) -> None:
-    import logging
-
     logging.getLogger("jax").setLevel(logging.WARNING)  # Hydra sets the root logger to INFO
     if cfg.shard.count != 1:  # shards may share a GPU: allocate as needed (before JAX starts)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -819,7 +868,7 @@ def _task(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except USER_ERRORS as err:
-        print(f"limits.sweep: error: {err}", file=sys.stderr, flush=True)
+        _say(f"limits.sweep: error: {err}", level=logging.ERROR)
         if job_dir is None:
             sys.exit(2)
         _record_failure(job_dir, str(err))  # the other jobs go on; reported at the end
@@ -831,11 +880,7 @@ def _task(cfg: DictConfig) -> None:
         traceback.print_exc()
         _record_failure(job_dir, f"{type(err).__name__}: {err} (traceback printed above)")
     except KeyboardInterrupt:
-        print(
-            "limits.sweep: interrupted; re-run the same command to resume",
-            file=sys.stderr,
-            flush=True,
-        )
+        _say("limits.sweep: interrupted; re-run the same command to resume", level=logging.ERROR)
         sys.exit(130)
 
 
