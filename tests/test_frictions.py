@@ -307,3 +307,25 @@ def test_the_run_log_holds_what_the_terminal_showed(tmp_path):
     shown = proc.stdout.splitlines() + proc.stderr.splitlines()
     assert sorted(logged) == sorted(shown) and len(shown) >= 7
     assert any(line.startswith("limits.sweep: warning: grid.sync_latency") for line in logged)
+
+
+def test_whole_number_axes_are_stored_as_integers(tmp_path):
+    """tp, context, batch hold int64 coordinates (sync_latency stays float64 seconds), so
+    `sel(tp=16)` and printed coordinates read as the numbers a user wrote; the query's
+    in-memory grid has the same coordinates."""
+    import numpy as np
+    import xarray as xr
+
+    from limits.model.params import parameter_index
+    from limits.query import from_presets
+
+    store = tmp_path / "s.zarr"
+    run(compose([f"store.path={store}", "limits.progress=false"]), verbose=False)
+    for ds in (xr.open_zarr(store), from_presets("h200", "llama3_70b")):
+        for name in ds.dims:
+            integer = parameter_index()[name][1].integer
+            assert ds[name].dtype == (np.int64 if integer else np.float64), name
+    ds = xr.open_zarr(store)
+    assert ds.tp.values.tolist() == [8, 16, 32, 64]
+    assert ds.context.values.tolist() == [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
+    assert ds.sel(tp=16, batch=8).utps.shape == (8, 4)

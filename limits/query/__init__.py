@@ -174,8 +174,8 @@ def from_presets(
         out = jax.jit(evaluate)(cast.replace(**broadcast_axes(parsed.names, values)))
         host = {k: np.asarray(jnp.broadcast_to(v, parsed.shape)) for k, v in out.items()}
     coords = {
-        n: (n, v, {"units": parsed.units(n), "long_name": parsed.long_name(n)})
-        for n, v in parsed.axes.items()
+        n: (n, parsed.coord(n), {"units": parsed.units(n), "long_name": parsed.long_name(n)})
+        for n in parsed.names
     }
     data = {
         k: (parsed.names, host[k], {"units": OUTPUTS[k][0], "long_name": OUTPUTS[k][1]})

@@ -579,7 +579,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
     chunks = _resumed_chunks(cfg, grid, reduction, _chunks(cfg, grid, reduction))
     codec_for(str(cfg.store.codec), cfg.store.clevel)  # validate early
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
-    stored_axes = {n: grid.axes[n] for n in plan.stored_names}
+    stored_axes = {n: grid.coord(n) for n in plan.stored_names}
     # size check before any tracing: at most one dtype-sized number per stored value (plus a
     # best_<axis> and reduce_found per stored point of a reduction)
     _check_size(
