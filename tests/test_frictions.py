@@ -329,3 +329,43 @@ def test_whole_number_axes_are_stored_as_integers(tmp_path):
     assert ds.tp.values.tolist() == [8, 16, 32, 64]
     assert ds.context.values.tolist() == [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
     assert ds.sel(tp=16, batch=8).utps.shape == (8, 4)
+
+
+# --------------------------------------------------------------------------- pint-xarray
+
+
+def test_every_stored_unit_parses_with_the_pint_registry():
+    pytest.importorskip("pint")
+    from limits.model.outputs import OUTPUTS
+    from limits.model.params import parameter_index
+    from limits.sweep.grid import Grid
+    from limits.units import pint_registry
+
+    registry = pint_registry()
+    grid = Grid({})  # the units of an axis come from its parameter
+    units = {u for u, _ in OUTPUTS.values()} | {grid.units(n) for n in parameter_index()}
+    for unit in sorted(units):
+        registry.parse_units(unit)  # raises on an unknown unit
+    assert registry.Quantity(1.0, "USD/Mtok").to("USD/tok").magnitude == pytest.approx(1e-6)
+    assert registry.Quantity(1.0, "tokens").to("tok").magnitude == 1.0  # context's units
+
+
+def test_a_store_quantifies_with_pint_xarray(tmp_path):
+    pytest.importorskip("pint_xarray")
+    import numpy as np
+    import xarray as xr
+
+    from limits.units import pint_registry
+
+    store = tmp_path / "s.zarr"
+    run(
+        compose([f"store.path={store}", "store.variables=all", "limits.progress=false"]),
+        verbose=False,
+    )
+    raw = xr.open_zarr(store).load()
+    ds = raw.pint.quantify(unit_registry=pint_registry())
+    gib = ds["memory_required"].pint.to("GiB").pint.magnitude
+    np.testing.assert_allclose(gib, raw["memory_required"] / 2.0**30, rtol=1e-6)
+    assert str(ds["t_mem"].pint.units) == "second"
+    assert ds["utps"].pint.units == pint_registry().parse_units("tok/s/user")
+    assert ds["context"].pint.units == pint_registry().parse_units("tok")
