@@ -369,3 +369,34 @@ def test_a_store_quantifies_with_pint_xarray(tmp_path):
     assert str(ds["t_mem"].pint.units) == "second"
     assert ds["utps"].pint.units == pint_registry().parse_units("tok/s/user")
     assert ds["context"].pint.units == pint_registry().parse_units("tok")
+
+
+# --------------------------------------------------------------------------- what binds
+
+
+def _binds_line(answer):
+    return next(line for line in answer.lines() if line.startswith("what binds:"))
+
+
+def test_what_binds_a_serving_answer_is_the_serving_pass():
+    """A serving answer (TTFT at load, TPOT, output tokens/s per chip) names the wall of the
+    serving pass (`serving_bound`) and its times; a decode answer the decode step's."""
+    from limits.model.outputs import BOUND_LABELS
+    from limits.query import best, from_presets
+
+    ds = from_presets("h200", "llama3_70b", ["grid.tp=[1,2,4,8]", "grid.batch=[1,16,64,128]"])
+    serving = best(ds, "tps_per_chip", {"ttft": 0.3, "tpot": 0.02})
+    assert serving.objective == "output_tps_per_chip"
+    p = serving.point
+    line = _binds_line(serving)
+    label = BOUND_LABELS[int(p["serving_bound"].values)]
+    assert line.startswith(f"what binds: {label} (serving pass walls: serving_t_mem ")
+    walls = {w: float(p[f"serving_t_{w}"].values) for w in ("mem", "compute", "sync")}
+    top = max(walls, key=lambda w: walls[w])
+    assert {"mem": "memory", "compute": "compute", "sync": "sync"}[top] == label
+    decode = best(ds, "stps", where={"tbt": ("<=", 0.02)})
+    p = decode.point
+    line = _binds_line(decode)
+    assert line.startswith(
+        f"what binds: {BOUND_LABELS[int(p['bound'].values)]} (decode step walls: t_mem "
+    )

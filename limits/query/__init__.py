@@ -303,18 +303,29 @@ class Best:
         return out
 
     def binds(self) -> list[str]:
-        """What binds: the wall of the decode step and by how much, and the tightest limit."""
+        """What binds and by how much, for the quantity answered: the serving pass's walls
+        (``serving_bound``, ``serving_t_*``) when the objective or a limit is a serving output,
+        else the decode step's (``bound``, ``t_*``); then how much of each limit is used."""
         p = self.point
         out = []
-        if "bound" in p and all(t in p for t in ("t_mem", "t_compute", "t_sync")):
-            label = BOUND_LABELS[int(p["bound"].values)]
-            times = {w: float(p[f"t_{w}"].values) for w in ("mem", "compute", "sync")}
+        serving = any(n in SERVING_NAMES for n in (self.objective, *self.limits))
+        prefix, what = ("serving_", "serving pass walls") if serving else ("", "decode step walls")
+        walls = [f"{prefix}t_{w}" for w in ("mem", "compute", "sync")]
+        if serving and not all(t in p for t in (f"{prefix}bound", *walls)):
+            out.append(  # an older store: say whose walls follow
+                "what binds in serving: not in the data (no serving_bound, serving_t_*); "
+                "the decode step's walls:"
+            )
+            prefix, what = "", "decode step walls"
+            walls = [f"t_{w}" for w in ("mem", "compute", "sync")]
+        if f"{prefix}bound" in p and all(t in p for t in walls):
+            label = BOUND_LABELS[int(p[f"{prefix}bound"].values)]
+            times = {t: float(p[t].values) for t in walls}
             ranked = sorted(times.items(), key=lambda kv: -kv[1])
             (w1, t1), (w2, t2) = ranked[0], ranked[1]
+            listed = ", ".join(f"{t} {fmt(v, 's')}" for t, v in times.items())
             out.append(
-                f"what binds: {label} (decode step walls: t_mem {fmt(times['mem'], 's')}, "
-                f"t_compute {fmt(times['compute'], 's')}, t_sync {fmt(times['sync'], 's')}; "
-                f"t_{w1} exceeds t_{w2} by {t1 / t2:.3g}x)"
+                f"what binds: {label} ({what}: {listed}; {w1} exceeds {w2} by {t1 / t2:.3g}x)"
                 if t2 > 0
                 else f"what binds: {label}"
             )
