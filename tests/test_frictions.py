@@ -3,6 +3,7 @@
 import jax
 import pytest
 
+from limits.errors import ConsolidateError
 from limits.sweep.job import compose, run
 
 
@@ -400,3 +401,99 @@ def test_what_binds_a_serving_answer_is_the_serving_pass():
     assert line.startswith(
         f"what binds: {BOUND_LABELS[int(p['bound'].values)]} (decode step walls: t_mem "
     )
+
+
+# --------------------------------------------------------------------------- multiruns
+
+
+def _job(root, num, overrides):
+    """One multirun job as Hydra runs it: its overrides recorded in the store."""
+    given = [
+        "grid=point",
+        "++grid.tp=[8,16]",
+        "++grid.batch=[1,16]",
+        "store.variables=[utps,feasible,bound]",
+        "limits.progress=false",
+        *overrides,
+    ]
+    cfg = compose([*given, f"store.path={root / str(num) / 'sweep.zarr'}"])
+    return run(cfg, overrides=given, verbose=False).path
+
+
+def test_a_multirun_over_a_parameter_stacks_it_as_a_dimension(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from limits.analysis import open_results
+    from limits.sweep.consolidate import consolidate
+
+    stores = {}
+    for num, (hw, prompt) in enumerate(
+        [("xpu_hbm3", 1024), ("xpu_hbm3", 4096), ("xpu_hbm4", 1024), ("xpu_hbm4", 4096)]
+    ):
+        stores[hw, prompt] = _job(
+            tmp_path, num, [f"hardware={hw}", f"deployment.prompt_len={prompt}"]
+        )
+    combined = open_results(tmp_path)  # before consolidation: the job stores, combined
+    ds = xr.open_zarr(consolidate(tmp_path))
+    for got in (ds, combined):
+        assert list(got.utps.dims) == ["hardware", "model", "prompt_len", "tp", "batch"]
+        assert got.prompt_len.values.tolist() == [1024, 4096]
+        assert got.prompt_len.attrs["units"] == "tokens"
+        for (hw, prompt), path in stores.items():
+            job = xr.open_zarr(path)
+            np.testing.assert_array_equal(
+                got.utps.sel(hardware=hw, model="llama3_405b", prompt_len=prompt).values,
+                job.utps.values,
+            )
+    assert '"prompt_len": 4096' in ds.attrs["jobs"]  # each job's value, with its provenance
+
+
+def test_a_multirun_over_grid_values_is_refused_with_the_grid_axis_form(tmp_path):
+    from limits.sweep.consolidate import consolidate
+
+    _job(tmp_path, 0, ["++grid.context=[4096]"])
+    _job(tmp_path, 1, ["++grid.context=[8192]"])
+    with pytest.raises(ConsolidateError, match=r"'\+\+grid\.context=\[\.\.\.\]' listing every"):
+        consolidate(tmp_path)
+
+
+def test_a_multirun_over_a_setting_that_is_no_parameter_is_refused(tmp_path):
+    from limits.sweep.consolidate import consolidate
+
+    _job(tmp_path, 0, ["store.codec=lz4"])
+    _job(tmp_path, 1, ["store.codec=zstd"])
+    with pytest.raises(ConsolidateError, match=r"differ in store\.codec \(lz4, zstd\)"):
+        consolidate(tmp_path)
+
+
+@pytest.mark.subprocess
+def test_the_multirun_command_consolidates_a_parameter_sweep(tmp_path):
+    import subprocess
+    import sys
+
+    import xarray as xr
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "limits.sweep",
+            "-m",
+            "model=llama3_8b",
+            "deployment.prompt_len=512,2048",
+            "grid=point",
+            "++grid.tp=[1,2]",
+            "limits.progress=false",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ds = xr.open_zarr(tmp_path / "consolidated.zarr")
+    assert list(ds.utps.dims) == ["hardware", "model", "prompt_len", "tp"]
+    assert ds.prompt_len.values.tolist() == [512, 2048]
+    ttft = ds.ttft.sel(hardware="xpu_hbm3", model="llama3_8b", tp=1)
+    assert float(ttft.sel(prompt_len=2048)) > float(ttft.sel(prompt_len=512))
