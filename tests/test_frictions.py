@@ -130,16 +130,16 @@ def test_a_range_over_a_range_keeps_none_of_the_old_keys():
     assert parse_grid(mapping(cfg.grid)).axes["context"].tolist() == [1024, 2048, 3072, 4096]
 
 
-def test_an_axis_the_preset_lacks_still_needs_plus_plus_and_the_message_says_so():
-    from hydra.errors import ConfigCompositionException
+def test_an_axis_the_preset_lacks_is_added_by_either_form_and_a_typo_is_refused():
+    from limits.errors import ParameterError
+    from limits.sweep.config import mapping
+    from limits.sweep.grid import parse_grid
 
-    from limits.sweep.config import config_error_line
-
-    with pytest.raises(ConfigCompositionException) as err:
-        compose(["grid=point", "grid.batch=[1]"])
-    assert config_error_line(err.value).endswith(
-        "add the axis with ++grid.batch=[...] (or a range {start:,stop:,num:})"
-    )
+    for prefix in ("", "++"):
+        cfg = compose(["grid=point", f"{prefix}grid.batch=[1,8]"])
+        assert list(cfg.grid.batch) == [1, 8]
+    with pytest.raises(ParameterError, match=r"^grid\.bacth: unknown parameter; valid axis"):
+        parse_grid(mapping(compose(["grid=point", "grid.bacth=[1]"]).grid))
 
 
 def test_the_query_and_the_sweep_share_the_axis_replacement():

@@ -156,34 +156,37 @@ _AXIS_OVERRIDE = re.compile(r"^(\+\+)?grid\.([A-Za-z_]\w*)=(.*)$", re.DOTALL)
 
 
 def replaceable_axes(overrides: Sequence[str]) -> list[str]:
-    """``overrides`` with ``[++]grid.X=null`` before each ``[++]grid.X=VALUE``, so that the
-    value replaces the axis instead of being merged into it.
+    """``overrides`` with each ``grid.X=VALUE`` or ``++grid.X=VALUE`` written as
+    ``++grid.X=null grid.X=VALUE``, so that the value replaces the axis, or adds it.
 
     Hydra merges an override into the node it overrides, and OmegaConf cannot merge a range
     (a mapping) into a list or a list into a range ("Cannot merge DictConfig with
     ListConfig"); merging a range into a range would even keep keys the new range leaves out
     (``scale``). Setting the axis to ``null`` first replaces it in place (the axis keeps its
-    position, which is its dimension order); a plain ``grid.X=`` still needs ``X`` to exist.
+    position, which is its dimension order). The two halves have different override keys
+    (``++grid.X``, ``grid.X``) because Hydra's multirun sweeper keeps one override per key.
+    An unknown axis name is still refused, by ``parse_axis``.
     """
     out: list[str] = []
     for item in overrides:
         found = _AXIS_OVERRIDE.match(item)
         if found and found.group(3) != "null":
-            out.append(f"{found.group(1) or ''}grid.{found.group(2)}=null")
-        out.append(item)
+            out += [f"++grid.{found.group(2)}=null", f"grid.{found.group(2)}={found.group(3)}"]
+        else:
+            out.append(item)
     return out
 
 
 def without_axis_resets(overrides: Sequence[str]) -> list[str]:
-    """``overrides`` without the ``grid.X=null`` that ``replaceable_axes`` inserted (as the
-    user wrote them: for provenance and messages)."""
+    """``overrides`` without the ``++grid.X=null`` that ``replaceable_axes`` put before a
+    later ``grid.X=VALUE`` (what the user asked for: for provenance and messages)."""
     items = list(overrides)
     out = []
     for i, item in enumerate(items):
         found = _AXIS_OVERRIDE.match(item)
-        if found and found.group(3) == "null" and i + 1 < len(items):
-            nxt = _AXIS_OVERRIDE.match(items[i + 1])
-            if nxt and nxt.group(2) == found.group(2):
+        if found and found.group(1) and found.group(3) == "null":
+            later = (_AXIS_OVERRIDE.match(x) for x in items[i + 1 :])
+            if any(m and m.group(2) == found.group(2) for m in later):
                 continue
         out.append(item)
     return out
@@ -257,9 +260,7 @@ def config_error_line(err: BaseException) -> str:
             lines.append(f"{options.group(1)} {names}")
         node = node.__cause__
     key = re.search(r"Could not override '([^']+)'", str(err))
-    if key and key.group(1).startswith("grid."):  # the preset has no such axis: add it
-        lines.append(f"add the axis with ++{key.group(1)}=[...] (or a range {{start:,stop:,num:}})")
-    elif key:
+    if key:
         hint = closest_key(key.group(1))
         lines.append(
             f"did you mean {hint}?" if hint else f"valid keys: {', '.join(_siblings(key.group(1)))}"
