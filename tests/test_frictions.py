@@ -482,8 +482,10 @@ def test_the_multirun_command_consolidates_a_parameter_sweep(tmp_path):
             "-m",
             "model=llama3_8b",
             "deployment.prompt_len=512,2048",
-            "grid=point",
-            "++grid.tp=[1,2]",
+            "grid.tp=[1,2]",
+            "grid.context=[4096]",  # a list over the default range
+            "grid.batch={start:1,stop:16,num:2}",  # a range over the default list
+            "grid.sync_latency=[1 us]",
             "limits.progress=false",
             f"hydra.sweep.dir={tmp_path}",
         ],
@@ -493,7 +495,9 @@ def test_the_multirun_command_consolidates_a_parameter_sweep(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     ds = xr.open_zarr(tmp_path / "consolidated.zarr")
-    assert list(ds.utps.dims) == ["hardware", "model", "prompt_len", "tp"]
+    dims = ["hardware", "model", "prompt_len", "tp", "context", "batch", "sync_latency"]
+    assert list(ds.utps.dims) == dims
     assert ds.prompt_len.values.tolist() == [512, 2048]
-    ttft = ds.ttft.sel(hardware="xpu_hbm3", model="llama3_8b", tp=1)
+    assert ds.batch.values.tolist() == [1, 16]
+    ttft = ds.ttft.sel(hardware="xpu_hbm3", model="llama3_8b", tp=1, batch=1).squeeze()
     assert float(ttft.sel(prompt_len=2048)) > float(ttft.sel(prompt_len=512))
