@@ -189,7 +189,7 @@ def pint_registry() -> Any:
         import pint
     except ImportError as err:  # an optional extra
         raise ImportError("pint_registry needs pint: pip install 'llm-limits[units]'") from err
-    registry = pint.UnitRegistry(force_ndarray_like=True)  # pint-xarray needs array quantities
+    registry: Any = pint.UnitRegistry(force_ndarray_like=True)  # pint-xarray: array quantities
     for line in PINT_DEFINITIONS:
         registry.define(line)
     return registry
