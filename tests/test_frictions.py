@@ -501,3 +501,16 @@ def test_the_multirun_command_consolidates_a_parameter_sweep(tmp_path):
     assert ds.batch.values.tolist() == [1, 16]
     ttft = ds.ttft.sel(hardware="xpu_hbm3", model="llama3_8b", tp=1, batch=1).squeeze()
     assert float(ttft.sel(prompt_len=2048)) > float(ttft.sel(prompt_len=512))
+
+
+def test_the_provenance_records_axis_overrides_as_written():
+    from limits.sweep.config import replaceable_axes, without_axis_resets
+
+    given = ["grid.tp=[8]", "++grid.batch={start:1,stop:2,num:2}", "model=llama3_8b"]
+    assert replaceable_axes(given)[:4] == [
+        "++grid.tp=null",
+        "grid.tp=[8]",
+        "++grid.batch=",
+        "grid.batch={start:1,stop:2,num:2}",
+    ]
+    assert without_axis_resets(replaceable_axes(given)) == given

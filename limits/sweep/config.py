@@ -156,38 +156,47 @@ _AXIS_OVERRIDE = re.compile(r"^(\+\+)?grid\.([A-Za-z_]\w*)=(.*)$", re.DOTALL)
 
 
 def replaceable_axes(overrides: Sequence[str]) -> list[str]:
-    """``overrides`` with each ``grid.X=VALUE`` or ``++grid.X=VALUE`` written as
-    ``++grid.X=null grid.X=VALUE``, so that the value replaces the axis, or adds it.
+    """``overrides`` with each ``grid.X=VALUE`` written as ``++grid.X=null grid.X=VALUE``
+    (and ``++grid.X=VALUE`` as ``++grid.X= grid.X=VALUE``), so that the value replaces the
+    axis, or adds it.
 
     Hydra merges an override into the node it overrides, and OmegaConf cannot merge a range
     (a mapping) into a list or a list into a range ("Cannot merge DictConfig with
     ListConfig"); merging a range into a range would even keep keys the new range leaves out
-    (``scale``). Setting the axis to ``null`` first replaces it in place (the axis keeps its
+    (``scale``). Setting the axis to a scalar first replaces it in place (the axis keeps its
     position, which is its dimension order). The two halves have different override keys
-    (``++grid.X``, ``grid.X``) because Hydra's multirun sweeper keeps one override per key.
-    An unknown axis name is still refused, by ``parse_axis``.
+    (``++grid.X``, ``grid.X``) because Hydra's multirun sweeper keeps one override per key;
+    the reset's value (``null`` or empty) records which form the user wrote
+    (``without_axis_resets``). An unknown axis name is still refused, by ``parse_axis``.
     """
     out: list[str] = []
     for item in overrides:
         found = _AXIS_OVERRIDE.match(item)
-        if found and found.group(3) != "null":
-            out += [f"++grid.{found.group(2)}=null", f"grid.{found.group(2)}={found.group(3)}"]
+        if found and found.group(3) not in ("null", ""):
+            plus, name, value = found.groups()
+            out += [f"++grid.{name}={'' if plus else 'null'}", f"grid.{name}={value}"]
         else:
             out.append(item)
     return out
 
 
 def without_axis_resets(overrides: Sequence[str]) -> list[str]:
-    """``overrides`` without the ``++grid.X=null`` that ``replaceable_axes`` put before a
-    later ``grid.X=VALUE`` (what the user asked for: for provenance and messages)."""
+    """``overrides`` as the user wrote them, before ``replaceable_axes`` (for provenance and
+    messages)."""
     items = list(overrides)
-    out = []
+    out: list[str] = []
+    restore: set[str] = set()  # axes the user wrote with ++
     for i, item in enumerate(items):
         found = _AXIS_OVERRIDE.match(item)
-        if found and found.group(1) and found.group(3) == "null":
+        if found and found.group(1) and found.group(3) in ("null", ""):
             later = (_AXIS_OVERRIDE.match(x) for x in items[i + 1 :])
-            if any(m and m.group(2) == found.group(2) for m in later):
+            if any(m and not m.group(1) and m.group(2) == found.group(2) for m in later):
+                if found.group(3) == "":
+                    restore.add(found.group(2))
                 continue
+        if found and not found.group(1) and found.group(2) in restore:
+            restore.discard(found.group(2))
+            item = "++" + item
         out.append(item)
     return out
 
