@@ -514,3 +514,32 @@ def test_the_provenance_records_axis_overrides_as_written():
         "grid.batch={start:1,stop:2,num:2}",
     ]
     assert without_axis_resets(replaceable_axes(given)) == given
+
+
+@pytest.mark.parametrize("variables, idle", [("[utps,stps]", True), ("all", False)])
+def test_an_axis_no_stored_output_reads_is_named(tmp_path, capsys, variables, idle):
+    """chip_price feeds the cost outputs only: swept while storing utps and stps it changes
+    nothing stored, and the sweep says so; with every output stored it does change some."""
+    import numpy as np
+    import xarray as xr
+
+    store = tmp_path / "s.zarr"
+    cfg = compose(
+        [
+            "grid=point",
+            "++grid.tp=[8,16]",
+            "++grid.chip_price=[1 USD/h,3 USD/h]",
+            f"store.variables={variables}",
+            f"store.path={store}",
+            "limits.progress=false",
+        ]
+    )
+    assert run(cfg).traces <= 1  # the check reads the sweep's own trace
+    err = capsys.readouterr().err
+    ds = xr.open_zarr(store).load()
+    same = all(
+        np.array_equal(ds[v].isel(chip_price=0), ds[v].isel(chip_price=1), equal_nan=True)
+        for v in ds.data_vars
+    )
+    assert same == idle
+    assert ("limits.sweep: warning: grid.chip_price changes no stored output" in err) == idle

@@ -626,7 +626,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
         shard_index=shard_index,
         shard_count=shard_count,
         traces_before=traces_before,
-        warnings=_idle_axes(base, grid),
+        warnings=_unused_axes(fn, base, base_cast, dtype, grid),
     )
 
 
@@ -657,6 +657,21 @@ def _idle_axes(base: Params, grid: Grid) -> list[str]:
         f"{values('ep')}; node_size: {values('node_size')}; scaleup_size: "
         f"{values('scaleup_size')}); its {len(grid.axes[n])} values give identical results"
         for n in idle
+    ]
+
+
+def _unused_axes(fn: Any, base: Params, cast: Params, dtype: np.dtype, grid: Grid) -> list[str]:
+    """One line per axis whose values cannot change any stored output: a latency no point
+    pays (``_idle_axes``), or a parameter no stored output is computed from
+    (``BlockFunction.idle_axes``: e.g. ``chip_price`` when no cost is stored)."""
+    lines = _idle_axes(base, grid)
+    named = {line.split()[0] for line in lines}
+    return lines + [
+        f"grid.{n} changes no stored output (none of the stored variables is computed from "
+        f"{n}); its {len(grid.axes[n])} values give identical results: store one that is "
+        f"(store.variables=all) or drop the axis"
+        for n in fn.idle_axes(cast, dtype)
+        if len(grid.axes[n]) > 1 and f"grid.{n}" not in named
     ]
 
 
