@@ -142,6 +142,7 @@ def test_an_axis_the_preset_lacks_is_added_by_either_form_and_a_typo_is_refused(
         parse_grid(mapping(compose(["grid=point", "grid.bacth=[1]"]).grid))
 
 
+@pytest.mark.slow
 def test_the_query_and_the_sweep_share_the_axis_replacement():
     from limits.query import from_presets
 
@@ -150,6 +151,7 @@ def test_the_query_and_the_sweep_share_the_axis_replacement():
     assert ds.batch.values.tolist() == [1, 4, 16, 64]
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_the_sweep_command_takes_a_range_over_a_list_axis(tmp_path):
     import subprocess
@@ -247,6 +249,7 @@ def test_load_params_reads_the_same_defaults_line_and_refuses_the_same_way(tmp_p
 # --------------------------------------------------------------------------- idle axes, log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tps, idle", [([4, 8], True), ([8, 16], False)])
 def test_a_swept_sync_latency_that_no_collective_pays_is_named(tmp_path, capsys, tps, idle):
     """At tp <= node_size (8) no collective leaves the node: sync_latency is never paid, the
@@ -310,6 +313,7 @@ def test_the_run_log_holds_what_the_terminal_showed(tmp_path):
     assert any(line.startswith("limits.sweep: warning: grid.sync_latency") for line in logged)
 
 
+@pytest.mark.slow
 def test_whole_number_axes_are_stored_as_integers(tmp_path):
     """tp, context, batch hold int64 coordinates (sync_latency stays float64 seconds), so
     `sel(tp=16)` and printed coordinates read as the numbers a user wrote; the query's
@@ -351,6 +355,7 @@ def test_every_stored_unit_parses_with_the_pint_registry():
     assert registry.Quantity(1.0, "tokens").to("tok").magnitude == 1.0  # context's units
 
 
+@pytest.mark.slow
 def test_a_store_quantifies_with_pint_xarray(tmp_path):
     pytest.importorskip("pint_xarray")
     import numpy as np
@@ -467,6 +472,7 @@ def test_a_multirun_over_a_setting_that_is_no_parameter_is_refused(tmp_path):
         consolidate(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_the_multirun_command_consolidates_a_parameter_sweep(tmp_path):
     import subprocess
@@ -516,6 +522,7 @@ def test_the_provenance_records_axis_overrides_as_written():
     assert without_axis_resets(replaceable_axes(given)) == given
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variables, idle", [("[utps,stps]", True), ("all", False)])
 def test_an_axis_no_stored_output_reads_is_named(tmp_path, capsys, variables, idle):
     """chip_price feeds the cost outputs only: swept while storing utps and stps it changes
