@@ -11,13 +11,15 @@ already being in the SI unit of the parameter.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
+from typing import Any
 
 from limits.errors import UnitError
 
-__all__ = ["UnitError", "parse_quantity", "UNIT_KINDS", "format_quantity"]
+__all__ = ["UnitError", "parse_quantity", "UNIT_KINDS", "format_quantity", "pint_registry"]
 
 
 _SI_PREFIXES = {
@@ -163,3 +165,31 @@ def format_quantity(value: float, kind: str) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.4g} {prefix}{unit}"
     return f"{value:g} {unit}"
+
+
+#: what a pint registry lacks to read every ``units`` attribute of a store: the model's own
+#: units (pint knows B, s, W, J, h and the prefixes, so ``USD/Mtok`` and ``tok/s/W`` follow)
+PINT_DEFINITIONS = (
+    "token = [token] = tok",
+    "FLOP = [flop] = flop",
+    "USD = [currency]",
+    "chip = [chip]",
+    "user = [user]",
+    "request = [request]",
+)
+
+
+@functools.cache
+def pint_registry() -> Any:
+    """A pint ``UnitRegistry`` that parses the ``units`` attribute of every stored output and
+    axis (``tok/s/user``, ``USD/Mtok``, ``FLOP/B``...): ``ds.pint.quantify(unit_registry=
+    limits.units.pint_registry())`` with pint-xarray (the ``units`` extra). One registry per
+    process, as pint requires of quantities that meet."""
+    try:
+        import pint
+    except ImportError as err:  # an optional extra
+        raise ImportError("pint_registry needs pint: pip install 'llm-limits[units]'") from err
+    registry: Any = pint.UnitRegistry(force_ndarray_like=True)  # pint-xarray: array quantities
+    for line in PINT_DEFINITIONS:
+        registry.define(line)
+    return registry

@@ -215,23 +215,36 @@ def job_labels(ds: xr.Dataset, name: str = "job") -> tuple[str, str]:
 
 
 def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> xr.Dataset:
-    """Stack job datasets along new leading dims `hardware` and `model` (outer join: points no
-    job computed are NaN, `feasible` False, `bound` -1 = ``MISSING_BOUND``)."""
+    """Stack job datasets along new leading dims `hardware` and `model`, then one per
+    parameter a ``-m`` override swept (``limits.sweep.jobdims``; outer join: points no job
+    computed are NaN, `feasible` False, `bound` -1 = ``MISSING_BOUND``)."""
+    from limits.sweep.jobdims import job_dims
+
     names = names or [f"job {i}" for i in range(len(datasets))]
-    labels: list[tuple[str, str]] = []
-    seen: dict[tuple[str, str], str] = {}
+    jobs = []
     for ds, name in zip(datasets, names):
-        hw, mdl = job_labels(ds, name)
-        if (hw, mdl) in seen:
-            raise ValueError(f"{name} and {seen[hw, mdl]} both hold hardware={hw}, model={mdl}")
-        seen[hw, mdl] = name
-        labels.append((hw, mdl))
+        cfg = ds.attrs.get("config") or {}
+        cfg = (yaml.safe_load(cfg) or {}) if isinstance(cfg, str) else cfg
+        jobs.append((*job_labels(ds, name), ds.attrs.get("overrides") or [], cfg))
+    grid = list(dict.fromkeys(str(d) for ds in datasets for d in ds.dims))
+    dims = job_dims(jobs, grid, grids_may_differ=True)
+    labels = dims.labels
+    seen: dict[tuple, str] = {}
+    for key, name in zip(labels, names):
+        if key in seen:
+            at = ", ".join(f"{n}={v}" for n, v in zip(dims.names, key))
+            raise ValueError(
+                f"{name} and {seen[key]} both hold {at}; jobs are stacked by hardware, model "
+                f"and the parameters a -m override swept: sweep anything else as a grid axis "
+                f"('++grid.NAME=[...]')"
+            )
+        seen[key] = name
     fill = {
         **{name: False for name in LABEL_OUTPUTS if name not in BOUND_OUTPUTS},
         **{name: np.int8(-1) for name in BOUND_OUTPUTS},
     }
     aligned = xr.align(*datasets, join="outer", fill_value=fill)
-    jobs = xr.concat(
+    stacked = xr.concat(
         aligned,
         dim="job",
         data_vars="all",
@@ -241,16 +254,18 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
         fill_value=fill,
         combine_attrs="drop_conflicts",
     )
-    jobs = jobs.assign_coords(
-        hardware=("job", np.array([h for h, _ in labels], dtype=object)),
-        model=("job", np.array([m for _, m in labels], dtype=object)),
+    stacked = stacked.assign_coords(
+        {
+            n: ("job", np.array([k[i] for k in labels], dtype=dims.values(n).dtype))
+            for i, n in enumerate(dims.names)
+        }
     )
-    combined = jobs.set_index(job=["hardware", "model"]).unstack("job", fill_value=fill)
-    combined = combined.transpose("hardware", "model", ...)
+    combined = stacked.set_index(job=list(dims.names)).unstack("job", fill_value=fill)
+    combined = combined.transpose(*dims.names, ...)
     for coord in ("hardware", "model"):
         combined[coord] = combined[coord].astype(object)
-    combined["hardware"].attrs.update(long_name="hardware preset", units="")
-    combined["model"].attrs.update(long_name="model preset", units="")
+    for n in dims.names:
+        combined[n].attrs.update({"units": "", **dims.attrs[n]})
     for var in combined.data_vars:  # keep each variable's attrs (units, long_name, flags)
         for ds in datasets:
             if var in ds:
@@ -259,8 +274,12 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
     # each job's own provenance, in the consolidated store's format (``parameter`` reads it)
     combined.attrs["jobs"] = json.dumps(
         [
-            {"hardware": hw, "model": mdl, "store": name, "config": ds.attrs.get("config", "")}
-            for (hw, mdl), name, ds in zip(labels, names, datasets)
+            {
+                **{n: v.item() if isinstance(v, np.generic) else v for n, v in zip(dims.names, k)},
+                "store": name,
+                "config": ds.attrs.get("config", ""),
+            }
+            for k, name, ds in zip(labels, names, datasets)
         ]
     )
     return combined

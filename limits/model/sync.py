@@ -42,6 +42,32 @@ def collective_tier(hardware, group):
     )
 
 
+#: the latency parameter a collective pays on each tier (``collective_tier``: 0, 1, 2)
+TIER_LATENCY = ("sync_latency_intra_node", "sync_latency_scaleup", "sync_latency")
+
+
+def latencies_paid(p: Params) -> dict:
+    """Whether a step at ``p`` pays each latency parameter anywhere (bool arrays broadcast
+    over ``p``): every collective group (``tp``, ``ep``; the prefill pool's ``prefill_tp``,
+    ``prefill_ep`` in disaggregated serving) of more than one chip pays its tier's latency,
+    the disaggregated KV transfer pays ``sync_latency``, pipeline hops (``pp > 1``)
+    ``pipeline_latency``. A latency not paid at any point of a grid changes none of its
+    outputs (the sweep warns when one is an axis)."""
+    hw, d = p.hardware, p.deployment
+    disagg = d.serving == "disaggregated"
+    groups = [d.tp, d.ep, *((d.prefill_tp, d.prefill_ep) if disagg else ())]
+    paid = {}
+    for tier, name in enumerate(TIER_LATENCY):
+        hit = jnp.asarray(False)
+        for g in groups:
+            hit = hit | ((jnp.asarray(g) > 1) & (collective_tier(hw, g) == tier))
+        paid[name] = hit
+    if disagg:
+        paid["sync_latency"] = jnp.ones_like(paid["sync_latency"])
+    paid["pipeline_latency"] = jnp.asarray(d.pp) > 1
+    return paid
+
+
 def collective_latency(p: Params, group):
     """Latency of one collective among ``group`` chips [s], by the tier its group spans."""
     hw = p.hardware

@@ -11,7 +11,6 @@ holds; the decode-step stand-ins come last and every answer says which one it us
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,7 +141,7 @@ def from_presets(
     and Hydra `overrides` of ``python -m limits.sweep`` (``deployment.context=8192``,
     ``++grid.batch=[1,8]``, ``++grid.batch={start:1,stop:512,num:10,scale:log}``,
     ``++grid.context=[4096,32768]``) applied after them; an axis they name replaces the
-    default one."""
+    default one in place (``compose`` lets a range replace a list)."""
     import jax
     from omegaconf import OmegaConf
 
@@ -151,12 +150,7 @@ def from_presets(
     from limits.sweep.grid import broadcast_axes, parse_grid, validate_grid
     from limits.sweep.job import compose
 
-    given = {re.sub(r"^[+~]*grid\.", "", o.split("=")[0]) for o in overrides if "grid." in o}
-    axes = [  # an axis the overrides set keeps only theirs (a range may replace a list)
-        f"++grid.{n}=[{','.join(f'{v:g}' for v in vs)}]"
-        for n, vs in DEFAULT_GRID.items()
-        if n not in given
-    ]
+    axes = [f"++grid.{n}=[{','.join(f'{v:g}' for v in vs)}]" for n, vs in DEFAULT_GRID.items()]
     # grid=point starts empty, so an axis is added (++), whether or not the user wrote ++
     overrides = [f"++{o}" if o.startswith("grid.") else o for o in overrides]
     cfg = compose(
@@ -180,8 +174,8 @@ def from_presets(
         # broadcast on the host: eagerly, each jnp.broadcast_to would compile a program
         host = {k: np.array(np.broadcast_to(np.asarray(v), parsed.shape)) for k, v in out.items()}
     coords = {
-        n: (n, v, {"units": parsed.units(n), "long_name": parsed.long_name(n)})
-        for n, v in parsed.axes.items()
+        n: (n, parsed.coord(n), {"units": parsed.units(n), "long_name": parsed.long_name(n)})
+        for n in parsed.names
     }
     data = {
         k: (parsed.names, host[k], {"units": OUTPUTS[k][0], "long_name": OUTPUTS[k][1]})
@@ -309,18 +303,29 @@ class Best:
         return out
 
     def binds(self) -> list[str]:
-        """What binds: the wall of the decode step and by how much, and the tightest limit."""
+        """What binds and by how much, for the quantity answered: the serving pass's walls
+        (``serving_bound``, ``serving_t_*``) when the objective or a limit is a serving output,
+        else the decode step's (``bound``, ``t_*``); then how much of each limit is used."""
         p = self.point
         out = []
-        if "bound" in p and all(t in p for t in ("t_mem", "t_compute", "t_sync")):
-            label = BOUND_LABELS[int(p["bound"].values)]
-            times = {w: float(p[f"t_{w}"].values) for w in ("mem", "compute", "sync")}
+        serving = any(n in SERVING_NAMES for n in (self.objective, *self.limits))
+        prefix, what = ("serving_", "serving pass walls") if serving else ("", "decode step walls")
+        walls = [f"{prefix}t_{w}" for w in ("mem", "compute", "sync")]
+        if serving and not all(t in p for t in (f"{prefix}bound", *walls)):
+            out.append(  # an older store: say whose walls follow
+                "what binds in serving: not in the data (no serving_bound, serving_t_*); "
+                "the decode step's walls:"
+            )
+            prefix, what = "", "decode step walls"
+            walls = [f"t_{w}" for w in ("mem", "compute", "sync")]
+        if f"{prefix}bound" in p and all(t in p for t in walls):
+            label = BOUND_LABELS[int(p[f"{prefix}bound"].values)]
+            times = {t: float(p[t].values) for t in walls}
             ranked = sorted(times.items(), key=lambda kv: -kv[1])
             (w1, t1), (w2, t2) = ranked[0], ranked[1]
+            listed = ", ".join(f"{t} {fmt(v, 's')}" for t, v in times.items())
             out.append(
-                f"what binds: {label} (decode step walls: t_mem {fmt(times['mem'], 's')}, "
-                f"t_compute {fmt(times['compute'], 's')}, t_sync {fmt(times['sync'], 's')}; "
-                f"t_{w1} exceeds t_{w2} by {t1 / t2:.3g}x)"
+                f"what binds: {label} ({what}: {listed}; {w1} exceeds {w2} by {t1 / t2:.3g}x)"
                 if t2 > 0
                 else f"what binds: {label}"
             )

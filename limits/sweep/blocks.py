@@ -114,5 +114,39 @@ class BlockFunction:
         probe = tuple(jax.ShapeDtypeStruct((c,), dtype) for c in self.block_shape)
         return self.jitted.eval_shape(base, probe)
 
+    def idle_axes(self, base: Params, dtype: Any) -> list[str]:
+        """The axes no output of this function depends on at all (sweeping one only repeats
+        the same numbers), read from the jitted function's own trace (no second trace): an
+        axis counts as used when any stored output is computed from it."""
+        probe = tuple(jax.ShapeDtypeStruct((c,), dtype) for c in self.block_shape)
+        closed = self.jitted.trace(base, probe).jaxpr
+        n_base = len(jax.tree_util.tree_leaves(base))
+        used = set().union(*_output_sources(closed.jaxpr))
+        return [n for i, n in enumerate(self.names) if n_base + i not in used]
+
+
+def _output_sources(jaxpr: Any) -> list[set[int]]:
+    """For each output of ``jaxpr``, the indices of the inputs it depends on: nested ``jit``
+    calls are followed, any other primitive ties each of its outputs to all its inputs
+    (so an input may be counted as used when it is not, never the reverse)."""
+    from jax.extend.core import Var
+
+    reach: dict[Any, set[int]] = {v: {i} for i, v in enumerate(jaxpr.invars)}
+
+    def of(v: Any) -> set[int]:
+        return reach.get(v, set()) if isinstance(v, Var) else set()
+
+    for eqn in jaxpr.eqns:
+        inner = eqn.params.get("jaxpr") if eqn.primitive.name in ("pjit", "jit") else None
+        if inner is not None:
+            sub = _output_sources(inner.jaxpr)
+            for out, sources in zip(eqn.outvars, sub):
+                reach[out] = set().union(*(of(eqn.invars[j]) for j in sources))
+            continue
+        every = set().union(*(of(v) for v in eqn.invars))
+        for out in eqn.outvars:
+            reach[out] = every
+    return [of(v) for v in jaxpr.outvars]
+
 
 _CACHE: OrderedDict[tuple, BlockFunction] = OrderedDict()

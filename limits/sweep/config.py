@@ -10,11 +10,13 @@ stored as ``limits_schema`` (outside the preset groups, so it never shows up as 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from limits.model.params import (
     Calibration,
@@ -25,6 +27,7 @@ from limits.model.params import (
     ParameterError,
     Params,
 )
+from limits.presets import REQUIRED, missing_line
 
 __all__ = [
     "SweepSchema",
@@ -40,6 +43,8 @@ __all__ = [
     "check_known_keys",
     "config_error_line",
     "closest_key",
+    "replaceable_axes",
+    "without_axis_resets",
 ]
 
 SCHEMA_NAME = "limits_schema"
@@ -63,18 +68,22 @@ DATA_KEYS = (
 )
 
 
-def _schema_of(cls: type) -> type:
-    """A dataclass with the same field names as ``cls``, every value typed ``Any``. It claims
-    this module (bound below under its own name), so configs pickled to launcher worker
-    processes (joblib, submitit) find the same class there."""
-    fields = [(f.name, Any, field(default=f.default)) for f in dataclasses.fields(cls)]
+def _schema_of(cls: type, required: Sequence[str] = ()) -> type:
+    """A dataclass with the same field names as ``cls``, every value typed ``Any``; the
+    ``required`` ones have no default (``???``: a preset file or an override must set them).
+    It claims this module (bound below under its own name), so configs pickled to launcher
+    worker processes (joblib, submitit) find the same class there."""
+    fields = [
+        (f.name, Any, field(default=MISSING if f.name in required else f.default))
+        for f in dataclasses.fields(cls)
+    ]
     schema = dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
     schema.__module__ = __name__
     return schema
 
 
-HardwareSchema = _schema_of(Hardware)
-ModelSchema = _schema_of(Model)
+HardwareSchema = _schema_of(Hardware, REQUIRED["hardware"])
+ModelSchema = _schema_of(Model, REQUIRED["model"])
 DeploymentSchema = _schema_of(Deployment)
 CalibrationSchema = _schema_of(Calibration)
 EconomicsSchema = _schema_of(Economics)
@@ -142,6 +151,56 @@ class SweepSchema:
     devices: Any = "all"  # "all" local devices share each block, or a number of them
 
 
+#: an override of one grid axis (``grid.X=...`` or ``++grid.X=...``): prefix, axis name
+_AXIS_OVERRIDE = re.compile(r"^(\+\+)?grid\.([A-Za-z_]\w*)=(.*)$", re.DOTALL)
+
+
+def replaceable_axes(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` with each ``grid.X=VALUE`` written as ``++grid.X=null grid.X=VALUE``
+    (and ``++grid.X=VALUE`` as ``++grid.X= grid.X=VALUE``), so that the value replaces the
+    axis, or adds it.
+
+    Hydra merges an override into the node it overrides, and OmegaConf cannot merge a range
+    (a mapping) into a list or a list into a range ("Cannot merge DictConfig with
+    ListConfig"); merging a range into a range would even keep keys the new range leaves out
+    (``scale``). Setting the axis to a scalar first replaces it in place (the axis keeps its
+    position, which is its dimension order). The two halves have different override keys
+    (``++grid.X``, ``grid.X``) because Hydra's multirun sweeper keeps one override per key;
+    the reset's value (``null`` or empty) records which form the user wrote
+    (``without_axis_resets``). An unknown axis name is still refused, by ``parse_axis``.
+    """
+    out: list[str] = []
+    for item in overrides:
+        found = _AXIS_OVERRIDE.match(item)
+        if found and found.group(3) not in ("null", ""):
+            plus, name, value = found.groups()
+            out += [f"++grid.{name}={'' if plus else 'null'}", f"grid.{name}={value}"]
+        else:
+            out.append(item)
+    return out
+
+
+def without_axis_resets(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` as the user wrote them, before ``replaceable_axes`` (for provenance and
+    messages)."""
+    items = list(overrides)
+    out: list[str] = []
+    restore: set[str] = set()  # axes the user wrote with ++
+    for i, item in enumerate(items):
+        found = _AXIS_OVERRIDE.match(item)
+        if found and found.group(1) and found.group(3) in ("null", ""):
+            later = (_AXIS_OVERRIDE.match(x) for x in items[i + 1 :])
+            if any(m and not m.group(1) and m.group(2) == found.group(2) for m in later):
+                if found.group(3) == "":
+                    restore.add(found.group(2))
+                continue
+        if found and not found.group(1) and found.group(2) in restore:
+            restore.discard(found.group(2))
+            item = "++" + item
+        out.append(item)
+    return out
+
+
 def register_schemas() -> None:
     """Store the top-level schema and the group schemas in Hydra's ConfigStore."""
     cs = ConfigStore.instance()
@@ -197,8 +256,6 @@ def config_error_line(err: BaseException) -> str:
     """One line for a Hydra/OmegaConf composition error: its message and causes up to the
     first blank line, the options Hydra lists (``a, b, c``), and the closest valid key instead
     of Hydra's advice to add an unknown key with ``+``."""
-    import re
-
     lines: list[str] = []
     node: BaseException | None = err
     while node is not None:
@@ -274,6 +331,9 @@ def params_from_cfg(cfg: DictConfig) -> Params:
             node = _typed(node, schema)
         except Exception as err:  # omegaconf's message names the key
             raise ParameterError(f"{name}: {str(err).splitlines()[0]}") from None
+        missing = [k for k in REQUIRED.get(name, ()) if OmegaConf.is_missing(node, k)]
+        if missing:
+            raise ParameterError(missing_line(name, str(node.get("name")), missing))
         groups[name] = cls.from_mapping(mapping(node))
     return Params(**groups)
 

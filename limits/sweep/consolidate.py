@@ -1,12 +1,15 @@
 """Consolidate a multirun (one store per job) into one dataset with ``hardware`` and ``model``
-as leading string dimensions: ``DIR/consolidated.zarr``.
+as leading string dimensions, then one dimension per parameter a ``-m`` override swept
+(``-m deployment.prompt_len=1024,2048``: ``prompt_len``; ``limits.sweep.jobdims``):
+``DIR/consolidated.zarr``.
 
 Runs automatically at the end of ``python -m limits.sweep -m hardware=a,b model=c,d`` (the
 ``ConsolidateCallback`` configured in ``conf/config.yaml``) and by hand with
 ``python -m limits.sweep.consolidate DIR``. The job stores must share their grid axes and
-variables, be complete, and cover every (hardware, model) pair exactly once. A multirun whose
-jobs share one ``store.path`` (the shards of one grid) has nothing to combine: the callback
-only reports whether that store is complete.
+variables, be complete, and cover every combination of those dimensions exactly once; a grid
+swept with ``-m`` or a swept setting that is no parameter is refused, saying what to run.
+A multirun whose jobs share one ``store.path`` (the shards of one grid) has nothing to
+combine: the callback only reports whether that store is complete.
 The consolidated store's ``jobs`` attr (JSON) records each job's hardware, model, store,
 overrides and resolved ``config`` (``limits.studies.common.job_params`` rebuilds its parameters).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import itertools
 import json
 import shutil
 import sys
@@ -30,6 +34,7 @@ from limits.sweep.integrity import (
     replace_atomically,
     temporary_sibling,
 )
+from limits.sweep.jobdims import job_dims
 from limits.sweep.store import (
     CONFIG_ATTR,
     PROGRESS_ARRAY,
@@ -48,7 +53,6 @@ __all__ = [
 ]
 
 CONSOLIDATED_NAME = "consolidated.zarr"
-LEADING_DIMS = ("hardware", "model")
 
 
 def _job_stores(directory: Path, store_name: str) -> list[Path]:
@@ -89,7 +93,8 @@ def _check_same_axes(first: Any, first_path: Path, ds: Any, path: Path) -> None:
         if a.shape != b.shape or not (a == b).all():
             raise ConsolidateError(
                 f"job stores differ in axis {name}: {path} has "
-                f"{b.tolist()} but {first_path} has {a.tolist()}"
+                f"{b.tolist()} but {first_path} has {a.tolist()}; one store holds every "
+                f"value as one axis: '++grid.{name}=[...]' (without -m)"
             )
 
 
@@ -116,54 +121,55 @@ def consolidate(
     jobs = []
     for path in paths:
         ds, config = _open_job(path)
-        hw_name, model_name = (str(config[g]["name"]) for g in LEADING_DIMS)
-        key = (hw_name, model_name)
-        jobs.append((key, path, ds, config))
-    first_key, first_path, first, first_config = jobs[0]
-    seen: dict[tuple[str, str], tuple[Path, dict]] = {}
-    for key, path, ds, config in jobs:
+        jobs.append((path, ds, config))
+    first_path, first, _ = jobs[0]
+    dims = job_dims(  # first: a grid swept with -m is named as such
+        [
+            (str(c["hardware"]["name"]), str(c["model"]["name"]), ds.attrs.get("overrides", []), c)
+            for _, ds, c in jobs
+        ],
+        [str(d) for d in first.dims],
+    )
+    for path, ds, _ in jobs:
         _check_same_axes(first, first_path, ds, path)
+    seen: dict[tuple, tuple[Path, dict]] = {}
+    for key, (path, _, config) in zip(dims.labels, jobs):
         if key in seen:
             other_path, other_config = seen[key]
             diffs = [d.split(":")[0] for d in config_differences(other_config, config)]
+            at = ", ".join(f"{n}={v}" for n, v in zip(dims.names, key))
             raise ConsolidateError(
-                f"jobs {other_path.parent.name} and {path.parent.name} both have "
-                f"hardware={key[0]}, model={key[1]}; consolidation combines multiruns over "
-                f"hardware and model only (they also differ in: {', '.join(diffs) or 'nothing'})"
+                f"jobs {other_path.parent.name} and {path.parent.name} both have {at}; "
+                f"consolidation stacks hardware, model and the parameters a -m override swept "
+                f"(they also differ in: {', '.join(diffs) or 'nothing'}; sweep such a "
+                f"parameter as a grid axis: '++grid.NAME=[...]')"
             )
         seen[key] = (path, config)
-    hardware = list(dict.fromkeys(k[0] for k, *_ in jobs))
-    models = list(dict.fromkeys(k[1] for k, *_ in jobs))
-    by_key = {key: ds for key, _, ds, _ in jobs}
-    missing = [f"{h}/{m}" for h in hardware for m in models if (h, m) not in by_key]
+    values = {n: dims.values(n) for n in dims.names}
+    by_key = {key: ds for key, (_, ds, _) in zip(dims.labels, jobs)}
+    missing = [
+        "/".join(map(str, k)) for k in itertools.product(*values.values()) if k not in by_key
+    ]
     if missing:
         raise ConsolidateError(
-            f"the jobs do not cover every hardware x model pair; missing: {', '.join(missing)}"
+            f"the jobs do not cover every {' x '.join(dims.names)} combination; missing: "
+            f"{', '.join(missing)}"
         )
 
-    rows = [
-        xr.concat(
-            [by_key[(h, m)] for m in models],
-            dim="model",
+    def stacked(level: int, key: tuple) -> Any:
+        if level == len(dims.names):
+            return by_key[key]
+        name = dims.names[level]
+        return xr.concat(
+            [stacked(level + 1, (*key, v)) for v in values[name]],
+            dim=name,
             coords="minimal",
             compat="override",
             join="exact",
             combine_attrs="override",
         )
-        for h in hardware
-    ]
-    combined = xr.concat(
-        rows,
-        dim="hardware",
-        coords="minimal",
-        compat="override",
-        join="exact",
-        combine_attrs="override",
-    )
-    combined = combined.assign_coords(
-        hardware=("hardware", np.array(hardware, dtype=object), {"long_name": "hardware preset"}),
-        model=("model", np.array(models, dtype=object), {"long_name": "model preset"}),
-    )
+
+    combined = stacked(0, ()).assign_coords({n: (n, values[n], dims.attrs[n]) for n in dims.names})
     if "wrt" in combined.coords:
         combined = combined.assign_coords(
             wrt=(
@@ -172,12 +178,12 @@ def consolidate(
                 dict(combined["wrt"].attrs),
             )
         )
-    order = list(LEADING_DIMS) + [d for d in first.dims if d not in LEADING_DIMS]
+    order = list(dims.names) + [d for d in first.dims if d not in dims.names]
     combined = combined.transpose(*order)
     encoding = {}
     for name in combined.data_vars:
         src = first[name].encoding
-        chunks = (1, 1) + tuple(src.get("chunks") or first[name].shape)
+        chunks = (1,) * len(dims.names) + tuple(src.get("chunks") or first[name].shape)
         combined[name] = combined[name].chunk(dict(zip(combined[name].dims, chunks)))
         encoding[name] = {"compressors": src.get("compressors"), "chunks": chunks}
     for name in combined.variables:
@@ -190,13 +196,12 @@ def consolidate(
         "jobs": json.dumps(
             [
                 {
-                    "hardware": k[0],
-                    "model": k[1],
+                    **{n: _plain(v) for n, v in zip(dims.names, k)},
                     "store": str(p),
                     "overrides": ds.attrs.get("overrides", []),
                     "config": ds.attrs.get("config", ""),
                 }
-                for k, p, ds, _ in jobs
+                for k, (p, ds, _) in zip(dims.labels, jobs)
             ]
         ),
         "config": first.attrs.get("config", ""),
@@ -218,6 +223,11 @@ def consolidate(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A dim value for JSON (numpy scalars as Python numbers)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _check_replaceable(out: Path) -> None:

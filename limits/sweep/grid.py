@@ -50,6 +50,14 @@ class Grid:
     def long_name(self, name: str) -> str:
         return parameter_index()[name][1].doc
 
+    def coord(self, name: str) -> np.ndarray:
+        """Axis ``name`` as stored: int64 for a whole-number parameter (``tp``, ``batch``,
+        ``context``...; its values are checked whole by then), else the float64 SI values."""
+        values = self.axes[name]
+        if parameter_index()[name][1].integer and np.all(np.isfinite(values)):
+            return np.rint(values).astype(np.int64)
+        return values
+
 
 def _valid_names() -> str:
     return ", ".join(parameter_index())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import sys
@@ -27,8 +28,15 @@ from omegaconf import DictConfig, OmegaConf
 from limits.errors import SweepError
 from limits.model.outputs import BOUND_OUTPUTS, DEFAULT_OUTPUTS, OUTPUTS
 from limits.model.params import ParameterError, Params, parameter_index
-from limits.sweep.config import DATA_KEYS, check_known_keys, mapping, params_from_cfg
-from limits.sweep.grid import Grid, axis_lengths, parse_grid, validate_grid
+from limits.sweep.config import (
+    DATA_KEYS,
+    check_known_keys,
+    mapping,
+    params_from_cfg,
+    replaceable_axes,
+    without_axis_resets,
+)
+from limits.sweep.grid import Grid, axis_lengths, broadcast_axes, parse_grid, validate_grid
 from limits.sweep.integrity import (
     INTEGRITY,
     INTEGRITY_ATTR,
@@ -68,6 +76,26 @@ __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DI
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 STORE_NAME = "sweep.zarr"
 USER_ERRORS = (ParameterError, UnitError, StoreError)
+
+#: the job's messages: printed (stdout; warnings and errors on stderr) and logged here, so a
+#: Hydra run's log file (``<run dir>/sweep.log``, ``hydra.job_logging`` in conf/config.yaml)
+#: holds what the terminal showed
+LOG = logging.getLogger("limits.sweep")
+LOG.addHandler(logging.NullHandler())  # a library: no handler of its own, none of lastResort's
+
+
+def _say(message: str, level: int = logging.INFO) -> None:
+    """Show one message of the job and log it (``LOG``)."""
+    print(message, file=sys.stdout if level < logging.WARNING else sys.stderr, flush=True)
+    LOG.log(level, message)
+
+
+class ForeignRecords(logging.Filter):
+    """Keeps the records of every logger but ``limits.*``: the console handler of the job's
+    logging config uses it, since the job prints its own messages (``_say``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("limits")
 
 
 @dataclasses.dataclass
@@ -250,11 +278,11 @@ def _store_path(cfg: DictConfig) -> Path:
 
 def _overrides(cfg: DictConfig, given: Sequence[str] | None) -> list[str]:
     if given is not None:
-        return list(given)
+        return without_axis_resets(given)
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        return list(HydraConfig.get().overrides.task)
+        return without_axis_resets(HydraConfig.get().overrides.task)
     except ValueError:
         return []
 
@@ -388,10 +416,9 @@ def _recompute_damaged(
     with _store_io(path):
         damaged = damaged_blocks(path, written)
     if damaged:
-        print(
+        _say(
             f"limits.sweep: {describe_damage(path, damaged)}; recomputing them now",
-            file=sys.stderr,
-            flush=True,
+            level=logging.WARNING,
         )
         done = done.copy()
         for block in damaged:
@@ -526,6 +553,7 @@ class _Job:
     shard_index: int
     shard_count: int
     traces_before: int  # the block function's traces before this job (one compile per job)
+    warnings: list[str]  # said before the sweep starts (an axis that changes nothing, ...)
 
     @property
     def stored_points(self) -> int:
@@ -551,7 +579,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
     chunks = _resumed_chunks(cfg, grid, reduction, _chunks(cfg, grid, reduction))
     codec_for(str(cfg.store.codec), cfg.store.clevel)  # validate early
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
-    stored_axes = {n: grid.axes[n] for n in plan.stored_names}
+    stored_axes = {n: grid.coord(n) for n in plan.stored_names}
     # size check before any tracing: at most one dtype-sized number per stored value (plus a
     # best_<axis> and reduce_found per stored point of a reduction)
     _check_size(
@@ -598,7 +626,53 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
         shard_index=shard_index,
         shard_count=shard_count,
         traces_before=traces_before,
+        warnings=_unused_axes(fn, base, base_cast, dtype, grid),
     )
+
+
+def _idle_axes(base: Params, grid: Grid) -> list[str]:
+    """One line per latency axis that no point of the grid pays (``limits.model.sync.
+    latencies_paid``): its values change no output, so the axis only multiplies the work."""
+    from limits.model.sync import latencies_paid
+
+    swept = [n for n in grid.names if len(grid.axes[n]) > 1]
+    paid = latencies_paid(base.replace(**broadcast_axes(grid.names, list(grid.axes.values()))))
+    idle = [n for n in swept if n in paid and not bool(np.any(np.asarray(paid[n])))]
+
+    flat = base.flat()
+
+    def values(name: str) -> str:
+        v = grid.axes[name] if name in grid.axes else np.asarray(flat[name])
+        return ", ".join(f"{x:g}" for x in np.unique(v))
+
+    why = {
+        "sync_latency": "every collective stays inside a node (tp, ep <= node_size: "
+        "limits.model.sync.leaves_node) or a scale-up domain (<= scaleup_size)",
+        "sync_latency_intra_node": "every collective group leaves its node or is one chip",
+        "sync_latency_scaleup": "no collective spans a scale-up domain beyond one node",
+        "pipeline_latency": "pp = 1 (no pipeline hops)",
+    }
+    return [
+        f"grid.{n} changes no output: {why[n]} at every point (tp: {values('tp')}; ep: "
+        f"{values('ep')}; node_size: {values('node_size')}; scaleup_size: "
+        f"{values('scaleup_size')}); its {len(grid.axes[n])} values give identical results"
+        for n in idle
+    ]
+
+
+def _unused_axes(fn: Any, base: Params, cast: Params, dtype: np.dtype, grid: Grid) -> list[str]:
+    """One line per axis whose values cannot change any stored output: a latency no point
+    pays (``_idle_axes``), or a parameter no stored output is computed from
+    (``BlockFunction.idle_axes``: e.g. ``chip_price`` when no cost is stored)."""
+    lines = _idle_axes(base, grid)
+    named = {line.split()[0] for line in lines}
+    return lines + [
+        f"grid.{n} changes no stored output (none of the stored variables is computed from "
+        f"{n}); its {len(grid.axes[n])} values give identical results: store one that is "
+        f"(store.variables=all) or drop the axis"
+        for n in fn.idle_axes(cast, dtype)
+        if len(grid.axes[n]) > 1 and f"grid.{n}" not in named
+    ]
 
 
 def _announce(job: _Job) -> None:
@@ -607,19 +681,19 @@ def _announce(job: _Job) -> None:
     dims = " x ".join(f"{n}[{len(v)}]" for n, v in grid.axes.items()) or "a single point"
     device = job.fn.sharding.devices[0]
     where = f"{device.platform} ({getattr(device, 'device_kind', '?')})"
-    print(
+    _say(
         f"limits.sweep: {grid.size:,} points ({dims}), {len(job.layout.variables)} variables, "
         f"~{_human_bytes(job.stored_points * job.layout.bytes_per_point)} uncompressed, "
         f"{math.prod(plan.n_blocks)} blocks of {math.prod(plan.chunks):,} points, "
-        f"{job.dtype.name}, {job.fn.sharding.n_devices} device(s): {where}",
-        flush=True,
+        f"{job.dtype.name}, {job.fn.sharding.n_devices} device(s): {where}"
     )
     if job.reduction is not None:
-        print(
+        _say(
             f"limits.sweep: reduction: {job.reduction.describe(_units())}; stores "
-            f"{job.stored_points:,} points",
-            flush=True,
+            f"{job.stored_points:,} points"
         )
+    for line in job.warnings:
+        _say(f"limits.sweep: warning: {line}", level=logging.WARNING)
 
 
 def _open_store(job: _Job, overrides: Sequence[str] | None) -> Any:
@@ -640,7 +714,7 @@ def _open_store(job: _Job, overrides: Sequence[str] | None) -> Any:
     check_same_config(group, path, data_config)
     note = check_same_code(group.attrs, path)
     if note:
-        print(f"limits.sweep: note: {note}", file=sys.stderr, flush=True)
+        _say(f"limits.sweep: note: {note}", level=logging.WARNING)
     return group
 
 
@@ -662,16 +736,16 @@ def _report(job: _Job, result: SweepResult, summary: _Summary, computed_points: 
     """The closing lines: where the store is, how fast, the headline numbers, what next."""
     rate = computed_points / result.seconds if result.seconds > 0 else float("nan")
     shard = f" (shard {job.shard_index} of {job.shard_count})" if job.shard_count > 1 else ""
-    print(
+    _say(
         f"limits.sweep: wrote {job.path}{shard} in {result.seconds:.2f} s "
         f"({result.blocks_computed} blocks computed, {result.blocks_skipped} reused, "
         f"{rate / 1e6:.3g} M points/s)"
     )
     has_feasible = any(s.name == "feasible" for s in job.layout.variables)
     for line in summary.lines(has_feasible):
-        print(line)
-    print(f"  open with: xarray.open_zarr({str(job.path)!r})", flush=True)
-    print(
+        _say(line)
+    _say(f"  open with: xarray.open_zarr({str(job.path)!r})")
+    _say(
         f"  next: python -m limits.query best --store {job.path}; "
         f"python -m limits.explore {job.path}"
     )
@@ -711,10 +785,9 @@ def _run(
         region = plan.stored_region(b)
         summary.add(region, {v: arrays[v][region] for v in summary_vars})
     if verbose and skipped:  # with or without the bar: limits.progress=false hides only the bar
-        print(
+        _say(
             f"limits.sweep: resuming {job.path}: {len(skipped)} of {len(all_blocks)} blocks "
-            "already written",
-            flush=True,
+            "already written"
         )
     bar = _progress_bar(job, todo) if verbose and cfg.limits.progress and todo else None
 
@@ -759,7 +832,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+        return hydra_compose(config_name=config_name, overrides=replaceable_axes(overrides))
 
 
 def run_overrides(overrides: list[str], config_name: str = "config", **kw: Any) -> Path:
@@ -788,14 +861,12 @@ def _multirun_job_dir() -> Path | None:
 def _record_failure(job_dir: Path, message: str) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = " ".join(HydraConfig.get().overrides.task)
+    overrides = " ".join(without_axis_resets(HydraConfig.get().overrides.task))
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / FAILURE_FILE).write_text(f"{overrides}\n{message}\n")
 
 
 def _task(cfg: DictConfig) -> None:
-    import logging
-
     logging.getLogger("jax").setLevel(logging.WARNING)  # Hydra sets the root logger to INFO
     if cfg.shard.count != 1:  # shards may share a GPU: allocate as needed (before JAX starts)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -808,7 +879,7 @@ def _task(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except USER_ERRORS as err:
-        print(f"limits.sweep: error: {err}", file=sys.stderr, flush=True)
+        _say(f"limits.sweep: error: {err}", level=logging.ERROR)
         if job_dir is None:
             sys.exit(2)
         _record_failure(job_dir, str(err))  # the other jobs go on; reported at the end
@@ -820,11 +891,7 @@ def _task(cfg: DictConfig) -> None:
         traceback.print_exc()
         _record_failure(job_dir, f"{type(err).__name__}: {err} (traceback printed above)")
     except KeyboardInterrupt:
-        print(
-            "limits.sweep: interrupted; re-run the same command to resume",
-            file=sys.stderr,
-            flush=True,
-        )
+        _say("limits.sweep: interrupted; re-run the same command to resume", level=logging.ERROR)
         sys.exit(130)
 
 
@@ -873,6 +940,7 @@ def main() -> None:
     from limits.sweep.config import config_error_line
 
     entry_point()
+    sys.argv[1:] = replaceable_axes(sys.argv[1:])  # a range may replace a list axis and back
     full = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing
     try:

@@ -263,12 +263,13 @@ def _write_template(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -
 
     root = zarr.open_group(path, mode="w", zarr_format=3, attributes=dict(attrs))
     for n, v in layout.axes.items():
-        values = np.asarray(v, dtype=np.float64)
+        values = np.asarray(v)  # int64 (whole-number parameters) or float64
+        values = values.astype(np.int64 if values.dtype.kind in "iu" else np.float64)
         a = root.create_array(
             n,
             shape=values.shape,
             dtype=values.dtype,
-            fill_value=math.nan,
+            fill_value=fill_value(values.dtype),
             attributes={**layout.axis_attrs.get(n, {}), **fill_attrs(values.dtype)},
             dimension_names=(n,),
         )
