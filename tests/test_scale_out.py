@@ -195,8 +195,12 @@ def test_sigkill_at_a_random_point_leaves_a_store_that_resumes_exactly(tmp_path)
                 for d, b, c in zip(killed.utps.dims, block, killed.utps.encoding["chunks"])
             }
             for name in killed.data_vars:
+                dims = killed[name].dims  # lean layout: a chunk over fewer axes is written
+                if any(block[i] for i, d in enumerate(region) if d not in dims):  # by block 0
+                    continue  # along the others
+                own = {d: r for d, r in region.items() if d in dims}
                 np.testing.assert_array_equal(
-                    killed[name][region].values, reference[name][region].values, err_msg=name
+                    killed[name][own].values, reference[name][own].values, err_msg=name
                 )
     resumed = run(compose(grid + [f"store.path={store}"]), verbose=False)
     assert resumed.blocks_skipped == int(done.sum())

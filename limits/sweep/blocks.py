@@ -3,6 +3,11 @@ optional reduction, composed and jitted once per signature.
 
 This is the one place where the sweep meets the physics (``limits.model``) and autodiff
 (``limits.autodiff``); the engine (``limits.sweep.engine``) only calls what it is given.
+
+Lean layout (``layout="lean"``): each output is returned over only the grid axes it depends
+on, found from the traced computation itself (``axis_dependence``: which axis inputs reach
+which output in the jaxpr), so ``ridge_point`` (hardware only) is one number per block and
+``memory_required`` has no ``sync_latency`` dim; the model knows nothing of it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from limits.autodiff.elasticities import elasticities
 from limits.model import evaluate
@@ -21,7 +27,9 @@ from limits.sweep.devices import block_sharding
 from limits.sweep.grid import broadcast_axes
 from limits.sweep.reduce import Reduction, reduce_block
 
-__all__ = ["BlockFunction"]
+__all__ = ["BlockFunction", "axis_dependence", "LAYOUTS"]
+
+LAYOUTS = ("lean", "full")  # store.layout: each output over the axes it depends on | all axes
 
 CACHE_SIZE = 8  # compiled block functions kept for reuse (sweeps run one after another)
 
@@ -35,6 +43,9 @@ class BlockFunction:
     ``devices``: the block is spread over these (``limits.sweep.devices``; default: one device).
     ``reduction``: a ``limits.sweep.reduce.Reduction``; every output is then reduced over its axes
     in the same compiled function (they are never split over devices).
+    ``layout``: ``"full"`` (every output over every kept axis) or ``"lean"`` (each output over
+    the axes it depends on; not with a reduction, whose outputs all keep every kept axis).
+    ``output_axes(base, dtype)`` says which kept axes each output has.
     """
 
     def __init__(
@@ -46,7 +57,11 @@ class BlockFunction:
         wrt: Sequence[str] = (),
         devices: Sequence[Any] | None = None,
         reduction: Reduction | None = None,
+        layout: str = "full",
     ) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout = {layout!r}; allowed: {', '.join(LAYOUTS)}")
+        self.layout = layout
         self.names = tuple(names)
         self.block_shape = tuple(block_shape)
         self.variables = tuple(variables)
@@ -57,22 +72,56 @@ class BlockFunction:
         keep = tuple(
             i for i, n in enumerate(self.names) if reduction is None or n not in reduction.over
         )
+        self.keep = keep
         self.sharding = block_sharding(self.block_shape, tuple(devices or jax.devices()[:1]), keep)
         self.jitted = self.sharding.jit(self._fn, len(self.block_shape))
+        # kept-axis positions of each output, per traced signature (structure of the params)
+        self._axes: dict[Any, dict[str, tuple[int, ...]]] = {}
+
+    def _outputs(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
+        """The stored outputs before any broadcast: model outputs and elasticities."""
+        params = base.replace(**broadcast_axes(self.names, list(axis_values)))
+        out = evaluate(params)
+        result = {k: out[k] for k in self.variables}
+        if self.metrics:
+            result.update(elasticities(params, metrics=list(self.metrics), wrt=list(self.wrt)))
+        if self.reduction is not None:
+            result.update({f"_input_{k}": out[k] for k in self.reduction.inputs})
+        return result
 
     def _fn(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
         self.traces += 1
-        params = base.replace(**broadcast_axes(self.names, list(axis_values)))
-        out = evaluate(params)
-        result = {k: jnp.broadcast_to(out[k], self.block_shape) for k in self.variables}
-        if self.metrics:
-            extra = elasticities(params, metrics=list(self.metrics), wrt=list(self.wrt))
-            for k, v in extra.items():
-                result[k] = jnp.broadcast_to(v, self.block_shape + (len(self.wrt),))
-        if self.reduction is not None:
-            inputs = {k: jnp.broadcast_to(out[k], self.block_shape) for k in self.reduction.inputs}
-            result = reduce_block(self.reduction, self.names, result, inputs)
-        return result
+        # traced once to a jaxpr, which gives both the dependence and the computation
+        closed, shapes = jax.make_jaxpr(self._outputs, return_shape=True)(base, axis_values)
+        tree = jax.tree_util.tree_structure(shapes)
+        leaves = jax.tree_util.tree_leaves((base, axis_values))
+        out = jax.tree_util.tree_unflatten(
+            tree, jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *leaves)
+        )
+        extra = {k: tuple(v.shape[len(self.names) :]) for k, v in out.items()}
+        full = {k: jnp.broadcast_to(v, self.block_shape + extra[k]) for k, v in out.items()}
+        if self.reduction is not None:  # every output over every kept axis
+            inputs = {k: full.pop(f"_input_{k}") for k in self.reduction.inputs}
+            result = reduce_block(self.reduction, self.names, full, inputs)
+            axes = {k: tuple(range(len(self.keep))) for k in result}
+        elif self.layout == "full":
+            result, axes = full, {k: tuple(range(len(self.names))) for k in full}
+        else:  # each output over its own axes: index 0 along the others (no copy in XLA)
+            deps = axis_dependence(
+                closed.jaxpr, len(jax.tree_util.tree_leaves(base)), len(self.names)
+            )
+            axes = {k: tuple(sorted(d)) for k, d in zip(sorted(out), deps)}  # leaves: sorted keys
+            result = {
+                k: v[tuple(slice(None) if i in axes[k] else 0 for i in range(len(self.names)))]
+                for k, v in full.items()
+            }
+        self._axes[_signature(base)] = {k: axes[k] for k in result}
+        return {k: self.sharding.constrain(v, axes[k]) for k, v in result.items()}
+
+    def output_axes(self, base: Params) -> dict[str, tuple[int, ...]]:
+        """For each output, the positions (among the kept axes) of the axes it is stored over,
+        for params of ``base``'s structure (after ``output_shapes`` or a call traced it)."""
+        return dict(self._axes[_signature(base)])
 
     @classmethod
     def cached(
@@ -84,6 +133,7 @@ class BlockFunction:
         wrt: Sequence[str] = (),
         devices: Sequence[Any] | None = None,
         reduction: Reduction | None = None,
+        layout: str = "full",
     ) -> BlockFunction:
         """A shared instance per signature, so that sweeps run one after another in one
         process (Hydra's default launcher, notebooks) reuse the compiled function."""
@@ -95,6 +145,7 @@ class BlockFunction:
             tuple(wrt),
             tuple(devices or jax.devices()[:1]),
             reduction,
+            layout,
         )
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -116,3 +167,46 @@ class BlockFunction:
 
 
 _CACHE: OrderedDict[tuple, BlockFunction] = OrderedDict()
+
+
+def _signature(base: Params) -> Any:
+    """What a jitted function is traced again for: the params' structure, shapes, dtypes."""
+    leaves, tree = jax.tree_util.tree_flatten(base)
+    return tree, tuple((tuple(np.shape(x)), np.dtype(x.dtype)) for x in leaves)
+
+
+#: primitives whose outputs vary along their own dims whatever their inputs (an index)
+_INDEX_PRIMITIVES = frozenset({"iota"})
+
+
+def axis_dependence(jaxpr: Any, n_base: int, n_axes: int) -> list[frozenset[int]]:
+    """For each output of ``jaxpr`` (inputs: ``n_base`` parameter leaves, then ``n_axes`` axis
+    value arrays), the set of axes whose values it depends on: forward propagation of input
+    sets through the equations (an output depends on every input of its equation; calls with
+    a sub-jaxpr are followed inside; any other higher-order primitive is taken whole, which
+    can only add axes). An index-valued primitive (``iota``) counts as depending on every
+    axis, so an output without an axis truly is constant along it."""
+    every = frozenset(range(n_axes))
+    inputs = [frozenset()] * n_base + [frozenset([i]) for i in range(n_axes)]
+    return _propagate(jaxpr, inputs, every)
+
+
+def _propagate(jaxpr: Any, inputs: list[frozenset[int]], every: frozenset[int]) -> list:
+    from jax.extend.core import Literal
+
+    env: dict[Any, frozenset[int]] = dict(zip(jaxpr.invars, inputs))
+
+    def get(x: Any) -> frozenset[int]:
+        return frozenset() if isinstance(x, Literal) else env.get(x, frozenset())
+
+    for eqn in jaxpr.eqns:
+        ins = [get(x) for x in eqn.invars]
+        sub = eqn.params.get("jaxpr")
+        inner = getattr(sub, "jaxpr", sub)
+        if inner is not None and hasattr(inner, "eqns") and len(inner.invars) == len(ins):
+            outs = _propagate(inner, ins, every)
+        else:
+            deps = every if eqn.primitive.name in _INDEX_PRIMITIVES else frozenset().union(*ins)
+            outs = [deps] * len(eqn.outvars)
+        env.update(zip(eqn.outvars, outs))
+    return [get(x) for x in jaxpr.outvars]

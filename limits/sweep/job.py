@@ -95,6 +95,8 @@ def _data_config(cfg: DictConfig) -> dict[str, Any]:
         out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     if not (out.get("reduce") or {}).get("over"):  # no reduction: same data as before it existed
         out.pop("reduce", None)
+    if out.get("store.layout") == "full":  # the layout of stores written before store.layout
+        out.pop("store.layout")
     return out
 
 
@@ -166,18 +168,18 @@ def _resumed_chunks(
     kept = tuple(n for n in grid.names if n not in over)
     if not kept:
         return chunks
-    try:
+    part = dict(zip(grid.names, chunks))
+    try:  # each axis' chunk length from any variable stored over it (lean layout: not all)
         group = open_store_group(path)
-        found = next(
-            tuple(a.chunks[: len(kept)])
-            for name, a in group.arrays()
-            if name not in grid.names
-            and tuple(a.metadata.dimension_names or ())[: len(kept)] == kept
-        )
+        for name, a in group.arrays():
+            if name in grid.names:
+                continue
+            for d, c in zip(a.metadata.dimension_names or (), a.chunks):
+                if d in kept:
+                    part[d] = min(int(c), len(grid.axes[d]))
     except Exception:  # not a store of this grid: check_same_config says what differs
         return chunks
-    part = {n: min(int(c), len(grid.axes[n])) for n, c in zip(kept, found)}
-    return tuple(part.get(n, len(grid.axes[n])) for n in grid.names)
+    return tuple(part[n] for n in grid.names)
 
 
 def _variables(cfg: DictConfig) -> tuple[str, ...]:
@@ -217,6 +219,19 @@ def _sensitivity(cfg: DictConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
             f"; give parameter names from: {', '.join(index)}"
         )
     return metrics, wrt
+
+
+def _layout(cfg: DictConfig, reduction: Reduction | None) -> str:
+    """``store.layout``, checked; a reduction stores every kept axis (``full``)."""
+    from limits.sweep.blocks import LAYOUTS
+
+    layout = cfg.store.get("layout", "lean")
+    if layout not in LAYOUTS:
+        raise SweepError(
+            f"store.layout = {layout!r}; allowed: lean (each output over the axes it "
+            f"depends on), full (every output over every axis)"
+        )
+    return "full" if reduction is not None else str(layout)
 
 
 def _dtype(cfg: DictConfig) -> Any:
@@ -346,6 +361,7 @@ def _stored_spec(
     extra: tuple[int, ...],
     axis_attrs: Mapping[str, Mapping[str, Any]],
     reduced: bool,
+    dims: tuple[str, ...] | None = None,
 ) -> VariableSpec:
     """How a block function output is stored: name, dtype, dims after the axes, attrs."""
     if name.startswith(INDEX_PREFIX):  # becomes the chosen coordinate value on the host
@@ -355,10 +371,13 @@ def _stored_spec(
             "long_name": f"{axis_attrs[axis]['long_name']} at the best point (reduce); "
             f"NaN where none was valid",
         }
-        return VariableSpec(BEST_PREFIX + axis, np.dtype(np.float64), attrs=attrs)
+        return VariableSpec(BEST_PREFIX + axis, np.dtype(np.float64), attrs=attrs, dims=dims)
     if name == FOUND:
         return VariableSpec(
-            name, dtype, attrs={"units": "1", "long_name": "some point met the reduce constraints"}
+            name,
+            dtype,
+            attrs={"units": "1", "long_name": "some point met the reduce constraints"},
+            dims=dims,
         )
     if name in OUTPUTS:
         attrs = output_attrs(name)
@@ -372,7 +391,7 @@ def _stored_spec(
             f"with respect to each parameter in wrt "
             f"(d ln y / d ln x)",
         }
-    return VariableSpec(name, dtype, ("wrt",) if extra else (), extra, attrs)
+    return VariableSpec(name, dtype, ("wrt",) if extra else (), extra, attrs, dims)
 
 
 def _recompute_damaged(
@@ -468,6 +487,16 @@ class _Summary:
         return lines
 
 
+def _expand(values: Any, axes: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` stored over the axes at positions ``axes`` as a read-only view over every
+    axis of ``shape`` (lean layout; no copy)."""
+    values = np.asarray(values)
+    if len(axes) == len(shape):
+        return values
+    ones = [shape[i] if i in axes else 1 for i in range(len(shape))]
+    return np.broadcast_to(values.reshape(ones), shape)
+
+
 def _fmt_axis(name: str, value: float) -> str:
     spec = parameter_index()[name][1]
     if spec.integer or spec.unit in ("1", "tok"):
@@ -526,6 +555,7 @@ class _Job:
     shard_index: int
     shard_count: int
     traces_before: int  # the block function's traces before this job (one compile per job)
+    axes: dict[str, tuple[int, ...]]  # output -> positions of its stored axes (lean layout)
 
     @property
     def stored_points(self) -> int:
@@ -550,6 +580,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
     reduction = _reduction(cfg, grid)
     chunks = _resumed_chunks(cfg, grid, reduction, _chunks(cfg, grid, reduction))
     codec_for(str(cfg.store.codec), cfg.store.clevel)  # validate early
+    layout_name = _layout(cfg, reduction)
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
     stored_axes = {n: grid.axes[n] for n in plan.stored_names}
     # size check before any tracing: at most one dtype-sized number per stored value (plus a
@@ -561,18 +592,22 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
         + (9 * len(reduction.over) + 1 if reduction else 0),
         math.prod(len(v) for v in stored_axes.values()),
     )
-    fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt, devices, reduction)
+    fn = BlockFunction.cached(
+        grid.names, chunks, variables, metrics, wrt, devices, reduction, layout_name
+    )
     traces_before = fn.traces
     base_cast = cast_params(base, dtype)
     shapes = fn.output_shapes(base_cast, dtype)
+    out_axes = fn.output_axes(base_cast)
     axis_attrs = {n: {"units": grid.units(n), "long_name": grid.long_name(n)} for n in grid.names}
     specs = [
         _stored_spec(
             name,
             np.dtype(sd.dtype),
-            tuple(sd.shape[len(plan.stored_chunks) :]),
+            tuple(sd.shape[len(out_axes[name]) :]),
             axis_attrs,
             reduction is not None,
+            tuple(plan.stored_names[i] for i in out_axes[name]),
         )
         for name, sd in shapes.items()
     ]
@@ -598,6 +633,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
         shard_index=shard_index,
         shard_count=shard_count,
         traces_before=traces_before,
+        axes=out_axes,
     )
 
 
@@ -609,7 +645,7 @@ def _announce(job: _Job) -> None:
     where = f"{device.platform} ({getattr(device, 'device_kind', '?')})"
     print(
         f"limits.sweep: {grid.size:,} points ({dims}), {len(job.layout.variables)} variables, "
-        f"~{_human_bytes(job.stored_points * job.layout.bytes_per_point)} uncompressed, "
+        f"~{_human_bytes(job.layout.stored_bytes)} uncompressed, "
         f"{math.prod(plan.n_blocks)} blocks of {math.prod(plan.chunks):,} points, "
         f"{job.dtype.name}, {job.fn.sharding.n_devices} device(s): {where}",
         flush=True,
@@ -713,9 +749,20 @@ def _run(
     summary_vars = [
         v for v in arrays if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
     ]
+    axes = {s.name: job.axes.get(s.name, ()) for s in job.layout.variables}
+    axes.update({BEST_PREFIX + k.removeprefix(INDEX_PREFIX): v for k, v in job.axes.items()})
+
+    def own(region: tuple[slice, ...], name: str) -> tuple[slice, ...]:
+        return tuple(region[i] for i in axes[name])
+
+    def whole(region: tuple[slice, ...], data: Mapping[str, np.ndarray]) -> dict:
+        """The summary's variables over every stored axis of the block (broadcast views)."""
+        shape = tuple(s.stop - s.start for s in region)
+        return {v: _expand(data[v], axes[v], shape) for v in summary_vars if v in data}
+
     for b in skipped:  # resumed: headline numbers of blocks written before
         region = plan.stored_region(b)
-        summary.add(region, {v: arrays[v][region] for v in summary_vars})
+        summary.add(region, whole(region, {v: arrays[v][own(region, v)] for v in summary_vars}))
     bar = (
         _progress_bar(job, todo, skipped, len(all_blocks))
         if verbose and cfg.limits.progress and todo
@@ -726,9 +773,11 @@ def _run(
         region = plan.stored_region(block)
         if job.reduction is not None:
             data = finish_host(data, job.grid.axes)
-        write_region(arrays, region, data)
+        # a variable over fewer axes is written by the one block that owns its chunk
+        mine = {k: v for k, v in data.items() if plan.owns(block, axes[k])}
+        write_region(arrays, {k: own(region, k) for k in mine}, mine)
         mark_done(group, plan.stored_block(block))
-        summary.add(region, data)
+        summary.add(region, whole(region, data))
         if bar is not None:
             bar.update(plan.points(block))
         if block_callback is not None:
@@ -736,7 +785,7 @@ def _run(
 
     try:
         with _store_io(job.path):
-            run_blocks(job.fn, job.base, plan, todo, dtype, sink)
+            run_blocks(job.fn, job.base, plan, todo, dtype, sink, axes=job.axes)
     finally:
         if bar is not None:
             bar.close()
