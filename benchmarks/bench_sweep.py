@@ -267,30 +267,46 @@ def _empty_copy(store: Path, dest: Path, data_vars: Sequence[str]) -> None:
     shutil.copytree(store, dest, ignore=ignore)
 
 
-def _blocks(store: Path) -> tuple[list[str], list[tuple[slice, ...]], list[dict[str, Any]]]:
-    """The data variables of ``store`` and its arrays read into memory, chunk by chunk."""
+def _blocks(
+    store: Path,
+) -> tuple[list[str], list[dict[str, tuple[slice, ...]]], list[dict[str, Any]]]:
+    """The data variables of ``store`` and, block by block, the chunks it holds read into
+    memory (``{name: region}``, ``{name: array}``): in a lean store a variable over fewer axes
+    has its chunk in the one block at 0 along the others (``BlockPlan.owns``), so these are
+    exactly the arrays the store holds, each once."""
     import numpy as np
-    import xarray as xr
 
     from limits.sweep.engine import BlockPlan
-    from limits.sweep.store import open_store_group
+    from limits.sweep.store import DIMS_ATTR, open_store_group
 
-    ds = xr.open_zarr(store)
-    names = list(ds.data_vars)
-    dims = [d for d in ds[names[0]].dims if d != "wrt"]
-    plan = BlockPlan(
-        {d: ds[d].values for d in dims}, tuple(ds[names[0]].encoding["chunks"][: len(dims)])
-    )
     group = open_store_group(store)
-    regions = [plan.region(b) for b in plan.blocks()]
-    return names, regions, [{n: np.ascontiguousarray(group[n][r]) for n in names} for r in regions]
+    dims = [str(d) for d in group.attrs[DIMS_ATTR]]
+    arrays = {
+        n: a
+        for n, a in group.arrays()
+        if n not in dims and n != "wrt" and not n.startswith("_progress")
+    }
+    chunk: dict[str, int] = {}
+    axes: dict[str, tuple[int, ...]] = {}
+    for n, a in arrays.items():
+        own = [str(d) for d in a.metadata.dimension_names or () if d in dims]
+        axes[n] = tuple(dims.index(d) for d in own)
+        chunk.update(zip(own, (int(c) for c in a.chunks)))
+    plan = BlockPlan({d: group[d][...] for d in dims}, tuple(chunk[d] for d in dims))
+    regions, data = [], []
+    for b in plan.blocks():
+        region = plan.region(b)
+        mine = {n: tuple(region[i] for i in axes[n]) for n in arrays if plan.owns(b, axes[n])}
+        regions.append(mine)
+        data.append({n: np.ascontiguousarray(arrays[n][r]) for n, r in mine.items()})
+    return list(arrays), regions, data
 
 
 def _write_only(
     store: Path,
     dest: Path,
     names: Sequence[str],
-    regions: Sequence[tuple[slice, ...]],
+    regions: Sequence[dict[str, tuple[slice, ...]]],
     data: Sequence[dict[str, Any]],
 ) -> float:
     """Seconds to write the precomputed ``data`` region by region into an empty copy of
@@ -310,7 +326,6 @@ def _write_only(
 
 def _codec_write(
     dest: Path,
-    names: Sequence[str],
     data: Sequence[dict[str, Any]],
     codec: str,
     clevel: int,
@@ -323,8 +338,7 @@ def _codec_write(
     dest.mkdir()
     t0 = time.perf_counter()
     for k, values in enumerate(data):
-        for name in names:
-            array = values[name]
+        for name, array in values.items():
             encoded = array.data if blosc is None else blosc.encode(array)
             with open(dest / f"{name}.{k}", "wb") as fh:
                 fh.write(encoded)
@@ -353,7 +367,7 @@ def sweep_vs_baseline(overrides: Sequence[str], workdir: Path, repeats: int = 3)
         sweep_s.append(_sweep(overrides, path).seconds)
         shutil.rmtree(path)
         write_s.append(_write_only(source, workdir / f"baseline-{k}.zarr", names, regions, data))
-        codec_s.append(_codec_write(workdir / f"codec-{k}", names, data, codec, clevel))
+        codec_s.append(_codec_write(workdir / f"codec-{k}", data, codec, clevel))
     shutil.rmtree(source)
     points = first.points
     return {

@@ -2,6 +2,7 @@
 traced computation; ``open_results`` gives exactly what the full layout gives."""
 
 import shutil
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import xarray as xr
 
 from limits.analysis import open_results
 from limits.sweep import compose, run
+from limits.sweep import store as store_module
 from limits.sweep.blocks import axis_dependence
 from limits.sweep.integrity import damaged_blocks
 
@@ -44,6 +46,12 @@ def test_lean_and_full_layouts_open_to_identical_values(tmp_path):
         assert a[name].dtype == b[name].dtype, name
         assert a[name].attrs == b[name].attrs, name
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    # the headline found on the device per block is the store's best feasible point
+    for name in ("utps", "stps"):
+        best = a[name].where(a.feasible)
+        at = np.unravel_index(int(np.argmax(best.fillna(-np.inf).values)), best.shape)
+        assert lean.summary[f"best_{name}"] == float(best.max())
+        assert lean.summary[f"best_{name}_at"] == {d: float(a[d][k]) for d, k in zip(best.dims, at)}
     plain = xr.open_zarr(lean.path)  # plain xarray: each variable over its own axes
     dims = {name: plain[name].dims for name in plain.data_vars}
     assert dims["memory_available"] == ("tp",)  # the chips' memory: tp alone
@@ -110,3 +118,33 @@ def test_dependence_follows_values_not_shapes():
         "index": {0, 1},  # an index counts as every axis
         "called": {1},  # followed inside the call
     }
+
+
+@pytest.mark.parametrize("codec", ["lz4", "none"])
+def test_chunk_writer_writes_the_bytes_zarr_writes(tmp_path, monkeypatch, codec):
+    """The sweep's own chunk encoder against zarr's pipeline (the writer falls back to zarr
+    when it does not know an array's codecs): the same files, byte for byte, edge chunks and
+    a 0-d variable included."""
+    extra = [f"store.codec={codec}", "store.variables=[utps,bound,feasible,ridge_point]"]
+    ours = _run(tmp_path, "ours.zarr", extra)
+    monkeypatch.setattr(store_module, "_encoder", lambda array: None)
+    theirs = _run(tmp_path, "zarr.zarr", extra)
+
+    def chunks(path):
+        return {
+            f.relative_to(path): f.read_bytes()
+            for f in sorted(path.rglob("*"))
+            if f.is_file() and f.relative_to(path).parts[1:2] == ("c",)
+        }
+
+    a, b = chunks(ours.path), chunks(theirs.path)
+    assert a.keys() == b.keys() and len(a) > 10
+    assert Path("ridge_point", "c") in a  # the 0-d variable's one chunk
+    for key in a:
+        assert a[key] == b[key], key
+
+
+def test_headline_prefix_is_one_name():
+    from limits.sweep import blocks, job
+
+    assert job.HEADLINE_PREFIX == blocks.HEADLINE_PREFIX

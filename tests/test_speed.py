@@ -20,7 +20,6 @@ import zarr
 import limits
 from limits import compile_cache, fast
 from limits.sweep import compose, run, store
-from limits.sweep import job as job_module
 from limits.sweep.store import (
     StoreLayout,
     VariableSpec,
@@ -238,9 +237,9 @@ def test_resume_keeps_the_chunks_of_a_store_written_with_the_old_rule(tmp_path, 
     with quiet_zarr_warnings():
         old_chunks = xr.open_zarr(tmp_path / "old.zarr").utps.encoding["chunks"]
     regions = []
-    write = job_module.write_region
+    submit = store.ChunkWriter.submit
     monkeypatch.setattr(
-        job_module, "write_region", lambda a, r, d: regions.append(r) or write(a, r, d)
+        store.ChunkWriter, "submit", lambda w, r, d: regions.append(r) or submit(w, r, d)
     )
     resumed = run(cfg("old.zarr"), verbose=False)
     spans = [(r["utps"][1].start, r["utps"][1].stop) for r in regions]

@@ -58,10 +58,12 @@ class BlockFunction:
         devices: Sequence[Any] | None = None,
         reduction: Reduction | None = None,
         layout: str = "full",
+        headlines: bool = False,
     ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout = {layout!r}; allowed: {', '.join(LAYOUTS)}")
         self.layout = layout
+        self.headlines = headlines
         self.names = tuple(names)
         self.block_shape = tuple(block_shape)
         self.variables = tuple(variables)
@@ -115,6 +117,18 @@ class BlockFunction:
                 k: v[tuple(slice(None) if i in axes[k] else 0 for i in range(len(self.names)))]
                 for k, v in full.items()
             }
+        if self.headlines:
+            kept = tuple(self.block_shape[i] for i in self.keep)
+            whole = {
+                k: jnp.broadcast_to(
+                    jnp.reshape(v, [kept[i] if i in axes[k] else 1 for i in range(len(kept))]),
+                    kept,
+                )
+                for k, v in result.items()
+                if k in HEADLINES or k == "feasible"
+            }
+            for k, v in headlines(whole).items():
+                result[k], axes[k] = v, ()
         self._axes[_signature(base)] = {k: axes[k] for k in result}
         return {k: self.sharding.constrain(v, axes[k]) for k, v in result.items()}
 
@@ -134,6 +148,7 @@ class BlockFunction:
         devices: Sequence[Any] | None = None,
         reduction: Reduction | None = None,
         layout: str = "full",
+        headlines: bool = False,
     ) -> BlockFunction:
         """A shared instance per signature, so that sweeps run one after another in one
         process (Hydra's default launcher, notebooks) reuse the compiled function."""
@@ -146,6 +161,7 @@ class BlockFunction:
             tuple(devices or jax.devices()[:1]),
             reduction,
             layout,
+            headlines,
         )
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -173,6 +189,32 @@ def _signature(base: Params) -> Any:
     """What a jitted function is traced again for: the params' structure, shapes, dtypes."""
     leaves, tree = jax.tree_util.tree_flatten(base)
     return tree, tuple((tuple(np.shape(x)), np.dtype(x.dtype)) for x in leaves)
+
+
+#: outputs whose best value (among feasible points) a sweep reports
+HEADLINES = ("utps", "stps")
+#: prefix of the per-block headline outputs (``headlines=True``; never stored)
+HEADLINE_PREFIX = "_headline_"  # = limits.sweep.job.HEADLINE_PREFIX (a test checks)
+
+
+def headlines(block: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per block, on the device in the same compiled pass (so the writer never re-reads the
+    block): for each of ``HEADLINES`` present, the largest value among feasible points
+    (``feasible`` if present), NaN ignored (``-inf`` when none), and the flat C-order index
+    of its first occurrence. A padded block repeats its edge values, and a padded point comes
+    after its real twin in C order, so the first best point is a real one."""
+    mask = block.get("feasible")
+    out = {}
+    for name in HEADLINES:
+        if name not in block:
+            continue
+        v = block[name]
+        ok = ~jnp.isnan(v) if mask is None else mask & ~jnp.isnan(v)
+        candidates = jnp.where(ok, v, jnp.asarray(-jnp.inf, v.dtype)).ravel()
+        top = jnp.max(candidates)
+        out[f"{HEADLINE_PREFIX}{name}"] = top
+        out[f"{HEADLINE_PREFIX}{name}_at"] = jnp.argmax(candidates == top).astype(jnp.int32)
+    return out
 
 
 #: primitives whose outputs vary along their own dims whatever their inputs (an index)

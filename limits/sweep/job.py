@@ -47,6 +47,7 @@ from limits.sweep.reduce import (
     parse_reduction,
 )
 from limits.sweep.store import (
+    ChunkWriter,
     StoreError,
     StoreLayout,
     VariableSpec,
@@ -59,7 +60,6 @@ from limits.sweep.store import (
     open_store_group,
     output_attrs,
     provenance,
-    write_region,
 )
 from limits.units import UnitError, format_quantity, parse_quantity
 
@@ -67,6 +67,9 @@ __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DI
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 STORE_NAME = "sweep.zarr"
+#: prefix of the per-block headline outputs of the block function (``limits.sweep.blocks``,
+#: which this module imports only when it runs a sweep: it imports JAX)
+HEADLINE_PREFIX = "_headline_"
 USER_ERRORS = (ParameterError, UnitError, StoreError)
 
 
@@ -432,7 +435,16 @@ class _Summary:
         self.feasible = 0
         self.best: dict[str, tuple[float, dict[str, float]]] = {}
 
-    def add(self, region: tuple[slice, ...], data: Mapping[str, np.ndarray]) -> None:
+    def add(
+        self,
+        region: tuple[slice, ...],
+        data: Mapping[str, np.ndarray],
+        block_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        """Count the block's points over ``region``. ``data``: its stored values (over every
+        stored axis); with ``block_shape`` (the padded block's), also the per-block headline
+        outputs computed on the device (``limits.sweep.blocks.headlines``), else the best
+        values are found here."""
         n = math.prod(s.stop - s.start for s in region)
         self.points += n
         mask = np.asarray(data["feasible"], bool) if "feasible" in data else None
@@ -441,16 +453,19 @@ class _Summary:
         for name in ("utps", "stps"):
             if name not in data:
                 continue
-            # this runs on the writer thread for every block: a few passes in the stored dtype,
-            # no float64 copies (14 -> 8 ms per 840,000-point block on the loaded 2-core machine)
-            values = np.asarray(data[name])
-            candidates = values if mask is None else np.where(mask, values, np.nan)
-            if candidates.size == 0:
-                continue
-            top = np.fmax.reduce(candidates, axis=None)  # NaN (infeasible; reduced: none valid)
+            if block_shape is not None:  # found on the device in the block's compiled pass
+                top = data[f"{HEADLINE_PREFIX}{name}"][()]
+                flat = int(data[f"{HEADLINE_PREFIX}{name}_at"])
+                i = np.unravel_index(flat, block_shape) if np.isfinite(top) else ()
+            else:  # a resumed block, read back: a few passes in the stored dtype
+                values = np.asarray(data[name])
+                candidates = values if mask is None else np.where(mask, values, np.nan)
+                if candidates.size == 0:
+                    continue
+                top = np.fmax.reduce(candidates, axis=None)  # NaN: none feasible (or valid)
+                i = np.unravel_index(int(np.argmax(candidates == top)), candidates.shape)
             if not np.isfinite(top):  # ignored; the first point of the largest value wins
                 continue
-            i = np.unravel_index(int(np.argmax(candidates == top)), candidates.shape)
             if name not in self.best or float(top) > self.best[name][0]:
                 at = {a: float(self.axes[a][s.start + k]) for a, s, k in zip(self.axes, region, i)}
                 at.update(
@@ -593,7 +608,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
         math.prod(len(v) for v in stored_axes.values()),
     )
     fn = BlockFunction.cached(
-        grid.names, chunks, variables, metrics, wrt, devices, reduction, layout_name
+        grid.names, chunks, variables, metrics, wrt, devices, reduction, layout_name, True
     )
     traces_before = fn.traces
     base_cast = cast_params(base, dtype)
@@ -610,6 +625,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
             tuple(plan.stored_names[i] for i in out_axes[name]),
         )
         for name, sd in shapes.items()
+        if not name.startswith(HEADLINE_PREFIX)  # per-block headlines: never stored
     ]
     layout = StoreLayout(
         axes=stored_axes,
@@ -750,6 +766,7 @@ def _run(
         v for v in arrays if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
     ]
     axes = {s.name: job.axes.get(s.name, ()) for s in job.layout.variables}
+    headline_keys = {k for k in job.axes if k.startswith(HEADLINE_PREFIX)}
     axes.update({BEST_PREFIX + k.removeprefix(INDEX_PREFIX): v for k, v in job.axes.items()})
 
     def own(region: tuple[slice, ...], name: str) -> tuple[slice, ...]:
@@ -774,19 +791,33 @@ def _run(
         if job.reduction is not None:
             data = finish_host(data, job.grid.axes)
         # a variable over fewer axes is written by the one block that owns its chunk
-        mine = {k: v for k, v in data.items() if plan.owns(block, axes[k])}
-        write_region(arrays, {k: own(region, k) for k in mine}, mine)
+        mine = {k: v for k, v in data.items() if k in arrays and plan.owns(block, axes[k])}
+        in_flight.append((block, writer.submit({k: own(region, k) for k in mine}, mine)))
+        summary.add(  # while its chunks are encoded
+            region,
+            {**whole(region, data), **{k: v for k, v in data.items() if k in headline_keys}},
+            plan.stored_chunks,
+        )
+        while len(in_flight) > 1:  # the block before: marked done once its files are written
+            finish(*in_flight.pop(0))
+
+    def finish(block: tuple[int, ...], written: Callable[[], None]) -> None:
+        written()
         mark_done(group, plan.stored_block(block))
-        summary.add(region, whole(region, data))
         if bar is not None:
             bar.update(plan.points(block))
         if block_callback is not None:
             block_callback(block)
 
+    writer = ChunkWriter(job.path, arrays)
+    in_flight: list[tuple[tuple[int, ...], Callable[[], None]]] = []
     try:
         with _store_io(job.path):
             run_blocks(job.fn, job.base, plan, todo, dtype, sink, axes=job.axes)
+            while in_flight:  # after an error the block in flight is not marked: recomputed
+                finish(*in_flight.pop(0))
     finally:
+        writer.close()
         if bar is not None:
             bar.close()
     result = SweepResult(

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -63,6 +63,7 @@ __all__ = [
     "check_same_config",
     "output_attrs",
     "DIMS_ATTR",
+    "ChunkWriter",
 ]
 
 PROGRESS_ARRAY = "_progress/block_done"
@@ -447,3 +448,104 @@ def write_region(
         await asyncio.gather(*(a.async_array.setitem(r, v) for a, r, v in items))
 
     sync(write_all())
+
+
+class ChunkWriter:
+    """Writes whole chunks of a store's arrays by encoding them itself, in a thread pool: the
+    same bytes zarr writes (its codec pipeline as the array's metadata declares it: ``bytes``
+    little-endian, then Blosc, then a CRC32C checksum), one file per chunk at zarr's default
+    key, without zarr's per-chunk machinery (region indexing, empty-chunk checks, an event
+    loop per call), which cost about half the write time (docs/sweep.md, Performance).
+
+    ``arrays``: name -> zarr array of the store at ``path``. An array whose codecs are not
+    these (an older store) is written through zarr (``write_region``). ``threads``: encoders
+    working at once (Blosc releases the GIL while it compresses).
+    """
+
+    def __init__(self, path: Path, arrays: Mapping[str, Any], threads: int = 2) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.path = Path(path)
+        self.arrays = dict(arrays)
+        self.encoders = {n: _encoder(a) for n, a in self.arrays.items()}
+        self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="limits-encode")
+        self._made: set[Path] = set()
+
+    def write(self, regions: Mapping[str, tuple[slice, ...]], data: Mapping[str, Any]) -> None:
+        """Write ``data[name]`` (cropped to ``regions[name]``, which starts on a chunk
+        boundary and spans one chunk along each dim) as that chunk; returns when every file
+        is written."""
+        self.submit(regions, data)()
+
+    def submit(
+        self, regions: Mapping[str, tuple[slice, ...]], data: Mapping[str, Any]
+    ) -> Callable[[], None]:
+        """``write`` without waiting: the chunks are encoded and written in the pool; call the
+        returned function to wait for them (it raises what a write raised)."""
+        direct = {n for n in data if self.encoders[n] is not None}
+        futures = [
+            self.pool.submit(self._write_one, n, regions[n], data[n]) for n in sorted(direct)
+        ]
+        rest = {n: v for n, v in data.items() if n not in direct}
+        if rest:
+            write_region(self.arrays, {n: regions[n] for n in rest}, rest)
+
+        def wait() -> None:
+            for f in futures:
+                f.result()
+
+        return wait
+
+    def _write_one(self, name: str, region: tuple[slice, ...], values: Any) -> None:
+        array = self.arrays[name]
+        chunks = tuple(array.chunks)
+        values = np.asarray(values, dtype=array.dtype)
+        index = tuple(s.start // c for s, c in zip(region, chunks))
+        index += (0,) * (len(chunks) - len(index))
+        if values.shape != chunks:  # an edge chunk: zarr stores it whole, padded with the fill
+            pad = [(0, c - n) for c, n in zip(chunks, values.shape)]
+            values = np.pad(values, pad, constant_values=array.fill_value)
+        encoded = self.encoders[name](np.ascontiguousarray(values, values.dtype.newbyteorder("<")))
+        file = Path(self.path, name, "c", *map(str, index))  # zarr v3 default chunk key
+        if file.parent not in self._made:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(file.parent)
+        file.write_bytes(encoded)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def _encoder(array: Any) -> Any:
+    """A function ``contiguous little-endian array -> chunk file bytes`` for ``array``'s
+    codecs when they are ``bytes`` (little-endian), optionally Blosc, then ``crc32c``; else
+    ``None``."""
+    import google_crc32c
+    from numcodecs import Blosc
+    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
+
+    codecs = list(array.metadata.codecs)
+    if (
+        len(codecs) not in (2, 3)
+        or not isinstance(codecs[0], BytesCodec)
+        or (array.dtype.itemsize > 1 and str(getattr(codecs[0].endian, "value", "")) != "little")
+        or not isinstance(codecs[-1], Crc32cCodec)
+        or (len(codecs) == 3 and not isinstance(codecs[1], BloscCodec))
+    ):
+        return None
+    blosc = None
+    if len(codecs) == 3:
+        c = codecs[1]
+        blosc = Blosc(
+            cname=c.cname.value,
+            clevel=c.clevel,
+            shuffle=int(c.shuffle.name == "shuffle") + 2 * int(c.shuffle.name == "bitshuffle"),
+            blocksize=c.blocksize,
+            typesize=c.typesize,
+        )
+
+    def encode(values: np.ndarray) -> bytes:
+        body = values.tobytes() if blosc is None else bytes(blosc.encode(values))
+        return body + struct.pack("<I", google_crc32c.value(body))
+
+    return encode
