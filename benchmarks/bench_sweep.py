@@ -13,7 +13,8 @@ limits.sweep grid=point ...``, compilation cache warmed by one untimed run) and 
 alternately, and their ratio (target <= 2);
 
 (a) model points/s without I/O: the jitted block function of ``limits.sweep.engine`` on float32
-computing every variable a default sweep stores (``DEFAULT_OUTPUTS``), one block of the default
+computing every variable a default sweep stores (``DEFAULT_OUTPUTS``) over every axis (the full
+layout: an upper bound of what a lean sweep computes), one block of the default
 chunk shape, ``block_until_ready``, compile excluded; (a0) the model's ceiling: XLA writing the
 same outputs (shapes, dtypes) from the axis values with one add each, no model;
 
@@ -24,7 +25,9 @@ with the engine's store writer into a fresh copy of the empty template, without 
 anything; the ratio (b)/(c); (c0) the write path's ceiling: the same arrays, chunk by chunk,
 encoded with numcodecs' Blosc (same codec, level, shuffle) and written one file per chunk, in a
 plain loop (Blosc's own threads only), timed alternately with (b) and (c); the ratios (b)/(c0)
-and (c)/(c0);
+and (c)/(c0). (c) and (c0) write exactly the arrays the store holds: with the lean layout (the
+default) each variable over the axes it depends on, each chunk once; and the stored bytes per
+grid point (target <= 25);
 
 with ``--reduce``, (d) end-to-end points/s (grid points evaluated) of the same sweep reduced over
 ``batch`` on device (``REDUCE``: max stps with utps >= 50 among feasible points) and its
@@ -66,6 +69,7 @@ TARGET_PEAK_RSS_B = 2e9  # peak RSS of the 2e8-point sweep [B]
 # the engine's is bounded by a few blocks, but glibc's allocator caches freed block buffers,
 # so the high-water mark still varies by ~0.2 GB from run to run (docs/sweep.md).
 TARGET_RSS_GROWTH = 1.5  # peak RSS(2e8) / peak RSS(2e7) at most this
+TARGET_BYTES_PER_POINT = 25.0  # stored bytes per grid point of the 2e7-point default sweep
 
 
 def grid_overrides(
@@ -612,9 +616,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         bc = sweep_vs_baseline(small, work, args.repeats)
         ratio = bc["sweep_pps"] / bc["write_pps"]
+        per_point = bc["bytes"] / bc["points"]
         print(
             f"(b) end-to-end sweep into zarr, 2e7 points, {bc['variables']} variables:  "
-            f"{_pps(bc['sweep_pps'])}   ({bc['sweep_s']:.2f} s per sweep)"
+            f"{_pps(bc['sweep_pps'])}   ({bc['sweep_s']:.2f} s per sweep); stored "
+            f"{per_point:.2f} B/point  target <= {TARGET_BYTES_PER_POINT:g}  "
+            f"{_verdict(per_point <= TARGET_BYTES_PER_POINT)}"
         )
         print(
             f"(c) write-only baseline, same arrays/codec/chunks:   {_pps(bc['write_pps'])}   "
@@ -626,7 +633,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         codec_ratio = bc["sweep_pps"] / bc["codec_pps"]
         print(
-            f"(c0) minimal encode-and-write, same arrays and codec, one file per chunk: "
+            f"(c0) minimal encode-and-write, the arrays the store holds, same codec, one file "
+            f"per chunk: "
             f"{_pps(bc['codec_pps'])}   ({bc['codec_s']:.2f} s)"
         )
         print(
