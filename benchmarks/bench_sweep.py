@@ -562,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=20,
         help="sync_latency values of (e): 20 gives 8 x 250 x 250 x 20 = 1e7 points",
     )
+    ap.add_argument(
+        "--layout", default="lean", choices=("lean", "full"), help="store.layout of the sweeps"
+    )
     ap.add_argument("--skip-memory", action="store_true", help="skip the 2e7/2e8 RSS sweeps")
     ap.add_argument("--skip-startup", action="store_true", help="skip the start-up timings (s)")
     ap.add_argument(
@@ -569,13 +572,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    var = [f"store.variables={args.variables}"]
+    var = [f"store.variables={args.variables}", f"store.layout={args.layout}"]
     small = [*grid_overrides(n_sync=40), *var]  # 8 x 250 x 250 x 40 = 2e7 points
     big = [*grid_overrides(n_sync=400), *var]  # 2e8 points
     print(f"limits sweep benchmark, {_dt.date.today()}: {machine()}")
     print(
         f"grid: xpu_hbm3 x llama3_405b, tp[8] x batch[250] x context[250] x "
         f"sync_latency[40 | 400] = 2e7 | 2e8 points; store.variables={args.variables}; "
+        f"store.layout={args.layout}; "
         f"default codec and chunks; median of {args.repeats}; {_load()}"
     )
     t_start = time.perf_counter()
