@@ -35,7 +35,7 @@ CACHE_SIZE = 8  # compiled block functions kept for reuse (sweeps run one after 
 
 
 class BlockFunction:
-    """``block_fn(base, axis_values) -> {name: array of block shape (+ wrt)}``, jitted.
+    """``block_fn(base, axis_values) -> {name: array over its block axes (+ wrt)}``, jitted.
 
     The model outputs in ``variables`` are broadcast to the block shape; when ``metrics`` is
     non-empty, ``limits.autodiff.elasticities.elasticities`` adds ``elasticity_<metric>`` arrays
@@ -45,7 +45,8 @@ class BlockFunction:
     in the same compiled function (they are never split over devices).
     ``layout``: ``"full"`` (every output over every kept axis) or ``"lean"`` (each output over
     the axes it depends on; not with a reduction, whose outputs all keep every kept axis).
-    ``output_axes(base, dtype)`` says which kept axes each output has.
+    ``output_axes(base)`` says which kept axes each output has. ``headlines``: also return
+    the block's best ``utps``/``stps`` and where (``headlines``; names ``HEADLINE_PREFIX...``).
     """
 
     def __init__(
@@ -229,7 +230,7 @@ def axis_dependence(jaxpr: Any, n_base: int, n_axes: int) -> list[frozenset[int]
     can only add axes). An index-valued primitive (``iota``) counts as depending on every
     axis, so an output without an axis truly is constant along it."""
     every = frozenset(range(n_axes))
-    inputs = [frozenset()] * n_base + [frozenset([i]) for i in range(n_axes)]
+    inputs: list[frozenset[int]] = [frozenset()] * n_base + [frozenset([i]) for i in range(n_axes)]
     return _propagate(jaxpr, inputs, every)
 
 
