@@ -83,3 +83,28 @@ def test_callback_and_cli_write_the_consolidated_store(tmp_path, capsys):
     assert xr.open_zarr(tmp_path / "consolidated.zarr").sizes["hardware"] == 2
     assert main([str(tmp_path), "--out", str(tmp_path / "again.zarr")]) == 0
     assert xr.open_zarr(tmp_path / "again.zarr").sizes["model"] == 1
+
+
+def test_lean_job_stores_consolidate_over_each_variables_own_axes(tmp_path):
+    """Lean job stores (each variable over the axes it depends on, which may differ from model
+    to model) consolidate with each variable over the union of its jobs' axes, and open to
+    each job's values."""
+    from limits.analysis import open_results
+
+    lean = ["store.variables=[utps,memory_available,memory_required,ridge_point,ttft]"]
+    jobs = {
+        (hw, model): _job(tmp_path, num, hw, model, lean)
+        for num, (hw, model) in enumerate([("xpu_hbm3", "llama3_8b"), ("xpu_hbm3", "deepseek_v3")])
+    }
+    out = consolidate(tmp_path)
+    plain = xr.open_zarr(out)
+    assert plain.memory_available.dims == ("hardware", "model", "tp")
+    assert plain.ridge_point.dims == ("hardware", "model")
+    ds = open_results(out)
+    assert ds.ridge_point.dims == ("hardware", "model", "tp", "batch")
+    for (hw, model), path in jobs.items():
+        job = open_results(path)
+        for name in job.data_vars:
+            np.testing.assert_array_equal(
+                ds[name].sel(hardware=hw, model=model).values, job[name].values, err_msg=name
+            )

@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import xarray as xr
 
 import limits
+from limits.analysis import open_results
 from limits.sweep import compose, run
 
 MODELS = ["llama3_8b", "llama3_405b", "deepseek_v3"]
@@ -68,7 +68,7 @@ def test_sweep_at_extreme_axes_float32_matches_float64_and_feasible_points_are_f
         "store.chunk_points=16",
     ]
     stores = {
-        p: xr.open_zarr(
+        p: open_results(
             run(
                 compose(grid + [f"precision={p}", f"store.path={tmp_path / p}.zarr"]), verbose=False
             ).path

@@ -255,7 +255,8 @@ def test_a_swept_sync_latency_that_no_collective_pays_is_named(tmp_path, capsys,
     """At tp <= node_size (8) no collective leaves the node: sync_latency is never paid, the
     sweep says so before it starts, and indeed every stored output is the same along it."""
     import numpy as np
-    import xarray as xr
+
+    from limits.analysis import open_results
 
     store = tmp_path / "s.zarr"
     cfg = compose(
@@ -270,7 +271,7 @@ def test_a_swept_sync_latency_that_no_collective_pays_is_named(tmp_path, capsys,
     )
     run(cfg)
     err = capsys.readouterr().err
-    ds = xr.open_zarr(store).load()
+    ds = open_results(store).load()  # lean: every variable over the grid
     same = all(
         np.array_equal(ds[v].isel(sync_latency=0), ds[v].isel(sync_latency=1), equal_nan=True)
         for v in ds.data_vars
@@ -478,7 +479,7 @@ def test_the_multirun_command_consolidates_a_parameter_sweep(tmp_path):
     import subprocess
     import sys
 
-    import xarray as xr
+    from limits.analysis import open_results
 
     proc = subprocess.run(
         [
@@ -500,7 +501,7 @@ def test_the_multirun_command_consolidates_a_parameter_sweep(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    ds = xr.open_zarr(tmp_path / "consolidated.zarr")
+    ds = open_results(tmp_path / "consolidated.zarr")
     dims = ["hardware", "model", "prompt_len", "tp", "context", "batch", "sync_latency"]
     assert list(ds.utps.dims) == dims
     assert ds.prompt_len.values.tolist() == [512, 2048]
@@ -528,7 +529,8 @@ def test_an_axis_no_stored_output_reads_is_named(tmp_path, capsys, variables, id
     """chip_price feeds the cost outputs only: swept while storing utps and stps it changes
     nothing stored, and the sweep says so; with every output stored it does change some."""
     import numpy as np
-    import xarray as xr
+
+    from limits.analysis import open_results
 
     store = tmp_path / "s.zarr"
     cfg = compose(
@@ -543,7 +545,7 @@ def test_an_axis_no_stored_output_reads_is_named(tmp_path, capsys, variables, id
     )
     assert run(cfg).traces <= 1  # the check reads the sweep's own trace
     err = capsys.readouterr().err
-    ds = xr.open_zarr(store).load()
+    ds = open_results(store).load()  # lean: every variable over the grid
     same = all(
         np.array_equal(ds[v].isel(chip_price=0), ds[v].isel(chip_price=1), equal_nan=True)
         for v in ds.data_vars

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from limits.analysis import open_results
 from limits.sweep import SweepError, blocks, compose, run
 from limits.sweep.blocks import BlockFunction
 from limits.sweep.reduce import Reduction
@@ -46,7 +47,7 @@ def full(tmp_path_factory):
         ),
         verbose=False,
     )
-    return xr.open_zarr(path).load()
+    return open_results(path).load()  # every variable over every axis (lean store)
 
 
 def brute(full, over, objective, mode="max", constraints=(), feasible_only=True):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from limits.analysis import serving_frontier, slo_goodput, slo_reduce
+from limits.analysis import open_results, serving_frontier, slo_goodput, slo_reduce
 from limits.plots import serving_frontier_plot
 from limits.sweep import compose, run
 
@@ -37,7 +37,7 @@ TTFT, TPOT = 0.3, 0.01
 def full(tmp_path_factory):
     path = tmp_path_factory.mktemp("serving") / "full.zarr"
     run(compose([*GRID, f"store.path={path}"]), verbose=False)
-    return xr.open_zarr(path).load()
+    return open_results(path).load()
 
 
 def test_slo_goodput_matches_brute_force_and_the_device_reduction(full, tmp_path):

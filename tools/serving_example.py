@@ -14,7 +14,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import xarray as xr
 
 from limits.model import evaluate
 from limits.model.outputs import BOUND_LABELS
@@ -95,6 +94,7 @@ def tables() -> str:
 
 def figure(path: Path) -> None:
     """The aggregated tokens/s/user vs tokens/s/chip chart from a sweep store."""
+    from limits.analysis import open_results
     from limits.plots import serving_frontier_plot
     from limits.sweep import compose, run
 
@@ -111,7 +111,7 @@ def figure(path: Path) -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         result = run(compose([*overrides, f"store.path={Path(tmp) / 's.zarr'}"]), verbose=False)
-        ds = xr.open_zarr(result.path).load()
+        ds = open_results(result.path).load()  # every variable over every axis
     fig = serving_frontier_plot(ds, color_by="tp")
     ax = fig.axes[0]
     ax.axvline(1.0 / TPOT, color="grey", linestyle="--", linewidth=0.8)

@@ -13,6 +13,7 @@ import yaml
 from limits.errors import StoreError
 from limits.model.outputs import BOUND_LABELS, BOUND_OUTPUTS, LABEL_OUTPUTS
 from limits.sweep.integrity import (
+    DIMS_ATTR,
     IncompleteStoreWarning,
     check_metadata,
     completeness,
@@ -23,6 +24,7 @@ from limits.sweep.integrity import (
 __all__ = [
     "open_results",
     "open_store",
+    "full_grid",
     "combine_jobs",
     "job_labels",
     "bound_labels",
@@ -38,14 +40,46 @@ MISSING_BOUND = "n/a"
 
 
 def open_store(path: str | Path) -> xr.Dataset:
-    """One zarr store, lazily with dask, chunks as stored, attrs (units, labels) intact.
-    Raises ``StoreError`` naming any ``zarr.json`` that does not parse."""
+    """One zarr store, lazily with dask, chunks as stored, attrs (units, labels) intact, every
+    variable over every grid axis (a lean store keeps each over the axes it depends on: it is
+    broadcast lazily, ``full_grid``). Raises ``StoreError`` naming any ``zarr.json`` that does
+    not parse."""
     check_metadata(Path(path))
     with warnings.catch_warnings():
         # zarr v3 stores carry no consolidated metadata by default: not an error here
         warnings.filterwarnings("ignore", message=".*consolidated.*")
         ds = xr.open_zarr(path, chunks={}, consolidated=None)
-    return _object_string_coords(ds)
+    return full_grid(_object_string_coords(ds))
+
+
+def full_grid(ds: xr.Dataset) -> xr.Dataset:
+    """Every data variable over every grid axis (the store's ``limits_dims`` attr, in order,
+    then its own trailing dims such as ``wrt``), broadcast lazily (dask: no copy until
+    computed) and chunked as the store's full variables are; the ``chunks`` encoding follows.
+    A store without the attr (full layout, older stores) is returned as it is."""
+    dims = [str(d) for d in ds.attrs.get(DIMS_ATTR) or ()]
+    lean = [n for n, v in ds.data_vars.items() if any(d not in v.dims for d in dims)]
+    if not lean:
+        return ds
+    chunks: dict[str, int] = {}
+    for var in ds.data_vars.values():
+        for d, c in zip(var.dims, var.encoding.get("chunks") or ()):
+            chunks.setdefault(str(d), int(c))
+    sizes = {d: ds.sizes[d] for d in dims}
+    out = {}
+    for name in lean:
+        var = ds[name]
+        missing = {d: sizes[d] for d in dims if d not in var.dims}
+        order = dims + [d for d in var.dims if d not in dims]
+        full = var.expand_dims(missing).transpose(*order)
+        full = full.chunk({d: chunks.get(d, sizes[d]) for d in missing})
+        full.encoding = {
+            **var.encoding,
+            "chunks": tuple(chunks.get(str(d), full.sizes[d]) for d in full.dims),
+        }
+        full.encoding.pop("preferred_chunks", None)
+        out[name] = full.assign_attrs(var.attrs)
+    return ds.assign(out)
 
 
 def _object_string_coords(ds: xr.Dataset) -> xr.Dataset:

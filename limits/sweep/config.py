@@ -62,6 +62,7 @@ DATA_KEYS = (
     "store.clevel",
     "store.chunk_points",
     "store.chunks",
+    "store.layout",
     "sensitivity",
     "precision",
     "reduce",
@@ -99,6 +100,7 @@ class StoreSchema:
     clevel: int = 5
     chunk_points: int = 1 << 20  # target grid points per chunk (= per evaluated block)
     chunks: dict[str, Any] = field(default_factory=dict)  # axis -> chunk length (overrides)
+    layout: str = "lean"  # lean: each output over the axes it depends on; full: every axis
 
 
 @dataclass

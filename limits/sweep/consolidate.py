@@ -30,6 +30,7 @@ import numpy as np
 from limits.errors import ConsolidateError
 from limits.sweep.integrity import (
     CONSOLIDATED_COMPLETE_ATTR,
+    DIMS_ATTR,
     remove_stale_temporaries,
     replace_atomically,
     temporary_sibling,
@@ -81,8 +82,17 @@ def _open_job(path: Path):
     return ds, config
 
 
+def _grid_dims(ds: Any) -> list[str]:
+    """The grid axes of a job store in order: its ``limits_dims`` attr (lean layout), else the
+    dims of its variables (every variable over every axis), without trailing ``wrt``."""
+    if ds.attrs.get(DIMS_ATTR):
+        return [str(d) for d in ds.attrs[DIMS_ATTR]]
+    return [str(d) for d in ds.dims if d != "wrt"]
+
+
 def _check_same_axes(first: Any, first_path: Path, ds: Any, path: Path) -> None:
-    if tuple(ds.dims) != tuple(first.dims) or set(ds.data_vars) != set(first.data_vars):
+    same_dims = _grid_dims(ds) == _grid_dims(first) and dict(ds.sizes) == dict(first.sizes)
+    if not same_dims or set(ds.data_vars) != set(first.data_vars):
         raise ConsolidateError(
             f"job stores differ: {path} has dims {dict(ds.sizes)} and variables "
             f"{sorted(ds.data_vars)} but {first_path} has {dict(first.sizes)} and "
@@ -146,7 +156,9 @@ def consolidate(
             )
         seen[key] = (path, config)
     values = {n: dims.values(n) for n in dims.names}
-    by_key = {key: ds for key, (_, ds, _) in zip(dims.labels, jobs)}
+    by_key = _common_dims(
+        {key: ds for key, (_, ds, _) in zip(dims.labels, jobs)}, _grid_dims(first)
+    )
     missing = [
         "/".join(map(str, k)) for k in itertools.product(*values.values()) if k not in by_key
     ]
@@ -178,13 +190,22 @@ def consolidate(
                 dict(combined["wrt"].attrs),
             )
         )
-    order = list(dims.names) + [d for d in first.dims if d not in dims.names]
-    combined = combined.transpose(*order)
+    grid_dims = _grid_dims(first)
+    leading = list(dims.names)
+    combined = combined.transpose(*leading, *grid_dims, ...)
+    stored_chunks: dict[str, int] = {}  # each axis' chunk length, from any variable over it
+    for _, ds, _ in jobs:
+        for var in ds.data_vars.values():
+            for d, c in zip(var.dims, var.encoding.get("chunks") or var.shape):
+                stored_chunks.setdefault(str(d), int(c))
     encoding = {}
     for name in combined.data_vars:
         src = first[name].encoding
-        chunks = (1,) * len(dims.names) + tuple(src.get("chunks") or first[name].shape)
-        combined[name] = combined[name].chunk(dict(zip(combined[name].dims, chunks)))
+        var_dims = combined[name].dims
+        chunks = (1,) * len(leading) + tuple(
+            stored_chunks.get(str(d), combined.sizes[d]) for d in var_dims[len(leading) :]
+        )
+        combined[name] = combined[name].chunk(dict(zip(var_dims, chunks)))
         encoding[name] = {"compressors": src.get("compressors"), "chunks": chunks}
     for name in combined.variables:
         combined[name].encoding = {}
@@ -205,6 +226,7 @@ def consolidate(
             ]
         ),
         "config": first.attrs.get("config", ""),
+        DIMS_ATTR: [*leading, *grid_dims],
     }
     out = Path(out) if out is not None else directory / CONSOLIDATED_NAME
     _check_replaceable(out)
@@ -228,6 +250,25 @@ def consolidate(
 def _plain(value: Any) -> Any:
     """A dim value for JSON (numpy scalars as Python numbers)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _common_dims(by_key: dict, grid_dims: list[str]) -> dict:
+    """Each variable over the union of its grid axes in every job (lean stores: a job's model
+    may depend on an axis another's does not), broadcast lazily where a job lacks one; the
+    consolidated store then keeps each variable over those axes only."""
+    first = next(iter(by_key.values()))
+    out = {}
+    for key, ds in by_key.items():
+        updates = {}
+        for name in first.data_vars:
+            union = [d for d in grid_dims if any(d in job[name].dims for job in by_key.values())]
+            var = ds[name]
+            missing = {d: ds.sizes[d] for d in union if d not in var.dims}
+            if missing:
+                extra = [d for d in var.dims if d not in grid_dims]
+                updates[name] = var.expand_dims(missing).transpose(*union, *extra)
+        out[key] = ds.assign(updates) if updates else ds
+    return out
 
 
 def _check_replaceable(out: Path) -> None:

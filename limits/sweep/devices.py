@@ -70,12 +70,18 @@ class BlockSharding:
         replicated = NamedSharding(mesh, PartitionSpec())
         split = NamedSharding(mesh, PartitionSpec(MESH_AXIS))
         axis_values = tuple(split if i == self.axis else replicated for i in range(rank))
+        return jax.jit(fn, in_shardings=(replicated, axis_values))
+
+    def constrain(self, x: Any, axes: Sequence[int]) -> Any:
+        """Inside the jitted function: lay out output ``x``, whose leading dims are the kept
+        axes at positions ``axes``, split along the chosen axis where it has it, else
+        replicated (an output stored over fewer axes: ``limits.sweep.blocks``, lean layout)."""
+        if self.axis is None:
+            return x
         out_axis = self.axis if self.out_axis is None else self.out_axis
-        out = NamedSharding(
-            mesh,
-            PartitionSpec(*[MESH_AXIS if i == out_axis else None for i in range(out_axis + 1)]),
-        )
-        return jax.jit(fn, in_shardings=(replicated, axis_values), out_shardings=out)
+        spec = [MESH_AXIS if a == out_axis else None for a in axes]
+        mesh = Mesh(list(self.devices), (MESH_AXIS,))
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec(*spec)))
 
 
 def block_sharding(

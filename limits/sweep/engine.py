@@ -107,6 +107,12 @@ class BlockPlan:
         """Slices that crop a (reduced) padded block result to its real extent."""
         return self._kept(self.crop(block))
 
+    def owns(self, block: tuple[int, ...], axes: tuple[int, ...]) -> bool:
+        """Whether ``block`` writes the chunk of a variable stored over the kept axes at
+        positions ``axes`` (lean layout): the one block at index 0 along every other kept axis,
+        so each chunk is written once, by one block (and one shard)."""
+        return all(b == 0 for i, b in enumerate(self.stored_block(block)) if i not in axes)
+
 
 def cast_params(params: Any, dtype: Any) -> Any:
     """Every numeric leaf as a 0-d array of ``dtype`` (strict dtype promotion then holds),
@@ -126,13 +132,15 @@ def run_blocks(
     dtype: Any,
     sink: Callable[[tuple[int, ...], dict[str, np.ndarray]], None],
     queue_size: int = 2,
+    axes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> None:
     """Evaluate ``blocks`` with ``fn`` and pass each cropped host result to ``sink``.
 
     **Arguments:** ``fn``: the jitted block function; ``base``: params cast to ``dtype``;
     ``plan``: the block plan; ``blocks``: indices to evaluate (in order); ``sink(block,
     arrays)``: called in one background thread, in block order; ``queue_size``: blocks that
-    may wait for the writer.
+    may wait for the writer; ``axes``: for outputs stored over fewer kept axes (lean layout),
+    their positions among the kept axes (default: every output has all of them).
 
     Exceptions in the sink (or a ``KeyboardInterrupt`` here) stop the sweep; blocks already
     handed to the sink are finished first, so a block is never left half-recorded.
@@ -150,7 +158,12 @@ def run_blocks(
             block, result = item
             try:
                 crop = plan.stored_crop(block)
-                host = {k: np.asarray(v)[crop] for k, v in result.items()}
+                host = {
+                    k: np.asarray(v)[
+                        crop if axes is None or k not in axes else tuple(crop[i] for i in axes[k])
+                    ]
+                    for k, v in result.items()
+                }
                 del result
                 sink(block, host)
             except BaseException as err:

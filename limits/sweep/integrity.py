@@ -197,16 +197,27 @@ def chunk_file(store: Path, name: str, index: tuple[int, ...]) -> Path:
     return Path(store, name, "c", *map(str, index))
 
 
+#: root attr naming the stored grid axes in order (``limits.sweep.store.DIMS_ATTR``)
+DIMS_ATTR = "limits_dims"
+
+
 def block_arrays(group, n_dims: int, done_shape: tuple[int, ...]) -> dict:
-    """The per-block data arrays of a store: every array whose leading chunk grid is the
-    block grid (not the coordinates, not the completeness record)."""
+    """The per-block data arrays of a store, each with the positions of its grid axes among
+    the block grid's: every array over the grid axes (lean layout: over some of them, named
+    by the ``limits_dims`` attr), not the coordinates, not the completeness record."""
+    grid = [str(d) for d in group.attrs.get(DIMS_ATTR) or ()]
     out = {}
     for name, array in group.arrays():
-        dims = array.metadata.dimension_names or ()
-        if name in dims or len(array.shape) < n_dims:
+        dims = tuple(array.metadata.dimension_names or ())
+        if name in dims:
             continue
-        if tuple(array.cdata_shape[:n_dims]) == tuple(done_shape):
-            out[name] = array
+        if len(grid) == n_dims:
+            positions = tuple(grid.index(d) for d in dims if d in grid)
+            out[name] = (array, positions)
+        elif len(array.shape) >= n_dims and tuple(array.cdata_shape[:n_dims]) == tuple(
+            done_shape
+        ):  # a store written before limits_dims: every variable over every axis
+            out[name] = (array, tuple(range(n_dims)))
     return out
 
 
@@ -225,8 +236,11 @@ def damaged_blocks(path: str | Path, blocks=None) -> dict[tuple[int, ...], list[
     every_chunk = group.attrs.get(INTEGRITY_ATTR) == INTEGRITY
     damaged: dict[tuple[int, ...], list[str]] = {}
     for block in blocks:
-        for name, array in arrays.items():
-            index = tuple(block) + (0,) * (len(array.shape) - len(block))
+        for name, (array, positions) in arrays.items():
+            if any(b != 0 for i, b in enumerate(block) if i not in positions):
+                continue  # written by the block at 0 along the axes it lacks (lean layout)
+            own = tuple(block[i] for i in positions)
+            index = own + (0,) * (len(array.shape) - len(own))
             file = chunk_file(path, name, index)
             if not file.is_file():
                 if not every_chunk:  # an older store: chunks equal to the fill are not written

@@ -55,6 +55,7 @@ from limits.sweep.reduce import (
     parse_reduction,
 )
 from limits.sweep.store import (
+    ChunkWriter,
     StoreError,
     StoreLayout,
     VariableSpec,
@@ -67,7 +68,6 @@ from limits.sweep.store import (
     open_store_group,
     output_attrs,
     provenance,
-    write_region,
 )
 from limits.units import UnitError, format_quantity, parse_quantity
 
@@ -75,6 +75,9 @@ __all__ = ["run", "run_overrides", "main", "SweepResult", "SweepError", "CONF_DI
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 STORE_NAME = "sweep.zarr"
+#: prefix of the per-block headline outputs of the block function (``limits.sweep.blocks``,
+#: which this module imports only when it runs a sweep: it imports JAX)
+HEADLINE_PREFIX = "_headline_"
 USER_ERRORS = (ParameterError, UnitError, StoreError)
 
 #: the job's messages: printed (stdout; warnings and errors on stderr) and logged here, so a
@@ -123,6 +126,8 @@ def _data_config(cfg: DictConfig) -> dict[str, Any]:
         out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     if not (out.get("reduce") or {}).get("over"):  # no reduction: same data as before it existed
         out.pop("reduce", None)
+    if out.get("store.layout") == "full":  # the layout of stores written before store.layout
+        out.pop("store.layout")
     return out
 
 
@@ -194,18 +199,18 @@ def _resumed_chunks(
     kept = tuple(n for n in grid.names if n not in over)
     if not kept:
         return chunks
-    try:
+    part = dict(zip(grid.names, chunks))
+    try:  # each axis' chunk length from any variable stored over it (lean layout: not all)
         group = open_store_group(path)
-        found = next(
-            tuple(a.chunks[: len(kept)])
-            for name, a in group.arrays()
-            if name not in grid.names
-            and tuple(a.metadata.dimension_names or ())[: len(kept)] == kept
-        )
+        for name, a in group.arrays():
+            if name in grid.names:
+                continue
+            for d, c in zip(a.metadata.dimension_names or (), a.chunks):
+                if d in kept:
+                    part[d] = min(int(c), len(grid.axes[d]))
     except Exception:  # not a store of this grid: check_same_config says what differs
         return chunks
-    part = {n: min(int(c), len(grid.axes[n])) for n, c in zip(kept, found)}
-    return tuple(part.get(n, len(grid.axes[n])) for n in grid.names)
+    return tuple(part[n] for n in grid.names)
 
 
 def _variables(cfg: DictConfig) -> tuple[str, ...]:
@@ -245,6 +250,19 @@ def _sensitivity(cfg: DictConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
             f"; give parameter names from: {', '.join(index)}"
         )
     return metrics, wrt
+
+
+def _layout(cfg: DictConfig, reduction: Reduction | None) -> str:
+    """``store.layout``, checked; a reduction stores every kept axis (``full``)."""
+    from limits.sweep.blocks import LAYOUTS
+
+    layout = cfg.store.get("layout", "lean")
+    if layout not in LAYOUTS:
+        raise SweepError(
+            f"store.layout = {layout!r}; allowed: lean (each output over the axes it "
+            f"depends on), full (every output over every axis)"
+        )
+    return "full" if reduction is not None else str(layout)
 
 
 def _dtype(cfg: DictConfig) -> Any:
@@ -374,6 +392,7 @@ def _stored_spec(
     extra: tuple[int, ...],
     axis_attrs: Mapping[str, Mapping[str, Any]],
     reduced: bool,
+    dims: tuple[str, ...] | None = None,
 ) -> VariableSpec:
     """How a block function output is stored: name, dtype, dims after the axes, attrs."""
     if name.startswith(INDEX_PREFIX):  # becomes the chosen coordinate value on the host
@@ -383,10 +402,13 @@ def _stored_spec(
             "long_name": f"{axis_attrs[axis]['long_name']} at the best point (reduce); "
             f"NaN where none was valid",
         }
-        return VariableSpec(BEST_PREFIX + axis, np.dtype(np.float64), attrs=attrs)
+        return VariableSpec(BEST_PREFIX + axis, np.dtype(np.float64), attrs=attrs, dims=dims)
     if name == FOUND:
         return VariableSpec(
-            name, dtype, attrs={"units": "1", "long_name": "some point met the reduce constraints"}
+            name,
+            dtype,
+            attrs={"units": "1", "long_name": "some point met the reduce constraints"},
+            dims=dims,
         )
     if name in OUTPUTS:
         attrs = output_attrs(name)
@@ -400,7 +422,7 @@ def _stored_spec(
             f"with respect to each parameter in wrt "
             f"(d ln y / d ln x)",
         }
-    return VariableSpec(name, dtype, ("wrt",) if extra else (), extra, attrs)
+    return VariableSpec(name, dtype, ("wrt",) if extra else (), extra, attrs, dims)
 
 
 def _recompute_damaged(
@@ -440,7 +462,16 @@ class _Summary:
         self.feasible = 0
         self.best: dict[str, tuple[float, dict[str, float]]] = {}
 
-    def add(self, region: tuple[slice, ...], data: Mapping[str, np.ndarray]) -> None:
+    def add(
+        self,
+        region: tuple[slice, ...],
+        data: Mapping[str, np.ndarray],
+        block_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        """Count the block's points over ``region``. ``data``: its stored values (over every
+        stored axis); with ``block_shape`` (the padded block's), also the per-block headline
+        outputs computed on the device (``limits.sweep.blocks.headlines``), else the best
+        values are found here."""
         n = math.prod(s.stop - s.start for s in region)
         self.points += n
         mask = np.asarray(data["feasible"], bool) if "feasible" in data else None
@@ -449,16 +480,19 @@ class _Summary:
         for name in ("utps", "stps"):
             if name not in data:
                 continue
-            # this runs on the writer thread for every block: a few passes in the stored dtype,
-            # no float64 copies (14 -> 8 ms per 840,000-point block on the loaded 2-core machine)
-            values = np.asarray(data[name])
-            candidates = values if mask is None else np.where(mask, values, np.nan)
-            if candidates.size == 0:
-                continue
-            top = np.fmax.reduce(candidates, axis=None)  # NaN (infeasible; reduced: none valid)
+            if block_shape is not None:  # found on the device in the block's compiled pass
+                top = data[f"{HEADLINE_PREFIX}{name}"][()]
+                flat = int(data[f"{HEADLINE_PREFIX}{name}_at"])
+                i = np.unravel_index(flat, block_shape) if np.isfinite(top) else ()
+            else:  # a resumed block, read back: a few passes in the stored dtype
+                values = np.asarray(data[name])
+                candidates = values if mask is None else np.where(mask, values, np.nan)
+                if candidates.size == 0:
+                    continue
+                top = np.fmax.reduce(candidates, axis=None)  # NaN: none feasible (or valid)
+                i = np.unravel_index(int(np.argmax(candidates == top)), candidates.shape)
             if not np.isfinite(top):  # ignored; the first point of the largest value wins
                 continue
-            i = np.unravel_index(int(np.argmax(candidates == top)), candidates.shape)
             if name not in self.best or float(top) > self.best[name][0]:
                 at = {a: float(self.axes[a][s.start + k]) for a, s, k in zip(self.axes, region, i)}
                 at.update(
@@ -493,6 +527,16 @@ class _Summary:
         if has_feasible and "fraction_feasible" in d:
             lines.append(f"  feasible: {100 * d['fraction_feasible']:.1f} % of points")
         return lines
+
+
+def _expand(values: Any, axes: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` stored over the axes at positions ``axes`` as a read-only view over every
+    axis of ``shape`` (lean layout; no copy)."""
+    values = np.asarray(values)
+    if len(axes) == len(shape):
+        return values
+    ones = [shape[i] if i in axes else 1 for i in range(len(shape))]
+    return np.broadcast_to(values.reshape(ones), shape)
 
 
 def _fmt_axis(name: str, value: float) -> str:
@@ -554,6 +598,7 @@ class _Job:
     shard_count: int
     traces_before: int  # the block function's traces before this job (one compile per job)
     warnings: list[str]  # said before the sweep starts (an axis that changes nothing, ...)
+    axes: dict[str, tuple[int, ...]]  # output -> positions of its stored axes (lean layout)
 
     @property
     def stored_points(self) -> int:
@@ -578,6 +623,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
     reduction = _reduction(cfg, grid)
     chunks = _resumed_chunks(cfg, grid, reduction, _chunks(cfg, grid, reduction))
     codec_for(str(cfg.store.codec), cfg.store.clevel)  # validate early
+    layout_name = _layout(cfg, reduction)
     plan = BlockPlan(grid.axes, chunks, reduction.over if reduction else ())
     stored_axes = {n: grid.coord(n) for n in plan.stored_names}
     # size check before any tracing: at most one dtype-sized number per stored value (plus a
@@ -589,20 +635,25 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
         + (9 * len(reduction.over) + 1 if reduction else 0),
         math.prod(len(v) for v in stored_axes.values()),
     )
-    fn = BlockFunction.cached(grid.names, chunks, variables, metrics, wrt, devices, reduction)
+    fn = BlockFunction.cached(
+        grid.names, chunks, variables, metrics, wrt, devices, reduction, layout_name, True
+    )
     traces_before = fn.traces
     base_cast = cast_params(base, dtype)
     shapes = fn.output_shapes(base_cast, dtype)
+    out_axes = fn.output_axes(base_cast)
     axis_attrs = {n: {"units": grid.units(n), "long_name": grid.long_name(n)} for n in grid.names}
     specs = [
         _stored_spec(
             name,
             np.dtype(sd.dtype),
-            tuple(sd.shape[len(plan.stored_chunks) :]),
+            tuple(sd.shape[len(out_axes[name]) :]),
             axis_attrs,
             reduction is not None,
+            tuple(plan.stored_names[i] for i in out_axes[name]),
         )
         for name, sd in shapes.items()
+        if not name.startswith(HEADLINE_PREFIX)  # per-block headlines: never stored
     ]
     layout = StoreLayout(
         axes=stored_axes,
@@ -626,7 +677,8 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
         shard_index=shard_index,
         shard_count=shard_count,
         traces_before=traces_before,
-        warnings=_unused_axes(fn, base, base_cast, dtype, grid),
+        warnings=_unused_axes(fn, base, base_cast, grid),
+        axes=out_axes,
     )
 
 
@@ -660,7 +712,7 @@ def _idle_axes(base: Params, grid: Grid) -> list[str]:
     ]
 
 
-def _unused_axes(fn: Any, base: Params, cast: Params, dtype: np.dtype, grid: Grid) -> list[str]:
+def _unused_axes(fn: Any, base: Params, cast: Params, grid: Grid) -> list[str]:
     """One line per axis whose values cannot change any stored output: a latency no point
     pays (``_idle_axes``), or a parameter no stored output is computed from
     (``BlockFunction.idle_axes``: e.g. ``chip_price`` when no cost is stored)."""
@@ -670,7 +722,7 @@ def _unused_axes(fn: Any, base: Params, cast: Params, dtype: np.dtype, grid: Gri
         f"grid.{n} changes no stored output (none of the stored variables is computed from "
         f"{n}); its {len(grid.axes[n])} values give identical results: store one that is "
         f"(store.variables=all) or drop the axis"
-        for n in fn.idle_axes(cast, dtype)
+        for n in fn.idle_axes(cast)
         if len(grid.axes[n]) > 1 and f"grid.{n}" not in named
     ]
 
@@ -683,7 +735,7 @@ def _announce(job: _Job) -> None:
     where = f"{device.platform} ({getattr(device, 'device_kind', '?')})"
     _say(
         f"limits.sweep: {grid.size:,} points ({dims}), {len(job.layout.variables)} variables, "
-        f"~{_human_bytes(job.stored_points * job.layout.bytes_per_point)} uncompressed, "
+        f"~{_human_bytes(job.layout.stored_bytes)} uncompressed, "
         f"{math.prod(plan.n_blocks)} blocks of {math.prod(plan.chunks):,} points, "
         f"{job.dtype.name}, {job.fn.sharding.n_devices} device(s): {where}"
     )
@@ -781,9 +833,21 @@ def _run(
     summary_vars = [
         v for v in arrays if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
     ]
+    axes = {s.name: job.axes.get(s.name, ()) for s in job.layout.variables}
+    headline_keys = {k for k in job.axes if k.startswith(HEADLINE_PREFIX)}
+    axes.update({BEST_PREFIX + k.removeprefix(INDEX_PREFIX): v for k, v in job.axes.items()})
+
+    def own(region: tuple[slice, ...], name: str) -> tuple[slice, ...]:
+        return tuple(region[i] for i in axes[name])
+
+    def whole(region: tuple[slice, ...], data: Mapping[str, np.ndarray]) -> dict:
+        """The summary's variables over every stored axis of the block (broadcast views)."""
+        shape = tuple(s.stop - s.start for s in region)
+        return {v: _expand(data[v], axes[v], shape) for v in summary_vars if v in data}
+
     for b in skipped:  # resumed: headline numbers of blocks written before
         region = plan.stored_region(b)
-        summary.add(region, {v: arrays[v][region] for v in summary_vars})
+        summary.add(region, whole(region, {v: arrays[v][own(region, v)] for v in summary_vars}))
     if verbose and skipped:  # with or without the bar: limits.progress=false hides only the bar
         _say(
             f"limits.sweep: resuming {job.path}: {len(skipped)} of {len(all_blocks)} blocks "
@@ -795,18 +859,34 @@ def _run(
         region = plan.stored_region(block)
         if job.reduction is not None:
             data = finish_host(data, job.grid.axes)
-        write_region(arrays, region, data)
+        # a variable over fewer axes is written by the one block that owns its chunk
+        mine = {k: v for k, v in data.items() if k in arrays and plan.owns(block, axes[k])}
+        in_flight.append((block, writer.submit({k: own(region, k) for k in mine}, mine)))
+        summary.add(  # while its chunks are encoded
+            region,
+            {**whole(region, data), **{k: v for k, v in data.items() if k in headline_keys}},
+            plan.stored_chunks,
+        )
+        while len(in_flight) > 1:  # the block before: marked done once its files are written
+            finish(*in_flight.pop(0))
+
+    def finish(block: tuple[int, ...], written: Callable[[], None]) -> None:
+        written()
         mark_done(group, plan.stored_block(block))
-        summary.add(region, data)
         if bar is not None:
             bar.update(plan.points(block))
         if block_callback is not None:
             block_callback(block)
 
+    writer = ChunkWriter(job.path, arrays)
+    in_flight: list[tuple[tuple[int, ...], Callable[[], None]]] = []
     try:
         with _store_io(job.path):
-            run_blocks(job.fn, job.base, plan, todo, dtype, sink)
+            run_blocks(job.fn, job.base, plan, todo, dtype, sink, axes=job.axes)
+            while in_flight:  # after an error the block in flight is not marked: recomputed
+                finish(*in_flight.pop(0))
     finally:
+        writer.close()
         if bar is not None:
             bar.close()
     result = SweepResult(

@@ -139,7 +139,7 @@ def upgrade(path: str | Path) -> str:
     if group.attrs.get(INTEGRITY_ATTR) == INTEGRITY:
         return f"{path}: already has checksums; nothing to do"
     done = np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)
-    arrays = block_arrays(group, done.ndim, done.shape)
+    arrays = {n: a for n, (a, _) in block_arrays(group, done.ndim, done.shape).items()}
     bad = _unreadable(path, arrays)
     if bad:
         shown = "; ".join(bad[:4]) + (f"; and {len(bad) - 4} more" if len(bad) > 4 else "")
