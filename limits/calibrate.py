@@ -38,6 +38,7 @@ from limits.model import evaluate, serving
 from limits.model.params import Calibration, field_spec
 from limits.presets import available
 from limits.validate import (
+    LOAD_COLUMNS,
     METRICS,
     PREFILL_COLUMNS,
     PUBLIC_MEASUREMENTS,
@@ -76,9 +77,11 @@ _POSITIVE = (
     "value",
     "batch",
     "dp",
+    "burst_requests",
     *PREFILL_COLUMNS,
 )
-_NON_NEGATIVE = ("compute_bytes",)
+_NON_NEGATIVE = ("compute_bytes", "arrival_rate")
+_INF_ALLOWED = LOAD_COLUMNS  # inf: all requests at once / a steady state
 
 _EVALUATE = jax.jit(evaluate)
 
@@ -115,7 +118,8 @@ def check_rows(rows: Sequence[Mapping[str, str]], path: str = "measurements") ->
                 value = float(raw)
             except ValueError:
                 raise ParameterError(f"{where} {column}: {raw!r} is not a number") from None
-            if not np.isfinite(value) or (value < 0 if column in _NON_NEGATIVE else value <= 0):
+            finite = np.isfinite(value) or (column in _INF_ALLOWED and value == np.inf)
+            if not finite or (value < 0 if column in _NON_NEGATIVE else value <= 0):
                 bound = ">= 0" if column in _NON_NEGATIVE else "> 0"
                 raise ParameterError(f"{where} {column}: {raw} is not {bound}")
 
@@ -308,9 +312,18 @@ def render(result: Mapping[str, Any], source: str, command: str) -> str:
         if body[name] in (lo * unit, hi * unit):
             meaning += " (at its bound: the standard error is no interval there)"
         text += f"{name}: {body[name]:.6g}  # +/- {f.shared_stderr[name]:.2g}; {meaning}\n"
-    text += "# covariance of the values above (SI, rows and columns in their order):\n"
-    for row in f.shared_cov:
-        text += "#   [" + ", ".join(f"{v:.3g}" for v in row) + "]\n"
+    if np.isfinite(f.shared_cov).all():
+        text += (
+            "# covariance of the values above (SI): sweeps with calibration=<this profile> "
+            "store\n# <output>_expected and <output>_band (one sigma) from it\n"
+        )
+        text += "covariance:\n"
+        text += f"  names: [{', '.join(f.names)}]\n"
+        text += "  matrix:\n"
+        for row in f.shared_cov:
+            text += "    - [" + ", ".join(f"{v:.6g}" for v in row) + "]\n"
+    else:
+        text += "# no covariance: a fitted parameter is not determined by the rows\n"
     if f.groups:
         if f.fallback:
             text += f"# groups below --min-rows take the values above: {', '.join(f.fallback)}\n"

@@ -3,7 +3,8 @@
 ``python -m limits.validate [MEASUREMENTS.csv] [--calibration FILE] --out PREDICTIONS.csv``
 reads a measurement file (schema: ``limits/data/measurements/README.md``; optional columns
 ``dp``, ``serving``, ``prefill_tp``, ``prefill_dp``, ``prefill_ep``, ``prefill_replicas``,
-``prefill_batch``), and writes every input row, its columns untouched, with four more:
+``prefill_batch``, ``arrival_rate``, ``burst_requests``: the load, see docs/serving.md), and
+writes every input row, its columns untouched, with four more:
 
 - ``limit``: the ideal model's figure for the row's metric, in the metric's unit;
 - ``predicted``: the same with the calibration (flat parameter names, YAML); ``limit`` without;
@@ -50,6 +51,7 @@ from limits.presets import load_params
 __all__ = [
     "PUBLIC_MEASUREMENTS",
     "METRICS",
+    "LOAD_COLUMNS",
     "read_measurements",
     "prepare",
     "output_name",
@@ -75,6 +77,8 @@ METRICS: dict[str, tuple[str, str, float, str]] = {
 ADDED = ("limit", "predicted", "feasible", "reason")
 INTEGER_COLUMNS = ("tp", "pp", "ep", "replicas", "prompt_len", "output_len")
 PREFILL_COLUMNS = ("prefill_tp", "prefill_dp", "prefill_ep", "prefill_replicas", "prefill_batch")
+#: the load a row was measured at (empty: none given, TTFT without a queue)
+LOAD_COLUMNS = ("arrival_rate", "burst_requests")
 VIEWS = ("serving", "decode")
 
 
@@ -121,7 +125,7 @@ def _row_overrides(row: Mapping[str, str], kind: str) -> tuple[dict[str, Any], s
         raise ParameterError(
             f"column serving = {serving!r} is unknown; choose aggregated or disaggregated"
         )
-    for name in PREFILL_COLUMNS:
+    for name in (*PREFILL_COLUMNS, *LOAD_COLUMNS):
         value = _number(row, name)
         if value is not None:
             over[name] = value
@@ -143,15 +147,21 @@ def _calibration(path: str | os.PathLike | None) -> dict[str, Any]:
 
 def check_calibration(values: Mapping[str, Any]) -> dict[str, Any]:
     """A calibration mapping, checked: flat parameter names with values in their ranges, and
-    optionally ``by`` (measurement columns) with ``groups`` (``"a/b"`` -> mapping), the
+    optionally ``covariance`` (``limits.autodiff.calibrate.check_covariance``) and ``by``
+    (measurement columns) with ``groups`` (``"a/b"`` -> mapping), the
     per-group values of ``python -m limits.calibrate --by``; the flat values are the fallback
     for rows of other groups. Raises ``ParameterError`` in one line naming the bad value."""
     values = dict(values)
     by = values.pop("by", None)
     groups = values.pop("groups", None)
+    covariance = values.pop("covariance", None)
     if (by is None) != (groups is None):
         raise ParameterError("calibration: 'by' and 'groups' go together")
     _check_values(values, "")
+    if covariance is not None:  # for sweeps' bands; validate itself does not use it
+        from limits.autodiff.calibrate import check_covariance
+
+        check_covariance(covariance, values)
     if by is None:
         return values
     if isinstance(by, str):

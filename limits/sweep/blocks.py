@@ -21,7 +21,33 @@ from limits.sweep.devices import block_sharding
 from limits.sweep.grid import broadcast_axes
 from limits.sweep.reduce import Reduction, reduce_block
 
-__all__ = ["BlockFunction"]
+__all__ = ["BlockFunction", "Band", "band_outputs"]
+
+#: a fitted calibration for "expected +/- band" figures: (names, values in SI, covariance rows)
+Band = tuple[tuple[str, ...], tuple[float, ...], tuple[tuple[float, ...], ...]]
+
+
+def band_outputs(variables: Sequence[str]) -> tuple[str, ...]:
+    """The stored variables that get ``_expected`` and ``_band`` companions."""
+    # imported here: limits.autodiff.calibrate loads scipy, which plain sweeps do not need
+    from limits.autodiff.calibrate import CALIBRATED_OUTPUTS
+
+    return tuple(v for v in variables if v in CALIBRATED_OUTPUTS)
+
+
+def _expected_block(params: Params, band: Band, variables, shape) -> dict[str, jax.Array]:
+    """``<output>_expected`` (the calibrated figure) and ``<output>_band`` (one sigma from
+    the fit's covariance, by jvp) for ``params`` (the ideal limit's, block shape)."""
+    from limits.autodiff.calibrate import expected
+
+    names, values, cov = band
+    out = expected(params, dict(zip(names, values, strict=True)), cov, band_outputs(variables))
+    result = {}
+    for k, (value, sigma) in out.items():
+        result[f"{k}_expected"] = jnp.broadcast_to(value, shape)
+        result[f"{k}_band"] = jnp.broadcast_to(sigma, shape)
+    return result
+
 
 CACHE_SIZE = 8  # compiled block functions kept for reuse (sweeps run one after another)
 
@@ -35,6 +61,8 @@ class BlockFunction:
     ``devices``: the block is spread over these (``limits.sweep.devices``; default: one device).
     ``reduction``: a ``limits.sweep.reduce.Reduction``; every output is then reduced over its axes
     in the same compiled function (they are never split over devices).
+    ``band``: a fitted calibration (``Band``); the outputs stay the ideal limits and
+    ``<output>_expected`` / ``<output>_band`` are added for ``band_outputs(variables)``.
     """
 
     def __init__(
@@ -46,8 +74,10 @@ class BlockFunction:
         wrt: Sequence[str] = (),
         devices: Sequence[Any] | None = None,
         reduction: Reduction | None = None,
+        band: Band | None = None,
     ) -> None:
         self.names = tuple(names)
+        self.band = band
         self.block_shape = tuple(block_shape)
         self.variables = tuple(variables)
         self.metrics = tuple(metrics)
@@ -69,6 +99,8 @@ class BlockFunction:
             extra = elasticities(params, metrics=list(self.metrics), wrt=list(self.wrt))
             for k, v in extra.items():
                 result[k] = jnp.broadcast_to(v, self.block_shape + (len(self.wrt),))
+        if self.band is not None:
+            result.update(_expected_block(params, self.band, self.variables, self.block_shape))
         if self.reduction is not None:
             inputs = {k: jnp.broadcast_to(out[k], self.block_shape) for k in self.reduction.inputs}
             result = reduce_block(self.reduction, self.names, result, inputs)
@@ -84,6 +116,7 @@ class BlockFunction:
         wrt: Sequence[str] = (),
         devices: Sequence[Any] | None = None,
         reduction: Reduction | None = None,
+        band: Band | None = None,
     ) -> BlockFunction:
         """A shared instance per signature, so that sweeps run one after another in one
         process (Hydra's default launcher, notebooks) reuse the compiled function."""
@@ -95,6 +128,7 @@ class BlockFunction:
             tuple(wrt),
             tuple(devices or jax.devices()[:1]),
             reduction,
+            band,
         )
         if key in _CACHE:
             _CACHE.move_to_end(key)

@@ -34,6 +34,7 @@ __all__ = [
     "ShardSchema",
     "ReduceSchema",
     "params_from_cfg",
+    "calibration_band",
     "register_schemas",
     "SCHEMA_NAME",
     "DATA_KEYS",
@@ -76,7 +77,15 @@ def _schema_of(cls: type) -> type:
 HardwareSchema = _schema_of(Hardware)
 ModelSchema = _schema_of(Model)
 DeploymentSchema = _schema_of(Deployment)
-CalibrationSchema = _schema_of(Calibration)
+CalibrationSchema = dataclasses.make_dataclass(
+    "CalibrationSchema",
+    [
+        *((f.name, Any, field(default=f.default)) for f in dataclasses.fields(Calibration)),
+        # a fitted profile's parameter covariance (names, matrix): "expected +/- band" outputs
+        ("covariance", Any, field(default_factory=dict)),
+    ],
+)
+CalibrationSchema.__module__ = __name__
 EconomicsSchema = _schema_of(Economics)
 
 
@@ -270,8 +279,22 @@ def params_from_cfg(cfg: DictConfig) -> Params:
             node = _typed(node, schema)
         except Exception as err:  # omegaconf's message names the key
             raise ParameterError(f"{name}: {str(err).splitlines()[0]}") from None
-        groups[name] = cls.from_mapping(mapping(node))
+        values = mapping(node)
+        values.pop("covariance", None)  # not a parameter: see calibration_band
+        groups[name] = cls.from_mapping(values)
     return Params(**groups)
+
+
+def calibration_band(cfg: DictConfig) -> tuple[tuple[str, ...], Any] | None:
+    """The fitted parameters of ``calibration=<profile>`` and their covariance (SI), checked
+    (``limits.autodiff.calibrate.check_covariance``), or None when the config has none."""
+    node = mapping(cfg.get("calibration") or {})
+    covariance = node.pop("covariance", None)
+    if not covariance:
+        return None
+    from limits.autodiff.calibrate import check_covariance  # loads scipy: only when needed
+
+    return check_covariance(covariance, node)
 
 
 register_schemas()
