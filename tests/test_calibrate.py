@@ -438,3 +438,57 @@ def test_load_columns_accept_inf_and_refuse_negative_rates():
     rows[1].update(arrival_rate="-2")
     with pytest.raises(ParameterError, match=r"row 2 \(line 3\), column arrival_rate: -2 is not"):
         check_rows(rows)
+
+
+_SWEEP = [
+    "model=llama3_70b",
+    "hardware=h100",
+    "grid=point",
+    "++grid.batch=[1,16,256]",
+    "deployment.tp=4",
+    "deployment.weight_bytes=2",
+    "deployment.kv_bytes=2",
+    "store.variables=[tpot,ttft_at_load,output_tps,feasible]",
+]
+
+
+@pytest.mark.slow
+def test_a_sweep_with_a_fitted_profile_stores_the_limit_expected_and_band(tmp_path):
+    import xarray as xr
+
+    from limits.sweep import run
+
+    plain = run(compose([*_SWEEP, f"store.path={tmp_path / 'a.zarr'}"]), verbose=False)
+    fitted = run(
+        compose([*_SWEEP, "calibration=public_serving", f"store.path={tmp_path / 'b.zarr'}"]),
+        verbose=False,
+    )
+    a, b = xr.open_zarr(plain.path), xr.open_zarr(fitted.path)
+    assert not [v for v in a.data_vars if v.endswith(("_expected", "_band"))]
+    for k in ("tpot", "ttft_at_load", "output_tps"):
+        np.testing.assert_array_equal(a[k].values, b[k].values)  # the limits stay limits
+        for kind in ("expected", "band"):
+            attrs = b[f"{k}_{kind}"].attrs
+            assert attrs["units"] == a[k].attrs["units"] and attrs["long_name"], (k, kind)
+        assert (b[f"{k}_band"].values > 0).all(), k
+        assert (b[f"{k}_band"].values < b[f"{k}_expected"].values).all(), k
+    # efficiencies <= 1 and overheads >= 0: the expected times are longer, the rates lower
+    assert (b.tpot_expected.values > b.tpot.values).all()
+    assert (b.ttft_at_load_expected.values > b.ttft_at_load.values).all()
+    assert (b.output_tps_expected.values < b.output_tps.values).all()
+    profile = PROFILES[0].with_name("public_serving.yaml")
+    values = check_calibration(yaml.safe_load(profile.read_text()))
+    p = load_params("h100", "llama3_70b", tp=4.0, weight_bytes=2.0, kv_bytes=2.0)
+    want = serving(p.replace(batch=np.array([1.0, 16.0, 256.0]), **values))["tpot"]
+    np.testing.assert_allclose(b.tpot_expected.values, want, rtol=1e-5)  # float32 store
+
+
+def test_a_sweep_refuses_an_axis_the_profile_fitted(tmp_path):
+    from limits.sweep import run
+
+    cfg = compose(
+        [*_SWEEP, "calibration=public_serving", "++grid.mem_efficiency=[0.5,1.0]"]
+        + [f"store.path={tmp_path / 'c.zarr'}"]
+    )
+    with pytest.raises(ParameterError, match="grid axis mem_efficiency is a fitted parameter"):
+        run(cfg, verbose=False)

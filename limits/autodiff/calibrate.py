@@ -57,9 +57,12 @@ FITTABLE: dict[str, tuple[float, float, float]] = {
 DEFAULT_FIT = (
     "mem_efficiency",
     "flops_efficiency",
+    "prefill_flops_efficiency",
     "layer_overhead",
     "iteration_overhead",
     "allreduce_efficiency",
+    "collective_overhead",
+    "request_overhead",
 )
 #: outputs a calibration predicts (times and rates that the efficiencies and overheads
 #: move): sweeps with a fitted profile store ``<name>_expected`` and ``<name>_band`` for these

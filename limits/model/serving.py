@@ -72,7 +72,7 @@ def forward_pass(p: Params, decode_users, prefill_tokens, tp=None, ep=None, pp=N
     }
 
 
-def queue_wait(p: Params, service, iteration, instances):
+def queue_wait(p: Params, service, iteration, instances, held=0.0):
     """Mean wait of a request before its prompt is prefilled [s], when requests arrive at
     random (``arrival_rate > 0``; 0 otherwise: the limit has no queue).
 
@@ -81,7 +81,9 @@ def queue_wait(p: Params, service, iteration, instances):
     ``iteration`` seconds. An arrival waits:
 
     - the rest of the pass running when it arrives: ``iteration / 2`` (mean residual of a
-      fixed-length pass; the instance is always iterating while it decodes a batch);
+      fixed-length pass) when the instance is busy: with requests held ``held`` seconds each
+      (their decode), the number in progress is Poisson with mean ``a = lambda held``
+      (M/G/inf: in-flight batching admits every request), busy with ``1 - exp(-a)``;
     - the prompts ahead of it: the M/D/1 mean wait (Pollaczek-Khinchine with deterministic
       service) ``rho service / (2 (1 - rho))``, ``rho = lambda service``, while ``rho < 1``;
       a run of ``N = burst_requests / instances`` requests bounds it by the wait of
@@ -94,14 +96,19 @@ def queue_wait(p: Params, service, iteration, instances):
     arrivals = rate > 0
     gap = 1.0 / jnp.where(arrivals, rate, 1.0)  # mean time between arrivals (0 for inf)
     half_n = 0.5 * (d.burst_requests / instances - 1.0)
-    rho = rate * service
+    finite = jnp.isfinite(rate)
+    safe_rate = jnp.where(finite, rate, 0.0)  # inf x 0 would make the derivatives nan
+    rho = jnp.where(finite, safe_rate * service, jnp.inf)
     stable = rho < 1.0
     safe_rho = jnp.where(stable, rho, 0.0)  # no inf or nan in the branch not taken
     md1 = safe_rho * service / (2.0 * (1.0 - safe_rho))
     excess = jnp.where(stable, 0.0, service - gap)  # >= 0 past saturation
     growing = jnp.where(stable, 0.0, half_n) * excess
-    queue = jnp.where(stable, jnp.minimum(md1, half_n * service), growing)
-    wait = 0.5 * iteration + queue
+    run = jnp.isfinite(half_n)  # a finite run bounds the stable queue too
+    bounded = jnp.minimum(md1, jnp.where(run, half_n, 0.0) * service)
+    queue = jnp.where(stable, jnp.where(run, bounded, md1), growing)
+    busy = jnp.where(finite, 1.0 - jnp.exp(-safe_rate * held), 1.0)
+    wait = 0.5 * iteration * busy + queue
     return jnp.where(arrivals, wait, 0.0)
 
 
@@ -153,7 +160,9 @@ def aggregated(p: Params) -> dict:
     service = jnp.maximum(
         forward_pass(p, 0.0, d.prompt_len)["t_compute"], d.prompt_len / budget * first["time"]
     )
-    ttft = ttft + queue_wait(p, service, t_iter, d.replicas * d.dp) + p.calibration.request_overhead
+    held = d.output_len * t_iter / e  # a request's decode keeps the instance iterating
+    wait = queue_wait(p, service, t_iter, d.replicas * d.dp, held)
+    ttft = ttft + wait + p.calibration.request_overhead
     # dp attention replicas count as independent instances here (their shared expert reads
     # are not modelled in serving yet)
     chips = d.tp * d.dp * d.pp * d.replicas
@@ -202,6 +211,7 @@ def disaggregated(p: Params) -> dict:
             prefill_pass["time"] / d.prefill_batch,
             prefill_pass["time"],
             d.prefill_replicas * d.prefill_dp,
+            prefill_pass["time"] / d.prefill_batch,
         )
         + p.calibration.request_overhead
     )
