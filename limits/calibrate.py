@@ -1,7 +1,8 @@
 """Fit calibration parameters to serving measurements, by autodiff through the model.
 
 ``python -m limits.calibrate [MEASUREMENTS.csv] --out CALIBRATION.yaml [--fit a,b]
-[--by hardware,engine] [--min-rows N] [--holdout 0.5 | --folds K] [--seed S]``
+[--by hardware,engine] [--min-rows N] [--holdout 0.5 | --folds K] [--seed S] [--loss L]
+[--balance]``
 
 Rows become parameters exactly as in ``python -m limits.validate`` (same schema, same rules);
 rows the ideal model finds infeasible (they do not fit in memory) are left out, as validate
@@ -191,12 +192,15 @@ def calibrate(
     view: str = "serving",
     loss: str = "cauchy",
     f_scale: float = 0.1,
+    balance: bool = False,
 ) -> dict[str, Any]:
     """Fit and estimate the error. Returns ``fit`` (a ``Fit``), ``error`` (metric ->
     (MAPE %, rows) on rows not fitted, or on fitted rows when neither ``holdout`` nor
     ``folds``), ``fit_error`` (the same on the fitted rows), ``fitted_rows`` (row indices),
     ``heldout_rows``, ``infeasible`` (rows left out), ``n_rows``, and per fitted-problem row
-    ``order`` (its row index), ``predicted`` and ``scored`` (counted in ``error``)."""
+    ``order`` (its row index), ``predicted`` and ``scored`` (counted in ``error``).
+    ``balance``: weight rows so that each metric counts as much as another in the fit (each
+    row ``sqrt(n / (metrics x rows of its metric))``), else every row alike."""
     source = None
     if not isinstance(rows, Sequence) or isinstance(rows, str):
         source = str(rows)
@@ -219,8 +223,18 @@ def calibrate(
     group_of = (
         np.array([labels.index(group_label(rows[i], by)) for i in order]) if by else np.full(n, -1)
     )
+    metric_of = np.array([rows[i]["metric"].strip() for i in order])
+    weight = np.ones(n)
+    if balance:
+        counts = {m: int((metric_of == m).sum()) for m in set(metric_of)}
+        weight = np.array([np.sqrt(n / (len(counts) * counts[m])) for m in metric_of])
     kw: dict[str, Any] = dict(
-        group_of=group_of, labels=labels, min_rows=min_rows, loss=loss, f_scale=f_scale
+        group_of=group_of,
+        labels=labels,
+        min_rows=min_rows,
+        loss=loss,
+        f_scale=f_scale,
+        weight=weight,
     )
     rng = np.random.default_rng(seed)
     predicted = np.empty(n)
@@ -391,6 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--f-scale", type=float, default=0.1, help="robust loss scale in log units (0.1 ~ 10%%)"
     )
+    parser.add_argument(
+        "--balance",
+        action="store_true",
+        help="weight rows so that every metric counts alike (default: every row alike)",
+    )
     parser.add_argument("--view", choices=VIEWS, default="serving")
     args = parser.parse_args(argv)
     command = "python -m limits.calibrate " + " ".join(
@@ -409,6 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.view,
             args.loss,
             args.f_scale,
+            args.balance,
         )
         write_calibration(render(result, _source(args.measurements), command), args.out)
     except (LimitsError, OSError) as err:

@@ -205,6 +205,7 @@ def test_no_arrivals_no_queue_and_the_wait_grows_with_the_rate():
     assert (np.diff(ttft) > 0).all()
 
 
+@pytest.mark.slow
 def test_the_ideal_ttft_under_load_stays_below_every_measurement():
     """The queue makes the limit follow the load, not cross the measurements: on every
     shipped TTFT row measured at a request rate, the ideal model is below the measured."""

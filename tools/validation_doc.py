@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "validation.md"
 FIGURES = ROOT / "docs" / "figures"
 SATURATED = 10.0  # measured/limit above which a TTFT row is read as queueing (overload)
-LOSS = "cauchy"  # the robust loss of the documented command (least_squares' name)
-COMMAND = "python -m limits.calibrate --out CALIBRATION.yaml --holdout 0.5 --seed 0"
+LOSS = "soft_l1"  # the robust loss of the documented command (least_squares' name)
+COMMAND = f"python -m limits.calibrate --out CALIBRATION.yaml --holdout 0.5 --seed 0 --loss {LOSS}"
 
 
 def _batch(row) -> float:

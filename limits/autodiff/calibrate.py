@@ -215,10 +215,12 @@ class Fit:
         return flat
 
 
-def _solve(problem, group, mask, n_groups, free, base, loss, f_scale, shared_start=False):
-    """Least squares over the free groups' parameters (others fixed at ``base``)."""
+def _solve(problem, group, mask, n_groups, free, base, loss, f_scale, weight, shared_start=False):
+    """Least squares over the free groups' parameters (others fixed at ``base``); each row's
+    residual scaled by ``weight``."""
     k = len(problem.names)
     rows = np.flatnonzero(mask)
+    w = weight[rows]
     free_cols = np.concatenate([np.arange(g * k, (g + 1) * k) for g in free])
 
     def full(x):
@@ -227,10 +229,10 @@ def _solve(problem, group, mask, n_groups, free, base, loss, f_scale, shared_sta
         return u
 
     def fun(x):
-        return problem.residuals(full(x), group)[rows]
+        return problem.residuals(full(x), group)[rows] * w
 
     def jac(x):
-        return problem.jacobian(full(x), group)[np.ix_(rows, free_cols)]
+        return problem.jacobian(full(x), group)[np.ix_(rows, free_cols)] * w[:, None]
 
     # groups start from the shared fit (``base``): a parameter their rows do not move (its
     # Jacobian column is 0) keeps the shared value; the shared fit starts at ``problem.x0``
@@ -270,12 +272,15 @@ def fit(
     min_rows: int = 20,
     loss: str = "cauchy",
     f_scale: float = 0.1,
+    weight: np.ndarray | None = None,
 ) -> Fit:
     """Fit on the rows where ``mask`` is true: the shared values on all of them, then each
     group (``group_of[i]`` indexes ``labels``) with at least ``min_rows`` rows on its own.
     ``loss`` and ``f_scale`` (in log units: 0.1 is ~10%) are least_squares' robust loss;
-    the default (Cauchy) gives rows far off (queueing the model does not have) little weight."""
+    the default (Cauchy) gives rows far off little weight. ``weight`` scales each row's
+    residual (default 1)."""
     n = len(problem)
+    weight = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
     mask = np.ones(n, bool) if mask is None else np.asarray(mask, bool)
     if mask.sum() < len(problem.names) + 1:
         raise ParameterError(f"{int(mask.sum())} rows cannot fit {len(problem.names)} parameters")
@@ -289,6 +294,7 @@ def fit(
         np.zeros((1, len(problem.names))),
         loss,
         f_scale,
+        weight,
     )
     shared = {nm: float(u[0, j] * unit[j]) for j, nm in enumerate(problem.names)}
     k = len(problem.names)
@@ -316,6 +322,7 @@ def fit(
             base,
             loss,
             f_scale,
+            weight,
             shared_start=True,
         )
         for fi, gi in enumerate(free):
