@@ -378,7 +378,8 @@ def expected(
         return {k: out[k] for k in outputs}
 
     value = figures(theta)
-    tangents = jax.vmap(lambda v: jax.jvp(figures, (theta,), (v,))[1])(jnp.eye(len(names)))
+    basis = jnp.eye(len(names), dtype=dtype)
+    tangents = jax.vmap(lambda v: jax.jvp(figures, (theta,), (v,))[1])(basis)
     result = {}
     for k in outputs:
         g = tangents[k].reshape(len(names), -1)  # (values, points)
