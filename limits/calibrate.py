@@ -84,7 +84,9 @@ _POSITIVE = (
 _NON_NEGATIVE = ("compute_bytes", "arrival_rate")
 _INF_ALLOWED = LOAD_COLUMNS  # inf: all requests at once / a steady state
 
-_EVALUATE = jax.jit(evaluate)
+#: the view's outputs, jitted: the serving view compiles only the serving model (compiles
+#: per preset pair dominate turning rows into parameters)
+_JITTED = {"serving": jax.jit(serving), "decode": jax.jit(evaluate)}
 
 
 def check_rows(rows: Sequence[Mapping[str, str]], path: str = "measurements") -> None:
@@ -146,7 +148,7 @@ def build_problem(
             stacked = jax.tree_util.tree_map(
                 lambda *xs: np.asarray(xs, dtype=np.float64), *[m[1] for m in members]
             )
-            ok = np.asarray(_EVALUATE(stacked)[feasible_name], bool)
+            ok = np.asarray(_JITTED[view](stacked)[feasible_name], bool)
             ok = np.broadcast_to(ok, (len(members),))
             infeasible += [m[0] for m, good in zip(members, ok, strict=True) if not good]
             keep = [m for m, good in zip(members, ok, strict=True) if good]

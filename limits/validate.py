@@ -44,7 +44,7 @@ import numpy as np
 import yaml
 
 from limits.errors import LimitsError, ParameterError
-from limits.model import evaluate
+from limits.model import evaluate, serving
 from limits.model.params import PARAMETER_GROUPS, Params, parameter_index
 from limits.presets import load_params
 
@@ -208,13 +208,15 @@ def _with_serving(p: Params, serving: str) -> Params:
     return dataclasses.replace(p, deployment=dataclasses.replace(p.deployment, serving=serving))
 
 
-_EVALUATE = jax.jit(evaluate)
+#: the outputs each view compares, jitted: the serving view compiles only the serving model
+#: (one compile per preset pair and row count dominates a run's time)
+_EVALUATE = {"serving": jax.jit(serving), "decode": jax.jit(evaluate)}
 
 
-def _evaluate_group(params: list[Params]) -> dict[str, np.ndarray]:
+def _evaluate_group(params: list[Params], view: str) -> dict[str, np.ndarray]:
     """Evaluate rows that share presets and static fields in one call (leaves stacked)."""
     stacked = jax.tree_util.tree_map(lambda *xs: np.asarray(xs, dtype=np.float64), *params)
-    out = _EVALUATE(stacked)
+    out = _EVALUATE[view](stacked)
     return {k: np.broadcast_to(np.asarray(v), (len(params),)) for k, v in out.items()}
 
 
@@ -268,7 +270,7 @@ def prepare(
     room = "serving_max_batch" if view == "serving" else "max_batch"
     with jax.enable_x64(True):
         for key, members in to_fill.items():
-            fits = _evaluate_group([m[1] for m in members])[room]
+            fits = _evaluate_group([m[1] for m in members], view)[room]
             for (i, base), batch in zip(members, fits, strict=True):
                 if batch < 1:
                     reasons[i] = "the weights alone do not fit in memory (batch 0)"
@@ -302,8 +304,8 @@ def _validate(rows, calibration, view) -> list[dict[str, Any]]:
         calibrated = ideal.replace(**values) if values else ideal
         groups.setdefault(key, []).append((i, ideal, calibrated))
     for members in groups.values():
-        ideal_out = _evaluate_group([m[1] for m in members])
-        calib_out = _evaluate_group([m[2] for m in members]) if calib else ideal_out
+        ideal_out = _evaluate_group([m[1] for m in members], view)
+        calib_out = _evaluate_group([m[2] for m in members], view) if calib else ideal_out
         for j, (i, _, _) in enumerate(members):
             metric = rows[i]["metric"].strip()
             name = output_name(metric, view)
