@@ -92,21 +92,22 @@ def queue_wait(p: Params, service, iteration, instances, held=0.0):
       ``k (service - 1 / lambda)``, ``(N - 1) / 2 x (service - 1 / lambda)`` on average.
     """
     d = p.deployment
-    rate = d.arrival_rate / instances
-    arrivals = rate > 0
-    gap = 1.0 / jnp.where(arrivals, rate, 1.0)  # mean time between arrivals (0 for inf)
-    half_n = 0.5 * (d.burst_requests / instances - 1.0)
-    finite = jnp.isfinite(rate)
-    safe_rate = jnp.where(finite, rate, 0.0)  # inf x 0 would make the derivatives nan
+    # inf (all at once, a steady state) is handled by where; the arithmetic only ever sees
+    # finite values, so that no inf x 0 makes a derivative nan (forward or reverse mode)
+    arrivals = d.arrival_rate > 0
+    finite = jnp.isfinite(d.arrival_rate)
+    safe_rate = jnp.where(finite, d.arrival_rate, 0.0) / instances
+    gap = jnp.where(finite, 1.0 / jnp.where(arrivals, safe_rate, 1.0), 0.0)  # between arrivals
+    run = jnp.isfinite(d.burst_requests)
+    half_n = 0.5 * (jnp.where(run, d.burst_requests, 1.0) / instances - 1.0)
     rho = jnp.where(finite, safe_rate * service, jnp.inf)
     stable = rho < 1.0
-    safe_rho = jnp.where(stable, rho, 0.0)  # no inf or nan in the branch not taken
+    safe_rho = jnp.where(stable, rho, 0.0)
     md1 = safe_rho * service / (2.0 * (1.0 - safe_rho))
+    bounded = jnp.where(run, jnp.minimum(md1, half_n * service), md1)
     excess = jnp.where(stable, 0.0, service - gap)  # >= 0 past saturation
-    growing = jnp.where(stable, 0.0, half_n) * excess
-    run = jnp.isfinite(half_n)  # a finite run bounds the stable queue too
-    bounded = jnp.minimum(md1, jnp.where(run, half_n, 0.0) * service)
-    queue = jnp.where(stable, jnp.where(run, bounded, md1), growing)
+    growing = jnp.where(run, half_n * excess, jnp.where(excess > 0.0, jnp.inf, 0.0))
+    queue = jnp.where(stable, bounded, growing)
     busy = jnp.where(finite, 1.0 - jnp.exp(-safe_rate * held), 1.0)
     wait = 0.5 * iteration * busy + queue
     return jnp.where(arrivals, wait, 0.0)
