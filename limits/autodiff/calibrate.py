@@ -363,10 +363,10 @@ def expected(
     fn: Callable[[Params], dict] | None = None,
 ) -> dict[str, tuple[jax.Array, jax.Array]]:
     """Calibrated figures with a one-sigma band: ``{output: (expected, band)}`` for ``p``
-    (any grid) with calibration ``values`` (SI, the order of ``covariance``'s rows: an array or
-    nested sequences, k x k). The band
-    is ``sqrt(g^T C g)``, ``g`` the outputs' derivatives with respect to the values, by one
-    ``jvp`` per value in the same (jittable) function: linear error propagation."""
+    (any grid) with calibration ``values`` (SI, the order of ``covariance``'s rows: an array
+    or nested sequences, k x k). The band is ``sqrt(g^T C g)``, ``g`` the outputs'
+    derivatives with respect to the values, by one ``jvp`` per value in the same (jittable)
+    function: linear error propagation."""
     if fn is None:
         from limits.model import evaluate as fn
     names = list(values)
