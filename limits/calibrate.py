@@ -1,7 +1,8 @@
 """Fit calibration parameters to serving measurements, by autodiff through the model.
 
 ``python -m limits.calibrate [MEASUREMENTS.csv] --out CALIBRATION.yaml [--fit a,b]
-[--by hardware,engine] [--min-rows N] [--holdout 0.5 | --folds K] [--seed S]``
+[--by hardware,engine] [--min-rows N] [--holdout 0.5 | --folds K] [--seed S] [--loss L]
+[--balance]``
 
 Rows become parameters exactly as in ``python -m limits.validate`` (same schema, same rules);
 rows the ideal model finds infeasible (they do not fit in memory) are left out, as validate
@@ -38,6 +39,7 @@ from limits.model import evaluate, serving
 from limits.model.params import Calibration, field_spec
 from limits.presets import available
 from limits.validate import (
+    LOAD_COLUMNS,
     METRICS,
     PREFILL_COLUMNS,
     PUBLIC_MEASUREMENTS,
@@ -76,11 +78,15 @@ _POSITIVE = (
     "value",
     "batch",
     "dp",
+    "burst_requests",
     *PREFILL_COLUMNS,
 )
-_NON_NEGATIVE = ("compute_bytes",)
+_NON_NEGATIVE = ("compute_bytes", "arrival_rate")
+_INF_ALLOWED = LOAD_COLUMNS  # inf: all requests at once / a steady state
 
-_EVALUATE = jax.jit(evaluate)
+#: the view's outputs, jitted: the serving view compiles only the serving model (compiles
+#: per preset pair dominate turning rows into parameters)
+_JITTED = {"serving": jax.jit(serving), "decode": jax.jit(evaluate)}
 
 
 def check_rows(rows: Sequence[Mapping[str, str]], path: str = "measurements") -> None:
@@ -115,7 +121,8 @@ def check_rows(rows: Sequence[Mapping[str, str]], path: str = "measurements") ->
                 value = float(raw)
             except ValueError:
                 raise ParameterError(f"{where} {column}: {raw!r} is not a number") from None
-            if not np.isfinite(value) or (value < 0 if column in _NON_NEGATIVE else value <= 0):
+            finite = np.isfinite(value) or (column in _INF_ALLOWED and value == np.inf)
+            if not finite or (value < 0 if column in _NON_NEGATIVE else value <= 0):
                 bound = ">= 0" if column in _NON_NEGATIVE else "> 0"
                 raise ParameterError(f"{where} {column}: {raw} is not {bound}")
 
@@ -141,7 +148,7 @@ def build_problem(
             stacked = jax.tree_util.tree_map(
                 lambda *xs: np.asarray(xs, dtype=np.float64), *[m[1] for m in members]
             )
-            ok = np.asarray(_EVALUATE(stacked)[feasible_name], bool)
+            ok = np.asarray(_JITTED[view](stacked)[feasible_name], bool)
             ok = np.broadcast_to(ok, (len(members),))
             infeasible += [m[0] for m, good in zip(members, ok, strict=True) if not good]
             keep = [m for m, good in zip(members, ok, strict=True) if good]
@@ -187,12 +194,15 @@ def calibrate(
     view: str = "serving",
     loss: str = "cauchy",
     f_scale: float = 0.1,
+    balance: bool = False,
 ) -> dict[str, Any]:
     """Fit and estimate the error. Returns ``fit`` (a ``Fit``), ``error`` (metric ->
     (MAPE %, rows) on rows not fitted, or on fitted rows when neither ``holdout`` nor
     ``folds``), ``fit_error`` (the same on the fitted rows), ``fitted_rows`` (row indices),
     ``heldout_rows``, ``infeasible`` (rows left out), ``n_rows``, and per fitted-problem row
-    ``order`` (its row index), ``predicted`` and ``scored`` (counted in ``error``)."""
+    ``order`` (its row index), ``predicted`` and ``scored`` (counted in ``error``).
+    ``balance``: weight rows so that each metric counts as much as another in the fit (each
+    row ``sqrt(n / (metrics x rows of its metric))``), else every row alike."""
     source = None
     if not isinstance(rows, Sequence) or isinstance(rows, str):
         source = str(rows)
@@ -215,8 +225,18 @@ def calibrate(
     group_of = (
         np.array([labels.index(group_label(rows[i], by)) for i in order]) if by else np.full(n, -1)
     )
+    metric_of = np.array([rows[i]["metric"].strip() for i in order])
+    weight = np.ones(n)
+    if balance:
+        counts = {m: int((metric_of == m).sum()) for m in set(metric_of)}
+        weight = np.array([np.sqrt(n / (len(counts) * counts[m])) for m in metric_of])
     kw: dict[str, Any] = dict(
-        group_of=group_of, labels=labels, min_rows=min_rows, loss=loss, f_scale=f_scale
+        group_of=group_of,
+        labels=labels,
+        min_rows=min_rows,
+        loss=loss,
+        f_scale=f_scale,
+        weight=weight,
     )
     rng = np.random.default_rng(seed)
     predicted = np.empty(n)
@@ -308,9 +328,18 @@ def render(result: Mapping[str, Any], source: str, command: str) -> str:
         if body[name] in (lo * unit, hi * unit):
             meaning += " (at its bound: the standard error is no interval there)"
         text += f"{name}: {body[name]:.6g}  # +/- {f.shared_stderr[name]:.2g}; {meaning}\n"
-    text += "# covariance of the values above (SI, rows and columns in their order):\n"
-    for row in f.shared_cov:
-        text += "#   [" + ", ".join(f"{v:.3g}" for v in row) + "]\n"
+    if np.isfinite(f.shared_cov).all():
+        text += (
+            "# covariance of the values above (SI): sweeps with calibration=<this profile> "
+            "store\n# <output>_expected and <output>_band (one sigma) from it\n"
+        )
+        text += "covariance:\n"
+        text += f"  names: [{', '.join(f.names)}]\n"
+        text += "  matrix:\n"
+        for row in f.shared_cov:
+            text += "    - [" + ", ".join(f"{v:.6g}" for v in row) + "]\n"
+    else:
+        text += "# no covariance: a fitted parameter is not determined by the rows\n"
     if f.groups:
         if f.fallback:
             text += f"# groups below --min-rows take the values above: {', '.join(f.fallback)}\n"
@@ -378,6 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--f-scale", type=float, default=0.1, help="robust loss scale in log units (0.1 ~ 10%%)"
     )
+    parser.add_argument(
+        "--balance",
+        action="store_true",
+        help="weight rows so that every metric counts alike (default: every row alike)",
+    )
     parser.add_argument("--view", choices=VIEWS, default="serving")
     args = parser.parse_args(argv)
     command = "python -m limits.calibrate " + " ".join(
@@ -396,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.view,
             args.loss,
             args.f_scale,
+            args.balance,
         )
         write_calibration(render(result, _source(args.measurements), command), args.out)
     except (LimitsError, OSError) as err:

@@ -79,6 +79,7 @@ UNIT_KINDS: dict[str, tuple[dict[str, int], str]] = {
     "USD/h": ({"usd": 1, "time": -1}, "USD/h"),
     "USD/kWh": ({"usd": 1, "energy": -1}, "USD/kWh"),
     "tok": ({"token": 1}, "tokens"),
+    "1/s": ({"time": -1}, "1/s"),  # a rate of events (requests arriving)
 }
 # SI factor of the unit each kind is *reported* in (USD/h and USD/kWh are not SI-coherent).
 _KIND_SCALE = {"USD/h": 1.0 / 3600.0, "USD/kWh": 1.0 / 3.6e6}

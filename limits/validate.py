@@ -3,7 +3,8 @@
 ``python -m limits.validate [MEASUREMENTS.csv] [--calibration FILE] --out PREDICTIONS.csv``
 reads a measurement file (schema: ``limits/data/measurements/README.md``; optional columns
 ``dp``, ``serving``, ``prefill_tp``, ``prefill_dp``, ``prefill_ep``, ``prefill_replicas``,
-``prefill_batch``), and writes every input row, its columns untouched, with four more:
+``prefill_batch``, ``arrival_rate``, ``burst_requests``: the load, see docs/serving.md), and
+writes every input row, its columns untouched, with four more:
 
 - ``limit``: the ideal model's figure for the row's metric, in the metric's unit;
 - ``predicted``: the same with the calibration (flat parameter names, YAML); ``limit`` without;
@@ -43,13 +44,14 @@ import numpy as np
 import yaml
 
 from limits.errors import LimitsError, ParameterError
-from limits.model import evaluate
+from limits.model import evaluate, serving
 from limits.model.params import PARAMETER_GROUPS, Params, parameter_index
 from limits.presets import load_params
 
 __all__ = [
     "PUBLIC_MEASUREMENTS",
     "METRICS",
+    "LOAD_COLUMNS",
     "read_measurements",
     "prepare",
     "output_name",
@@ -75,6 +77,8 @@ METRICS: dict[str, tuple[str, str, float, str]] = {
 ADDED = ("limit", "predicted", "feasible", "reason")
 INTEGER_COLUMNS = ("tp", "pp", "ep", "replicas", "prompt_len", "output_len")
 PREFILL_COLUMNS = ("prefill_tp", "prefill_dp", "prefill_ep", "prefill_replicas", "prefill_batch")
+#: the load a row was measured at (empty: none given, TTFT without a queue)
+LOAD_COLUMNS = ("arrival_rate", "burst_requests")
 VIEWS = ("serving", "decode")
 
 
@@ -121,7 +125,7 @@ def _row_overrides(row: Mapping[str, str], kind: str) -> tuple[dict[str, Any], s
         raise ParameterError(
             f"column serving = {serving!r} is unknown; choose aggregated or disaggregated"
         )
-    for name in PREFILL_COLUMNS:
+    for name in (*PREFILL_COLUMNS, *LOAD_COLUMNS):
         value = _number(row, name)
         if value is not None:
             over[name] = value
@@ -143,15 +147,21 @@ def _calibration(path: str | os.PathLike | None) -> dict[str, Any]:
 
 def check_calibration(values: Mapping[str, Any]) -> dict[str, Any]:
     """A calibration mapping, checked: flat parameter names with values in their ranges, and
-    optionally ``by`` (measurement columns) with ``groups`` (``"a/b"`` -> mapping), the
+    optionally ``covariance`` (``limits.autodiff.calibrate.check_covariance``) and ``by``
+    (measurement columns) with ``groups`` (``"a/b"`` -> mapping), the
     per-group values of ``python -m limits.calibrate --by``; the flat values are the fallback
     for rows of other groups. Raises ``ParameterError`` in one line naming the bad value."""
     values = dict(values)
     by = values.pop("by", None)
     groups = values.pop("groups", None)
+    covariance = values.pop("covariance", None)
     if (by is None) != (groups is None):
         raise ParameterError("calibration: 'by' and 'groups' go together")
     _check_values(values, "")
+    if covariance is not None:  # for sweeps' bands; validate itself does not use it
+        from limits.autodiff.calibrate import check_covariance
+
+        check_covariance(covariance, values)
     if by is None:
         return values
     if isinstance(by, str):
@@ -198,13 +208,15 @@ def _with_serving(p: Params, serving: str) -> Params:
     return dataclasses.replace(p, deployment=dataclasses.replace(p.deployment, serving=serving))
 
 
-_EVALUATE = jax.jit(evaluate)
+#: the outputs each view compares, jitted: the serving view compiles only the serving model
+#: (one compile per preset pair and row count dominates a run's time)
+_EVALUATE = {"serving": jax.jit(serving), "decode": jax.jit(evaluate)}
 
 
-def _evaluate_group(params: list[Params]) -> dict[str, np.ndarray]:
+def _evaluate_group(params: list[Params], view: str) -> dict[str, np.ndarray]:
     """Evaluate rows that share presets and static fields in one call (leaves stacked)."""
     stacked = jax.tree_util.tree_map(lambda *xs: np.asarray(xs, dtype=np.float64), *params)
-    out = _EVALUATE(stacked)
+    out = _EVALUATE[view](stacked)
     return {k: np.broadcast_to(np.asarray(v), (len(params),)) for k, v in out.items()}
 
 
@@ -258,7 +270,7 @@ def prepare(
     room = "serving_max_batch" if view == "serving" else "max_batch"
     with jax.enable_x64(True):
         for key, members in to_fill.items():
-            fits = _evaluate_group([m[1] for m in members])[room]
+            fits = _evaluate_group([m[1] for m in members], view)[room]
             for (i, base), batch in zip(members, fits, strict=True):
                 if batch < 1:
                     reasons[i] = "the weights alone do not fit in memory (batch 0)"
@@ -292,8 +304,8 @@ def _validate(rows, calibration, view) -> list[dict[str, Any]]:
         calibrated = ideal.replace(**values) if values else ideal
         groups.setdefault(key, []).append((i, ideal, calibrated))
     for members in groups.values():
-        ideal_out = _evaluate_group([m[1] for m in members])
-        calib_out = _evaluate_group([m[2] for m in members]) if calib else ideal_out
+        ideal_out = _evaluate_group([m[1] for m in members], view)
+        calib_out = _evaluate_group([m[2] for m in members], view) if calib else ideal_out
         for j, (i, _, _) in enumerate(members):
             metric = rows[i]["metric"].strip()
             name = output_name(metric, view)

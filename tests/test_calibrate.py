@@ -321,3 +321,184 @@ def test_expected_band_is_linear_error_propagation():
         np.testing.assert_allclose(out[k][1], band, rtol=1e-5)
     zero = expected(p, values, np.zeros((3, 3)), ["tpot"], fn=serving)
     assert (np.asarray(zero["tpot"][1]) == 0).all()
+
+
+# the fields added for prefill, the request's fixed latency and collectives, fitted on rows
+# measured under load (a prompt queue) and on one and two chips (collectives or none)
+NEW_NAMES = (
+    "mem_efficiency",
+    "flops_efficiency",
+    "prefill_flops_efficiency",
+    "layer_overhead",
+    "request_overhead",
+    "collective_overhead",
+)
+NEW_TRUE = {
+    "mem_efficiency": 0.65,
+    "flops_efficiency": 0.35,
+    "prefill_flops_efficiency": 0.55,
+    "layer_overhead": 20e-6,
+    "request_overhead": 8e-3,
+    "collective_overhead": 15e-6,
+}
+
+
+def _loaded_batch(model: str, measured=None) -> Batch:
+    """Rows of one model on h100 at 1 and 2 chips, three loads (none, Poisson, a burst)."""
+    grid = np.meshgrid(
+        [1.0, 64.0, 256.0], [128.0, 2048.0], [1.0, 2.0], [0.0, 4.0, np.inf], [0, 1, 2]
+    )
+    batch, prompt, tp, rate, metric = (g.ravel() for g in grid)
+    ones = np.ones(batch.size)
+    p = load_params(
+        "h100",
+        model,
+        n_params=0.0,
+        tp=tp,
+        batch=batch,
+        prompt_len=prompt,
+        output_len=256.0 * ones,
+        context=prompt + 256.0,
+        weight_bytes=2.0 * ones,
+        kv_bytes=2.0 * ones,
+        arrival_rate=rate,
+        burst_requests=200.0 * ones,
+    )
+    return Batch(
+        params=p,
+        outputs=OUTPUTS,
+        metric=metric.astype(np.int64),
+        scale=ones,
+        measured=ones if measured is None else measured,
+    )
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    models = ("llama3_8b", "llama3_70b")
+    probe = Problem([_loaded_batch(m) for m in models], NEW_NAMES, fn=serving)
+    truth = probe.predict({k: np.full(len(probe), v) for k, v in NEW_TRUE.items()})
+    split = len(probe.batches[0])
+    batches = [_loaded_batch(models[0], truth[:split]), _loaded_batch(models[1], truth[split:])]
+    return Problem(batches, NEW_NAMES, fn=serving)
+
+
+def test_round_trip_recovers_prefill_request_and_collective_parameters(loaded):
+    result = fit(loaded, loss="linear")
+    for name, value in NEW_TRUE.items():
+        assert result.shared[name] == pytest.approx(value, rel=1e-4), name
+
+
+def test_jacobian_of_the_new_parameters_matches_finite_differences(loaded):
+    u = np.array([[0.6, 0.4, 0.5, 25.0, 5.0, 10.0]])  # fit units: fractions, us, ms, us
+    group = np.zeros(len(loaded), np.int64)
+    jac = loaded.jacobian(u, group)
+    assert np.isfinite(jac).all()
+    for j in range(u.shape[1]):
+        h = 1e-6 * max(1.0, abs(u[0, j]))
+        up, down = u.copy(), u.copy()
+        up[0, j] += h
+        down[0, j] -= h
+        fd = (loaded.residuals(up, group) - loaded.residuals(down, group)) / (2 * h)
+        np.testing.assert_allclose(jac[:, j], fd, rtol=1e-5, atol=1e-8)
+
+
+def test_a_parameter_no_row_depends_on_has_no_standard_error(synthetic):
+    """``request_overhead`` moves TTFT only: fitted on TPOT rows alone it is undetermined
+    (nan, not a spuriously exact 0), and the others are still fitted."""
+    names = ("mem_efficiency", "request_overhead")
+    problem = Problem(synthetic.batches, names, fn=serving)
+    metric = np.concatenate([b.metric for b in synthetic.batches])
+    result = fit(problem, mask=metric == 0, loss="linear")
+    assert np.isnan(result.shared_stderr["request_overhead"])
+    assert np.isfinite(result.shared_stderr["mem_efficiency"])
+
+
+@pytest.mark.parametrize(
+    ("covariance", "expect"),
+    [
+        ({"names": ["mem_efficiency"]}, r"covariance must map names"),
+        ({"names": ["mem_efficency"], "matrix": [[1e-4]]}, r"'mem_efficency' is not fittable"),
+        ({"names": ["flops_efficiency"], "matrix": [[1e-4]]}, r"flops_efficiency has no value"),
+        ({"names": ["mem_efficiency"], "matrix": [[1e-4, 0]]}, r"shape \(1, 2\), expected"),
+        ({"names": ["mem_efficiency"], "matrix": [[-1e-4]]}, r"variance of mem_efficiency"),
+        ({"names": ["mem_efficiency"], "matrix": [[float("nan")]]}, r"is not finite"),
+    ],
+)
+def test_a_bad_covariance_is_refused_in_one_line(covariance, expect):
+    with pytest.raises(ParameterError, match=expect) as info:
+        check_calibration({"mem_efficiency": 0.5, "covariance": covariance})
+    assert "\n" not in str(info.value)
+
+
+def test_load_columns_accept_inf_and_refuse_negative_rates():
+    rows = _rows()
+    rows[0].update(arrival_rate="inf", burst_requests="500")
+    check_rows(rows)
+    rows[1].update(arrival_rate="-2")
+    with pytest.raises(ParameterError, match=r"row 2 \(line 3\), column arrival_rate: -2 is not"):
+        check_rows(rows)
+
+
+_SWEEP = [
+    "model=llama3_70b",
+    "hardware=h100",
+    "grid=point",
+    "++grid.batch=[1,16,256]",
+    "deployment.tp=4",
+    "deployment.weight_bytes=2",
+    "deployment.kv_bytes=2",
+    "store.variables=[tpot,ttft_at_load,output_tps,feasible]",
+]
+
+
+@pytest.mark.slow
+def test_a_sweep_with_a_fitted_profile_stores_the_limit_expected_and_band(tmp_path):
+    import xarray as xr
+
+    from limits.sweep import run
+
+    plain = run(compose([*_SWEEP, f"store.path={tmp_path / 'a.zarr'}"]), verbose=False)
+    fitted = run(
+        compose([*_SWEEP, "calibration=public_serving", f"store.path={tmp_path / 'b.zarr'}"]),
+        verbose=False,
+    )
+    a, b = xr.open_zarr(plain.path), xr.open_zarr(fitted.path)
+    assert not [v for v in a.data_vars if v.endswith(("_expected", "_band"))]
+    for k in ("tpot", "ttft_at_load", "output_tps"):
+        np.testing.assert_array_equal(a[k].values, b[k].values)  # the limits stay limits
+        for kind in ("expected", "band"):
+            attrs = b[f"{k}_{kind}"].attrs
+            assert attrs["units"] == a[k].attrs["units"] and attrs["long_name"], (k, kind)
+        assert (b[f"{k}_band"].values > 0).all(), k
+        assert (b[f"{k}_band"].values < b[f"{k}_expected"].values).all(), k
+    # efficiencies <= 1 and overheads >= 0: the expected times are longer, the rates lower
+    assert (b.tpot_expected.values > b.tpot.values).all()
+    assert (b.ttft_at_load_expected.values > b.ttft_at_load.values).all()
+    assert (b.output_tps_expected.values < b.output_tps.values).all()
+    profile = PROFILES[0].with_name("public_serving.yaml")
+    values = check_calibration(yaml.safe_load(profile.read_text()))
+    p = load_params("h100", "llama3_70b", tp=4.0, weight_bytes=2.0, kv_bytes=2.0)
+    want = serving(p.replace(batch=np.array([1.0, 16.0, 256.0]), **values))["tpot"]
+    np.testing.assert_allclose(b.tpot_expected.values, want, rtol=1e-5)  # float32 store
+
+
+def test_a_sweep_refuses_an_axis_the_profile_fitted(tmp_path):
+    from limits.sweep import run
+
+    cfg = compose(
+        [*_SWEEP, "calibration=public_serving", "++grid.mem_efficiency=[0.5,1.0]"]
+        + [f"store.path={tmp_path / 'c.zarr'}"]
+    )
+    with pytest.raises(ParameterError, match="grid axis mem_efficiency is a fitted parameter"):
+        run(cfg, verbose=False)
+
+
+def test_row_weights_keep_the_exact_solution_and_scale_the_residuals(synthetic):
+    """Weighted rows (``--balance`` weights each metric alike) still recover the truth on
+    exact data: weights change which misfit the fit prefers, not an exact fit."""
+    n = len(synthetic)
+    weight = np.where(np.arange(n) % 3 == 0, 3.0, 0.5)
+    result = fit(synthetic, loss="linear", weight=weight)
+    for name, value in TRUE.items():
+        assert result.shared[name] == pytest.approx(value, rel=1e-4), name

@@ -161,3 +161,61 @@ def test_serving_cost_counts_both_pools():
     hourly = chips * (2.0 + float(hw.chip_capex) / (4.0 * 8766.0)) + power / 1000.0 * 0.08
     expected = hourly / (float(out["output_tps"]) * 3600.0) * 1e6
     assert float(out["serving_cost_per_mtok"]) == pytest.approx(expected, rel=1e-9)
+
+
+def _fifo_mean_wait(rate, service, n, runs, seed=0):
+    """Mean wait in a FIFO queue with one deterministic server, simulated by Lindley's
+    recursion ``w[k+1] = max(0, w[k] + service - gap[k])`` over ``runs`` runs of ``n``
+    requests arriving at random (Poisson; all at once for an infinite rate)."""
+    rng = np.random.default_rng(seed)
+    w = np.zeros(runs)
+    total = np.zeros(runs)
+    for _ in range(n - 1):
+        gap = rng.exponential(1.0 / rate, runs) if np.isfinite(rate) else np.zeros(runs)
+        w = np.maximum(0.0, w + service - gap)
+        total += w
+    return float(total.mean() / n)
+
+
+@pytest.mark.parametrize(
+    ("rate", "n", "rel"),
+    [
+        (0.5, 20_000, 0.05),  # stable (rho = 0.5): M/D/1, Pollaczek-Khinchine
+        (2.0, 500, 0.05),  # past saturation: the queue grows through the run
+        (np.inf, 500, 1e-12),  # all at once
+    ],
+)
+def test_queue_wait_is_the_fifo_queue_it_describes(rate, n, rel):
+    from limits.model.serving import queue_wait
+
+    p = load_params("h100", "llama3_8b", arrival_rate=rate, burst_requests=float(n))
+    service = 1.0  # s per prompt; no pass in progress (iteration 0)
+    model = float(queue_wait(p, service, 0.0, 1.0))
+    simulated = _fifo_mean_wait(rate, service, n, runs=64 if np.isfinite(rate) else 1)
+    assert model == pytest.approx(simulated, rel=rel)
+
+
+def test_no_arrivals_no_queue_and_the_wait_grows_with_the_rate():
+    p = load_params("h100", "llama3_70b", tp=4.0, batch=64.0, prompt_len=1024.0)
+    rates = np.array([0.0, 1.0, 4.0, 16.0, 64.0, np.inf])
+    ttft = np.asarray(
+        limits.evaluate(p.replace(arrival_rate=rates, burst_requests=500.0))["ttft_at_load"]
+    )
+    assert ttft[0] == pytest.approx(float(limits.evaluate(p)["ttft_at_load"]), rel=1e-15)
+    assert (np.diff(ttft) > 0).all()
+
+
+@pytest.mark.slow
+def test_the_ideal_ttft_under_load_stays_below_every_measurement():
+    """The queue makes the limit follow the load, not cross the measurements: on every
+    shipped TTFT row measured at a request rate, the ideal model is below the measured."""
+    from limits.validate import PUBLIC_MEASUREMENTS, read_measurements, validate
+
+    rows = [
+        r
+        for r in read_measurements(PUBLIC_MEASUREMENTS)
+        if r["metric"] == "ttft_ms" and r["arrival_rate"]
+    ]
+    assert len(rows) == 72
+    for r in validate(rows):
+        assert r["limit"] < float(r["value"]), (r["hardware"], r["model"], r["arrival_rate"])

@@ -18,7 +18,7 @@ The standard error of each value is ``sqrt(diag((J^T J)^-1) s^2)`` at the optimu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -29,23 +29,56 @@ from scipy.optimize import least_squares
 from limits.errors import ParameterError
 from limits.model.params import Params
 
-__all__ = ["FITTABLE", "DEFAULT_FIT", "Batch", "Problem", "Fit", "fit", "mape", "expected"]
+__all__ = [
+    "FITTABLE",
+    "DEFAULT_FIT",
+    "CALIBRATED_OUTPUTS",
+    "Batch",
+    "Problem",
+    "Fit",
+    "fit",
+    "mape",
+    "expected",
+    "check_covariance",
+]
 
 #: fittable parameter -> (fit-space unit in SI, lower bound, upper bound) in fit units
 FITTABLE: dict[str, tuple[float, float, float]] = {
     "mem_efficiency": (1.0, 1e-3, 1.0),
     "flops_efficiency": (1.0, 1e-3, 1.0),
+    "prefill_flops_efficiency": (1.0, 1e-3, 1.0),
     "allreduce_efficiency": (1.0, 1e-3, 1.0),
     "alltoall_efficiency": (1.0, 1e-3, 1.0),
     "layer_overhead": (1e-6, 0.0, np.inf),  # microseconds
     "iteration_overhead": (1e-6, 0.0, np.inf),
+    "collective_overhead": (1e-6, 0.0, np.inf),
+    "request_overhead": (1e-3, 0.0, np.inf),  # milliseconds
 }
 DEFAULT_FIT = (
     "mem_efficiency",
     "flops_efficiency",
+    "prefill_flops_efficiency",
     "layer_overhead",
     "iteration_overhead",
     "allreduce_efficiency",
+    "collective_overhead",
+    "request_overhead",
+)
+#: outputs a calibration predicts (times and rates that the efficiencies and overheads
+#: move): sweeps with a fitted profile store ``<name>_expected`` and ``<name>_band`` for these
+CALIBRATED_OUTPUTS = (
+    "step_time",
+    "tbt",
+    "utps",
+    "stps",
+    "ttft",
+    "request_latency",
+    "tpot",
+    "ttft_at_load",
+    "output_tps",
+    "output_tps_per_chip",
+    "output_tps_per_user",
+    "requests_per_s",
 )
 _START = {"efficiency": 0.5, "overhead": 10.0}  # fit units: strictly inside the bounds
 
@@ -182,10 +215,12 @@ class Fit:
         return flat
 
 
-def _solve(problem, group, mask, n_groups, free, base, loss, f_scale):
-    """Least squares over the free groups' parameters (others fixed at ``base``)."""
+def _solve(problem, group, mask, n_groups, free, base, loss, f_scale, weight, shared_start=False):
+    """Least squares over the free groups' parameters (others fixed at ``base``); each row's
+    residual scaled by ``weight``."""
     k = len(problem.names)
     rows = np.flatnonzero(mask)
+    w = weight[rows]
     free_cols = np.concatenate([np.arange(g * k, (g + 1) * k) for g in free])
 
     def full(x):
@@ -194,12 +229,14 @@ def _solve(problem, group, mask, n_groups, free, base, loss, f_scale):
         return u
 
     def fun(x):
-        return problem.residuals(full(x), group)[rows]
+        return problem.residuals(full(x), group)[rows] * w
 
     def jac(x):
-        return problem.jacobian(full(x), group)[np.ix_(rows, free_cols)]
+        return problem.jacobian(full(x), group)[np.ix_(rows, free_cols)] * w[:, None]
 
-    x0 = np.tile(problem.x0, len(free))
+    # groups start from the shared fit (``base``): a parameter their rows do not move (its
+    # Jacobian column is 0) keeps the shared value; the shared fit starts at ``problem.x0``
+    x0 = base[free].ravel() if shared_start else np.tile(problem.x0, len(free))
     lower = np.tile(problem.lower, len(free))
     upper = np.tile(problem.upper, len(free))
     res = least_squares(
@@ -220,6 +257,10 @@ def _solve(problem, group, mask, n_groups, free, base, loss, f_scale):
     dof = max(len(rows) - len(res.x), 1)
     s2 = 2.0 * float(res.cost) / dof  # the loss's residual variance (plain for "linear")
     cov = np.linalg.pinv(j.T @ j) * s2
+    # a parameter no fitted row depends on is not determined: nan, not a zero variance
+    blind = ~np.any(j != 0.0, axis=0)
+    cov[blind, :] = np.nan
+    cov[:, blind] = np.nan
     return u, cov
 
 
@@ -231,12 +272,15 @@ def fit(
     min_rows: int = 20,
     loss: str = "cauchy",
     f_scale: float = 0.1,
+    weight: np.ndarray | None = None,
 ) -> Fit:
     """Fit on the rows where ``mask`` is true: the shared values on all of them, then each
     group (``group_of[i]`` indexes ``labels``) with at least ``min_rows`` rows on its own.
     ``loss`` and ``f_scale`` (in log units: 0.1 is ~10%) are least_squares' robust loss;
-    the default (Cauchy) gives rows far off (queueing the model does not have) little weight."""
+    the default (Cauchy) gives rows far off little weight. ``weight`` scales each row's
+    residual (default 1)."""
     n = len(problem)
+    weight = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
     mask = np.ones(n, bool) if mask is None else np.asarray(mask, bool)
     if mask.sum() < len(problem.names) + 1:
         raise ParameterError(f"{int(mask.sum())} rows cannot fit {len(problem.names)} parameters")
@@ -250,13 +294,14 @@ def fit(
         np.zeros((1, len(problem.names))),
         loss,
         f_scale,
+        weight,
     )
     shared = {nm: float(u[0, j] * unit[j]) for j, nm in enumerate(problem.names)}
     k = len(problem.names)
     scale = np.outer(unit, unit)  # fit units -> SI
     shared_cov = cov * scale
     shared_se = {
-        nm: float(np.sqrt(max(shared_cov[j, j], 0.0))) for j, nm in enumerate(problem.names)
+        nm: float(np.sqrt(np.maximum(shared_cov[j, j], 0.0))) for j, nm in enumerate(problem.names)
     }
     group_of = np.full(n, -1) if group_of is None else np.asarray(group_of)
     counts = {label: int((mask & (group_of == gi)).sum()) for gi, label in enumerate(labels)}
@@ -277,6 +322,8 @@ def fit(
             base,
             loss,
             f_scale,
+            weight,
+            shared_start=True,
         )
         for fi, gi in enumerate(free):
             groups[labels[gi]] = {
@@ -285,7 +332,8 @@ def fit(
             block = covg[fi * k : (fi + 1) * k, fi * k : (fi + 1) * k] * scale
             groups_cov[labels[gi]] = block
             groups_se[labels[gi]] = {
-                nm: float(np.sqrt(max(block[j, j], 0.0))) for j, nm in enumerate(problem.names)
+                nm: float(np.sqrt(np.maximum(block[j, j], 0.0)))
+                for j, nm in enumerate(problem.names)
             }
     return Fit(
         names=problem.names,
@@ -310,29 +358,67 @@ def mape(predicted: np.ndarray, measured: np.ndarray) -> float:
 def expected(
     p: Params,
     values: dict[str, Any],
-    covariance: np.ndarray,
+    covariance: Any,
     outputs: Sequence[str],
     fn: Callable[[Params], dict] | None = None,
 ) -> dict[str, tuple[jax.Array, jax.Array]]:
     """Calibrated figures with a one-sigma band: ``{output: (expected, band)}`` for ``p``
-    (any grid) with calibration ``values`` (SI, the order of ``covariance``'s rows). The band
-    is ``sqrt(g^T C g)``, ``g`` the outputs' derivatives with respect to the values, by one
-    ``jvp`` per value in the same (jittable) function: linear error propagation."""
+    (any grid) with calibration ``values`` (SI, the order of ``covariance``'s rows: an array
+    or nested sequences, k x k). The band is ``sqrt(g^T C g)``, ``g`` the outputs'
+    derivatives with respect to the values, by one ``jvp`` per value in the same (jittable)
+    function: linear error propagation."""
     if fn is None:
         from limits.model import evaluate as fn
     names = list(values)
-    theta = jnp.asarray([values[n] for n in names])
-    cov = jnp.asarray(covariance)
+    dtype = jnp.result_type(p.calibration.mem_efficiency)  # the sweep's precision
+    theta = jnp.asarray([values[n] for n in names], dtype=dtype)
+    cov = jnp.asarray(covariance, dtype=dtype)
 
     def figures(t):
         out = fn(p.replace(**{n: t[j] for j, n in enumerate(names)}))
         return {k: out[k] for k in outputs}
 
     value = figures(theta)
-    tangents = jax.vmap(lambda v: jax.jvp(figures, (theta,), (v,))[1])(jnp.eye(len(names)))
+    basis = jnp.eye(len(names), dtype=dtype)
+    tangents = jax.vmap(lambda v: jax.jvp(figures, (theta,), (v,))[1])(basis)
     result = {}
     for k in outputs:
         g = tangents[k].reshape(len(names), -1)  # (values, points)
         var = jnp.sum(g * (cov @ g), axis=0).reshape(jnp.shape(tangents[k])[1:])
         result[k] = (value[k], jnp.sqrt(jnp.maximum(var, 0.0)))
     return result
+
+
+def check_covariance(node: Any, values: Mapping[str, Any]) -> tuple[tuple[str, ...], np.ndarray]:
+    """A calibration file's ``covariance`` (``names``: fitted parameters, each with a value
+    in ``values``; ``matrix``: their covariance in SI), checked: finite, square, symmetric,
+    non-negative variances. Raises ``ParameterError`` in one line naming what is wrong."""
+    if not isinstance(node, Mapping) or set(node) != {"names", "matrix"}:
+        raise ParameterError("calibration: covariance must map names: [...] and matrix: [[...]]")
+    names = node["names"]
+    if not isinstance(names, list) or not names or len(set(names)) != len(names):
+        raise ParameterError(f"calibration: covariance.names = {names!r}: distinct names needed")
+    for name in names:
+        if name not in FITTABLE:
+            raise ParameterError(f"calibration: covariance.names: {name!r} is not fittable")
+        if name not in values:
+            raise ParameterError(f"calibration: covariance.names: {name} has no value")
+    try:
+        matrix = np.asarray(node["matrix"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError("calibration: covariance.matrix is not a matrix of numbers") from None
+    k = len(names)
+    if matrix.shape != (k, k):
+        raise ParameterError(
+            f"calibration: covariance.matrix has shape {matrix.shape}, expected ({k}, {k})"
+        )
+    if not np.isfinite(matrix).all():
+        raise ParameterError(
+            "calibration: covariance.matrix is not finite (a parameter the rows do not determine)"
+        )
+    if not np.allclose(matrix, matrix.T, rtol=1e-6, atol=0.0):
+        raise ParameterError("calibration: covariance.matrix is not symmetric")
+    if (np.diag(matrix) < 0).any():
+        bad = names[int(np.argmin(np.diag(matrix)))]
+        raise ParameterError(f"calibration: covariance.matrix: the variance of {bad} is < 0")
+    return tuple(names), matrix

@@ -60,6 +60,13 @@ def flop_rate(p: Params, chips=None):
     return chips * tensor_peak(p) * p.calibration.flops_efficiency
 
 
+def prefill_flop_rate(p: Params, chips=None):
+    """Achieved tensor FLOP rate on prompt (prefill) tokens of ``tp`` chips, or ``chips``
+    [FLOP/s]: prefill GEMMs are large, so their efficiency is calibrated on its own."""
+    chips = p.deployment.tp if chips is None else chips
+    return chips * tensor_peak(p) * p.calibration.prefill_flops_efficiency
+
+
 def pass_overhead(p: Params):
     """Fixed engine cost of one forward pass (decode step, prefill, serving iteration) [s]:
     ``n_layers x layer_overhead + iteration_overhead`` (both 0 in the ideal limit)."""

@@ -50,7 +50,10 @@ OUTPUTS: dict[str, tuple[str, str]] = {
     "request_latency": ("s", "end-to-end latency: ttft + (output_len - 1) x tbt"),
     # serving in steady state (deployment.serving: aggregated or disaggregated)
     "tpot": ("s", "serving: mean time per output token after the first, at load"),
-    "ttft_at_load": ("s", "serving: time to first token at load (no queueing)"),
+    "ttft_at_load": (
+        "s",
+        "serving: time to first token at load (+ the prompt queue when arrival_rate > 0)",
+    ),
     "output_tps": ("tok/s", "serving: output tokens per second of the whole deployment"),
     "output_tps_per_chip": ("tok/s/chip", "serving: output tokens per second per chip"),
     "output_tps_per_user": ("tok/s/user", "serving: output tokens per second per user"),

@@ -506,6 +506,20 @@ class Deployment(_Group):
     redundant_experts: float = _num(
         0.0, "1", "extra routed-expert copies per MoE layer (load balancing)", integer=True
     )
+    arrival_rate: float = _num(
+        0.0,
+        "1/s",
+        "serving: requests/s arriving at random (Poisson) over all instances; TTFT at load "
+        "then includes the wait in the prompt queue (0: no queue; inf: all at once)",
+        allow_inf=True,
+    )
+    burst_requests: float = _num(
+        INF,
+        "1",
+        "serving: requests in the measured run, which bounds the queue (inf: steady state)",
+        lo=1,
+        allow_inf=True,
+    )
 
     def _check(self) -> None:
         # decode pool: experts spread over the tp x dp chips of a stage; prefill pool: over
@@ -540,12 +554,23 @@ class Calibration(_Group):
         "causal", ("causal", "full"), "attention pairs counted in prefill"
     )
     mem_efficiency: float = _num(1.0, "1", "achieved / peak memory bandwidth", lo_open=True, hi=1)
-    flops_efficiency: float = _num(1.0, "1", "achieved / peak FLOP/s", lo_open=True, hi=1)
+    flops_efficiency: float = _num(
+        1.0, "1", "achieved / peak FLOP/s of decode tokens", lo_open=True, hi=1
+    )
+    prefill_flops_efficiency: float = _num(
+        1.0, "1", "achieved / peak FLOP/s of prompt (prefill) tokens", lo_open=True, hi=1
+    )
     layer_overhead: float = _num(
         0.0, "s", "fixed software overhead per layer per forward pass (decode and prefill)"
     )
     iteration_overhead: float = _num(
         0.0, "s", "fixed engine overhead per forward pass (scheduling, launch; prefill too)"
+    )
+    request_overhead: float = _num(
+        0.0, "s", "fixed latency per request in TTFT (front end, tokenisation, first response)"
+    )
+    collective_overhead: float = _num(
+        0.0, "s", "software latency added to every collective (launch, synchronisation)"
     )
     allreduce_efficiency: float = _num(
         1.0, "1", "achieved / peak link bandwidth in all-reduces", lo_open=True, hi=1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from limits.model import architecture as arch
-from limits.model.decode import bandwidth, flop_rate, pass_overhead
+from limits.model.decode import bandwidth, pass_overhead, prefill_flop_rate
 from limits.model.params import Params
 from limits.model.sync import sync_time
 
@@ -20,9 +20,9 @@ def prefill(p: Params) -> dict:
     flops = linear + attention
     kv_written = arch.kv_bytes_stored(m, d, n)
     bytes_moved = arch.weight_bytes_read(m, d, n) + kv_written
-    t_compute = flops / flop_rate(p)
+    t_compute = flops / prefill_flop_rate(p)
     t_mem = bytes_moved / bandwidth(p)
-    ttft = jnp.maximum(t_compute, t_mem) + sync_time(p, n) + pass_overhead(p)
+    ttft = jnp.maximum(t_compute, t_mem) + sync_time(p, n) + pass_overhead(p) + c.request_overhead
     return {
         "prefill_flops": flops,
         "prefill_attention_flops": attention,

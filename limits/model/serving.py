@@ -19,6 +19,7 @@ from limits.model.decode import (
     expected_tokens_per_step,
     flop_rate,
     pass_overhead,
+    prefill_flop_rate,
 )
 from limits.model.params import Params
 from limits.model.sync import sync_time
@@ -50,16 +51,16 @@ def forward_pass(p: Params, decode_users, prefill_tokens, tp=None, ep=None, pp=N
         + decode_users * ctx * kv_token
         + prefill_tokens * kv_written_per_prompt_token
     )
-    flops = (
-        2.0 * arch.active_params(m) * tokens
-        + decode_tokens * m.n_layers * ctx * arch.attention_flops_per_pair(m)
-        + prefill_tokens
-        * m.n_layers
-        * pairs_per_prompt_token
-        * arch.prefill_attention_flops_per_pair(m)
+    decode_flops = decode_tokens * (
+        2.0 * arch.active_params(m) + m.n_layers * ctx * arch.attention_flops_per_pair(m)
+    )
+    prefill_flops = prefill_tokens * (
+        2.0 * arch.active_params(m)
+        + m.n_layers * pairs_per_prompt_token * arch.prefill_attention_flops_per_pair(m)
     )
     t_mem = bytes_moved / bandwidth(p, tp)
-    t_compute = flops / flop_rate(p, tp)
+    # decode and prompt tokens at their own achieved rates (one rate in the ideal limit)
+    t_compute = decode_flops / flop_rate(p, tp) + prefill_flops / prefill_flop_rate(p, tp)
     t_sync = sync_time(p, tokens, tp=tp, ep=ep, pp=pp)
     t_overhead = pass_overhead(p)
     return {
@@ -69,6 +70,47 @@ def forward_pass(p: Params, decode_users, prefill_tokens, tp=None, ep=None, pp=N
         "t_overhead": t_overhead,
         "time": jnp.maximum(t_mem, t_compute) + t_sync + t_overhead,
     }
+
+
+def queue_wait(p: Params, service, iteration, instances, held=0.0):
+    """Mean wait of a request before its prompt is prefilled [s], when requests arrive at
+    random (``arrival_rate > 0``; 0 otherwise: the limit has no queue).
+
+    Each of ``instances`` gets ``lambda = arrival_rate / instances`` requests/s and serves
+    prompts in arrival order, ``service`` seconds each (deterministic), between passes of
+    ``iteration`` seconds. An arrival waits:
+
+    - the rest of the pass running when it arrives: ``iteration / 2`` (mean residual of a
+      fixed-length pass) when the instance is busy: with requests held ``held`` seconds each
+      (their decode), the number in progress is Poisson with mean ``a = lambda held``
+      (M/G/inf: in-flight batching admits every request), busy with ``1 - exp(-a)``;
+    - the prompts ahead of it: the M/D/1 mean wait (Pollaczek-Khinchine with deterministic
+      service) ``rho service / (2 (1 - rho))``, ``rho = lambda service``, while ``rho < 1``;
+      a run of ``N = burst_requests / instances`` requests bounds it by the wait of
+      requests that all arrive at once, ``(N - 1) / 2 x service``; past saturation
+      (``rho >= 1``) the queue grows through the run: request ``k`` waits
+      ``k (service - 1 / lambda)``, ``(N - 1) / 2 x (service - 1 / lambda)`` on average.
+    """
+    d = p.deployment
+    # inf (all at once, a steady state) is handled by where; the arithmetic only ever sees
+    # finite values, so that no inf x 0 makes a derivative nan (forward or reverse mode)
+    arrivals = d.arrival_rate > 0
+    finite = jnp.isfinite(d.arrival_rate)
+    safe_rate = jnp.where(finite, d.arrival_rate, 0.0) / instances
+    gap = jnp.where(finite, 1.0 / jnp.where(arrivals, safe_rate, 1.0), 0.0)  # between arrivals
+    run = jnp.isfinite(d.burst_requests)
+    half_n = 0.5 * (jnp.where(run, d.burst_requests, 1.0) / instances - 1.0)
+    rho = jnp.where(finite, safe_rate * service, jnp.inf)
+    stable = rho < 1.0
+    safe_rho = jnp.where(stable, rho, 0.0)
+    md1 = safe_rho * service / (2.0 * (1.0 - safe_rho))
+    bounded = jnp.where(run, jnp.minimum(md1, half_n * service), md1)
+    excess = jnp.where(stable, 0.0, service - gap)  # >= 0 past saturation
+    growing = jnp.where(run, half_n * excess, jnp.where(excess > 0.0, jnp.inf, 0.0))
+    queue = jnp.where(stable, bounded, growing)
+    busy = jnp.where(finite, 1.0 - jnp.exp(-safe_rate * held), 1.0)
+    wait = 0.5 * iteration * busy + queue
+    return jnp.where(arrivals, wait, 0.0)
 
 
 def _outputs(p: Params, tpot, ttft, requests_per_s, chips, walls, fit) -> dict:
@@ -99,8 +141,9 @@ def aggregated(p: Params) -> dict:
     ``prefill_chunk`` budget below that share leaves decode slots empty: the batch shrinks to
     what the budget admits. TPOT is the mean iteration time / ``e`` (the mean iteration is
     a lower bound on the mean of the iterations' times, which are convex in their tokens).
-    TTFT at load: the prompt's chunks, each in an iteration beside the decoding batch
-    (no queueing: a limit).
+    TTFT at load: the prompt's chunks, each in an iteration beside the decoding batch, plus
+    the wait in the prompt queue when requests arrive at random (``queue_wait``; none when
+    ``arrival_rate = 0``: a limit) and the calibration's ``request_overhead``.
     """
     d = p.deployment
     e = expected_tokens_per_step(p)
@@ -113,6 +156,14 @@ def aggregated(p: Params) -> dict:
     chunk = jnp.minimum(budget, d.prompt_len)
     first = forward_pass(p, users, chunk)
     ttft = d.prompt_len / chunk * (first["time"] + draft_time(p))
+    # a queued prompt is served at best at the prefill compute rate (queued prompts share
+    # passes), and no faster than the chunk budget admits its tokens
+    service = jnp.maximum(
+        forward_pass(p, 0.0, d.prompt_len)["t_compute"], d.prompt_len / budget * first["time"]
+    )
+    held = d.output_len * t_iter / e  # a request's decode keeps the instance iterating
+    wait = queue_wait(p, service, t_iter, d.replicas * d.dp, held)
+    ttft = ttft + wait + p.calibration.request_overhead
     # dp attention replicas count as independent instances here (their shared expert reads
     # are not modelled in serving yet)
     chips = d.tp * d.dp * d.pp * d.replicas
@@ -136,7 +187,8 @@ def disaggregated(p: Params) -> dict:
     Prefill pool: ``prefill_replicas x prefill_dp`` instances of ``prefill_tp`` chips, each
     prefilling ``prefill_batch`` prompts per pass. Decode pool: ``replicas`` instances of
     ``tp x pp`` chips at ``batch`` users per microbatch (fewer when the prefill pool cannot keep
-    them busy). TTFT = one prefill pass + the KV transfer; per-chip figures count both pools.
+    them busy). TTFT = one prefill pass + the KV transfer (+ the prompt queue, ``queue_wait``, and
+    ``request_overhead``); per-chip figures count both pools.
     """
     d = p.deployment
     e = expected_tokens_per_step(p)
@@ -152,7 +204,18 @@ def disaggregated(p: Params) -> dict:
     step = forward_pass(p, users, 0.0)
     t_iter = step["time"] + draft_time(p)
     requests_per_s = jnp.minimum(prefill_rate, decode_rate_full)
-    ttft = prefill_pass["time"] + kv_transfer_time(p)
+    ttft = (
+        prefill_pass["time"]
+        + kv_transfer_time(p)
+        + queue_wait(
+            p,
+            prefill_pass["time"] / d.prefill_batch,
+            prefill_pass["time"],
+            d.prefill_replicas * d.prefill_dp,
+            prefill_pass["time"] / d.prefill_batch,
+        )
+        + p.calibration.request_overhead
+    )
     prefill_chips = d.prefill_tp * d.prefill_dp * d.prefill_replicas
     chips = d.tp * d.dp * d.pp * d.replicas + prefill_chips
     decode_fit = capacity(p, context=serving_context(p))

@@ -69,10 +69,12 @@ def latencies_paid(p: Params) -> dict:
 
 
 def collective_latency(p: Params, group):
-    """Latency of one collective among ``group`` chips [s], by the tier its group spans."""
+    """Latency of one collective among ``group`` chips [s]: the hardware's, by the tier its
+    group spans, plus the calibration's ``collective_overhead`` (0 in the ideal limit)."""
     hw = p.hardware
     latency = jnp.where(leaves_node(hw, group), hw.sync_latency, hw.sync_latency_intra_node)
-    return jnp.where(in_scaleup_domain(hw, group), hw.sync_latency_scaleup, latency)
+    latency = jnp.where(in_scaleup_domain(hw, group), hw.sync_latency_scaleup, latency)
+    return latency + p.calibration.collective_overhead
 
 
 def collective_bandwidth(p: Params, group):

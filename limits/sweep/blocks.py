@@ -27,9 +27,35 @@ from limits.sweep.devices import block_sharding
 from limits.sweep.grid import broadcast_axes
 from limits.sweep.reduce import Reduction, reduce_block
 
-__all__ = ["BlockFunction", "axis_dependence", "LAYOUTS"]
+__all__ = ["BlockFunction", "Band", "axis_dependence", "band_outputs", "LAYOUTS"]
 
 LAYOUTS = ("lean", "full")  # store.layout: each output over the axes it depends on | all axes
+
+#: a fitted calibration for "expected +/- band" figures: (names, values in SI, covariance rows)
+Band = tuple[tuple[str, ...], tuple[float, ...], tuple[tuple[float, ...], ...]]
+
+
+def band_outputs(variables: Sequence[str]) -> tuple[str, ...]:
+    """The stored variables that get ``_expected`` and ``_band`` companions."""
+    # imported here: limits.autodiff.calibrate loads scipy, which plain sweeps do not need
+    from limits.autodiff.calibrate import CALIBRATED_OUTPUTS
+
+    return tuple(v for v in variables if v in CALIBRATED_OUTPUTS)
+
+
+def _expected_block(params: Params, band: Band, variables) -> dict[str, jax.Array]:
+    """``<output>_expected`` (the calibrated figure) and ``<output>_band`` (one sigma from
+    the fit's covariance, by jvp) for ``params`` (the ideal limit's), before any broadcast."""
+    from limits.autodiff.calibrate import expected
+
+    names, values, cov = band
+    out = expected(params, dict(zip(names, values, strict=True)), cov, band_outputs(variables))
+    result = {}
+    for k, (value, sigma) in out.items():
+        result[f"{k}_expected"] = value
+        result[f"{k}_band"] = sigma
+    return result
+
 
 CACHE_SIZE = 8  # compiled block functions kept for reuse (sweeps run one after another)
 
@@ -47,6 +73,8 @@ class BlockFunction:
     the axes it depends on; not with a reduction, whose outputs all keep every kept axis).
     ``output_axes(base)`` says which kept axes each output has. ``headlines``: also return
     the block's best ``utps``/``stps`` and where (``headlines``; names ``HEADLINE_PREFIX...``).
+    ``band``: a fitted calibration (``Band``); the outputs stay the ideal limits and
+    ``<output>_expected`` / ``<output>_band`` are added for ``band_outputs(variables)``.
     """
 
     def __init__(
@@ -60,12 +88,14 @@ class BlockFunction:
         reduction: Reduction | None = None,
         layout: str = "full",
         headlines: bool = False,
+        band: Band | None = None,
     ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout = {layout!r}; allowed: {', '.join(LAYOUTS)}")
         self.layout = layout
         self.headlines = headlines
         self.names = tuple(names)
+        self.band = band
         self.block_shape = tuple(block_shape)
         self.variables = tuple(variables)
         self.metrics = tuple(metrics)
@@ -83,12 +113,15 @@ class BlockFunction:
         self._deps: dict[Any, dict[str, frozenset[int]]] = {}  # the same, before any layout
 
     def _outputs(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
-        """The stored outputs before any broadcast: model outputs and elasticities."""
+        """The stored outputs before any broadcast: model outputs, elasticities and, with a
+        ``band``, the calibrated figures and their bands."""
         params = base.replace(**broadcast_axes(self.names, list(axis_values)))
         out = evaluate(params)
         result = {k: out[k] for k in self.variables}
         if self.metrics:
             result.update(elasticities(params, metrics=list(self.metrics), wrt=list(self.wrt)))
+        if self.band is not None:
+            result.update(_expected_block(params, self.band, self.variables))
         if self.reduction is not None:
             result.update({f"_input_{k}": out[k] for k in self.reduction.inputs})
         return result
@@ -157,6 +190,7 @@ class BlockFunction:
         reduction: Reduction | None = None,
         layout: str = "full",
         headlines: bool = False,
+        band: Band | None = None,
     ) -> BlockFunction:
         """A shared instance per signature, so that sweeps run one after another in one
         process (Hydra's default launcher, notebooks) reuse the compiled function."""
@@ -170,6 +204,7 @@ class BlockFunction:
             reduction,
             layout,
             headlines,
+            band,
         )
         if key in _CACHE:
             _CACHE.move_to_end(key)

@@ -37,6 +37,7 @@ __all__ = [
     "ShardSchema",
     "ReduceSchema",
     "params_from_cfg",
+    "calibration_band",
     "register_schemas",
     "SCHEMA_NAME",
     "DATA_KEYS",
@@ -86,7 +87,15 @@ def _schema_of(cls: type, required: Sequence[str] = ()) -> type:
 HardwareSchema = _schema_of(Hardware, REQUIRED["hardware"])
 ModelSchema = _schema_of(Model, REQUIRED["model"])
 DeploymentSchema = _schema_of(Deployment)
-CalibrationSchema = _schema_of(Calibration)
+CalibrationSchema = dataclasses.make_dataclass(
+    "CalibrationSchema",
+    [
+        *((f.name, Any, field(default=f.default)) for f in dataclasses.fields(Calibration)),
+        # a fitted profile's parameter covariance (names, matrix): "expected +/- band" outputs
+        ("covariance", Any, field(default_factory=dict)),
+    ],
+)
+CalibrationSchema.__module__ = __name__
 EconomicsSchema = _schema_of(Economics)
 
 
@@ -336,8 +345,22 @@ def params_from_cfg(cfg: DictConfig) -> Params:
         missing = [k for k in REQUIRED.get(name, ()) if OmegaConf.is_missing(node, k)]
         if missing:
             raise ParameterError(missing_line(name, str(node.get("name")), missing))
-        groups[name] = cls.from_mapping(mapping(node))
+        values = mapping(node)
+        values.pop("covariance", None)  # not a parameter: see calibration_band
+        groups[name] = cls.from_mapping(values)
     return Params(**groups)
+
+
+def calibration_band(cfg: DictConfig) -> tuple[tuple[str, ...], Any] | None:
+    """The fitted parameters of ``calibration=<profile>`` and their covariance (SI), checked
+    (``limits.autodiff.calibrate.check_covariance``), or None when the config has none."""
+    node = mapping(cfg.get("calibration") or {})
+    covariance = node.pop("covariance", None)
+    if not covariance:
+        return None
+    from limits.autodiff.calibrate import check_covariance  # loads scipy: only when needed
+
+    return check_covariance(covariance, node)
 
 
 register_schemas()

@@ -27,9 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from limits.errors import SweepError
 from limits.model.outputs import BOUND_OUTPUTS, DEFAULT_OUTPUTS, OUTPUTS
-from limits.model.params import ParameterError, Params, parameter_index
+from limits.model.params import Calibration, ParameterError, Params, parameter_index
 from limits.sweep.config import (
     DATA_KEYS,
+    calibration_band,
     check_known_keys,
     mapping,
     params_from_cfg,
@@ -386,6 +387,32 @@ def _units() -> dict[str, str]:
     return {name: units for name, (units, _) in OUTPUTS.items()}
 
 
+def _band_outputs(variables: Sequence[str], band: Any) -> tuple[str, ...]:
+    from limits.sweep.blocks import band_outputs
+
+    return band_outputs(variables) if band is not None else ()
+
+
+def _ideal_and_band(cfg: DictConfig, base: Params, grid: Grid) -> tuple[Params, Any]:
+    """With a fitted profile (``calibration=<name>`` with a ``covariance``): the ideal limit's
+    ``base`` (the fitted parameters at their defaults; the stored outputs stay limits) and
+    the ``Band`` for the block function (``<output>_expected`` and ``_band``); else
+    ``(base, None)``."""
+    found = calibration_band(cfg)
+    if found is None:
+        return base, None
+    names, matrix = found
+    swept = [n for n in names if n in grid.names]
+    if swept:
+        raise ParameterError(
+            f"grid axis {swept[0]} is a fitted parameter of the calibration profile; sweep it "
+            "without calibration=... or drop the axis"
+        )
+    values = tuple(float(getattr(base.calibration, n)) for n in names)
+    ideal = base.replace(**{n: getattr(Calibration(), n) for n in names})
+    return ideal, (names, values, tuple(tuple(float(v) for v in row) for row in matrix))
+
+
 def _stored_spec(
     name: str,
     dtype: np.dtype,
@@ -409,6 +436,17 @@ def _stored_spec(
             dtype,
             attrs={"units": "1", "long_name": "some point met the reduce constraints"},
             dims=dims,
+        )
+    stem, _, kind = name.rpartition("_")
+    if kind in ("expected", "band") and stem in OUTPUTS:  # a fitted profile's figures
+        units, long_name = OUTPUTS[stem]
+        text = (
+            "expected (calibrated) "
+            if kind == "expected"
+            else "one-sigma band (parameter covariance) of the expected "
+        )
+        return VariableSpec(
+            name, dtype, attrs={"units": units, "long_name": text + long_name}, dims=dims
         )
     if name in OUTPUTS:
         attrs = output_attrs(name)
@@ -617,6 +655,7 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
     grid = parse_grid(grid_spec)
     validate_grid(base, grid)
     variables = _variables(cfg)
+    base, band = _ideal_and_band(cfg, base, grid)
     metrics, wrt = _sensitivity(cfg)
     shard_index, shard_count = _shard(cfg)
     devices = _devices(cfg)
@@ -631,12 +670,13 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
     _check_size(
         cfg,
         {n: len(v) for n, v in grid.axes.items()},
-        dtype.itemsize * (len(variables) + len(metrics) * len(wrt))
+        dtype.itemsize
+        * (len(variables) + 2 * len(_band_outputs(variables, band)) + len(metrics) * len(wrt))
         + (9 * len(reduction.over) + 1 if reduction else 0),
         math.prod(len(v) for v in stored_axes.values()),
     )
     fn = BlockFunction.cached(
-        grid.names, chunks, variables, metrics, wrt, devices, reduction, layout_name, True
+        grid.names, chunks, variables, metrics, wrt, devices, reduction, layout_name, True, band
     )
     traces_before = fn.traces
     base_cast = cast_params(base, dtype)
