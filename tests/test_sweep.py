@@ -223,3 +223,25 @@ def test_compose_once_skips_only_the_composition_hydra_needs_no_answer_from(monk
         hydra.get_mode("config", [])
     assert len(calls) == 4
     assert Hydra.get_mode is original  # restored
+
+
+@pytest.mark.subprocess
+def test_tab_completion_offers_presets_and_grid_axes():
+    """docs/sweep.md: `limits-sweep` (the console script) completes presets and grid keys
+    through Hydra's shell completion."""
+    import shutil
+
+    script = Path(sys.executable).with_name("limits-sweep")
+    exe = str(script) if script.exists() else shutil.which("limits-sweep")
+    assert exe, "the console script limits-sweep is not installed (pip install -e .)"
+
+    def complete(line: str) -> list[str]:
+        env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}
+        proc = subprocess.run(
+            [exe, "-sc", "query=bash"], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    assert {"hardware=h100", "hardware=h200"} <= set(complete("limits-sweep hardware=h"))
+    assert any(c.startswith("grid.tp") for c in complete("limits-sweep grid.t"))

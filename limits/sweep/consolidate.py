@@ -373,7 +373,9 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
         except StoreError as err:
             print(f"limits.sweep.consolidate: not consolidated: {err}", file=sys.stderr)
             return
-        print(f"limits.sweep.consolidate: wrote {out} (open with xarray.open_zarr({str(out)!r}))")
+        print(
+            f"limits.sweep.consolidate: wrote {out} (open with limits.analysis.open_results({str(out)!r}))"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

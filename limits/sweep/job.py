@@ -836,7 +836,7 @@ def _report(job: _Job, result: SweepResult, summary: _Summary, computed_points: 
     has_feasible = any(s.name == "feasible" for s in job.layout.variables)
     for line in summary.lines(has_feasible):
         _say(line)
-    _say(f"  open with: xarray.open_zarr({str(job.path)!r})")
+    _say(f"  open with: limits.analysis.open_results({str(job.path)!r})")
     _say(
         f"  next: python -m limits.query best --store {job.path}; "
         f"python -m limits.explore {job.path}"
