@@ -722,12 +722,24 @@ def _plan(cfg: DictConfig, dtype: np.dtype) -> _Job:
     )
 
 
+#: each latency of ``limits.model.sync.latencies_paid``: why no point of a grid pays it
+_UNPAID_BECAUSE = {
+    "sync_latency": "every collective stays inside a node (tp, ep <= node_size: "
+    "limits.model.sync.leaves_node) or a scale-up domain (<= scaleup_size)",
+    "sync_latency_intra_node": "every collective group leaves its node or is one chip",
+    "sync_latency_scaleup": "no collective spans a scale-up domain beyond one node",
+    "pipeline_latency": "pp = 1 (no pipeline hops)",
+}
+
+
 def _idle_axes(base: Params, grid: Grid) -> list[str]:
     """One line per latency axis that no point of the grid pays (``limits.model.sync.
     latencies_paid``): its values change no output, so the axis only multiplies the work."""
     from limits.model.sync import latencies_paid
 
     swept = [n for n in grid.names if len(grid.axes[n]) > 1]
+    if not any(n in _UNPAID_BECAUSE for n in swept):
+        return []  # no latency swept: nothing to evaluate (eager JAX, ~0.2 s of start-up)
     paid = latencies_paid(base.replace(**broadcast_axes(grid.names, list(grid.axes.values()))))
     idle = [n for n in swept if n in paid and not bool(np.any(np.asarray(paid[n])))]
 
@@ -737,15 +749,8 @@ def _idle_axes(base: Params, grid: Grid) -> list[str]:
         v = grid.axes[name] if name in grid.axes else np.asarray(flat[name])
         return ", ".join(f"{x:g}" for x in np.unique(v))
 
-    why = {
-        "sync_latency": "every collective stays inside a node (tp, ep <= node_size: "
-        "limits.model.sync.leaves_node) or a scale-up domain (<= scaleup_size)",
-        "sync_latency_intra_node": "every collective group leaves its node or is one chip",
-        "sync_latency_scaleup": "no collective spans a scale-up domain beyond one node",
-        "pipeline_latency": "pp = 1 (no pipeline hops)",
-    }
     return [
-        f"grid.{n} changes no output: {why[n]} at every point (tp: {values('tp')}; ep: "
+        f"grid.{n} changes no output: {_UNPAID_BECAUSE[n]} at every point (tp: {values('tp')}; ep: "
         f"{values('ep')}; node_size: {values('node_size')}; scaleup_size: "
         f"{values('scaleup_size')}); its {len(grid.axes[n])} values give identical results"
         for n in idle
