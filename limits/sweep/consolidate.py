@@ -373,9 +373,8 @@ class ConsolidateCallback(Callback):  # type: ignore[misc,valid-type]
         except StoreError as err:
             print(f"limits.sweep.consolidate: not consolidated: {err}", file=sys.stderr)
             return
-        print(
-            f"limits.sweep.consolidate: wrote {out} (open with limits.analysis.open_results({str(out)!r}))"
-        )
+        opener = f"limits.analysis.open_results({str(out)!r})"
+        print(f"limits.sweep.consolidate: wrote {out} (open with {opener})")
 
 
 def main(argv: list[str] | None = None) -> int:
