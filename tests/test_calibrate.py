@@ -323,10 +323,11 @@ def test_expected_band_is_linear_error_propagation():
     assert (np.asarray(zero["tpot"][1]) == 0).all()
 
 
-# the fields added for prefill, the request's fixed latency and collectives, fitted on rows
-# measured under load (a prompt queue) and on one and two chips (collectives or none)
+# the fields added for KV reads, prefill, the request's fixed latency and collectives, fitted
+# on rows measured under load (a prompt queue) and on one and two chips (collectives or none)
 NEW_NAMES = (
     "mem_efficiency",
+    "kv_mem_efficiency",
     "flops_efficiency",
     "prefill_flops_efficiency",
     "layer_overhead",
@@ -335,6 +336,7 @@ NEW_NAMES = (
 )
 NEW_TRUE = {
     "mem_efficiency": 0.65,
+    "kv_mem_efficiency": 0.6,
     "flops_efficiency": 0.35,
     "prefill_flops_efficiency": 0.55,
     "layer_overhead": 20e-6,
@@ -383,14 +385,14 @@ def loaded():
     return Problem(batches, NEW_NAMES, fn=serving)
 
 
-def test_round_trip_recovers_prefill_request_and_collective_parameters(loaded):
+def test_round_trip_recovers_kv_prefill_request_and_collective_parameters(loaded):
     result = fit(loaded, loss="linear")
     for name, value in NEW_TRUE.items():
         assert result.shared[name] == pytest.approx(value, rel=1e-4), name
 
 
 def test_jacobian_of_the_new_parameters_matches_finite_differences(loaded):
-    u = np.array([[0.6, 0.4, 0.5, 25.0, 5.0, 10.0]])  # fit units: fractions, us, ms, us
+    u = np.array([[0.6, 0.7, 0.4, 0.5, 25.0, 5.0, 10.0]])  # fit units: fractions, us, ms, us
     group = np.zeros(len(loaded), np.int64)
     jac = loaded.jacobian(u, group)
     assert np.isfinite(jac).all()

@@ -45,6 +45,7 @@ __all__ = [
 #: fittable parameter -> (fit-space unit in SI, lower bound, upper bound) in fit units
 FITTABLE: dict[str, tuple[float, float, float]] = {
     "mem_efficiency": (1.0, 1e-3, 1.0),
+    "kv_mem_efficiency": (1.0, 1e-3, 1.0),
     "flops_efficiency": (1.0, 1e-3, 1.0),
     "prefill_flops_efficiency": (1.0, 1e-3, 1.0),
     "allreduce_efficiency": (1.0, 1e-3, 1.0),
@@ -56,6 +57,7 @@ FITTABLE: dict[str, tuple[float, float, float]] = {
 }
 DEFAULT_FIT = (
     "mem_efficiency",
+    "kv_mem_efficiency",
     "flops_efficiency",
     "prefill_flops_efficiency",
     "layer_overhead",

@@ -554,6 +554,13 @@ class Calibration(_Group):
         "causal", ("causal", "full"), "attention pairs counted in prefill"
     )
     mem_efficiency: float = _num(1.0, "1", "achieved / peak memory bandwidth", lo_open=True, hi=1)
+    kv_mem_efficiency: float = _num(
+        1.0,
+        "1",
+        "KV-cache reads' achieved bandwidth relative to the weight stream's (mem_efficiency)",
+        lo_open=True,
+        hi=1,
+    )
     flops_efficiency: float = _num(
         1.0, "1", "achieved / peak FLOP/s of decode tokens", lo_open=True, hi=1
     )
