@@ -295,10 +295,12 @@ limit.
   batch; a per-pass cost that grows with the batch would test it).
 - **Saturated TPOT.** At QPS 32 or all at once, held-out TPOT predicted/measured ranges
   {min(sat_tpot):.2f}-{max(sat_tpot):.2f} ({len(sat_tpot)} rows; long prompts over-, short
-  ones under-predicted): the steady
-  state puts `batch x I / O` prompt tokens in every iteration, while a real engine at
-  saturation prefills in budgets (`max_num_tokens`) and lets decode iterations run between
-  them; the engine's budget is not in the measurements.
+  ones under-predicted). The steady state puts `batch x I / O` prompt tokens in every
+  iteration, while a real engine prefills at most its budget (`max_num_tokens`) per
+  iteration; that budget is not in the measurements, so it is fitted
+  (`engine_prefill_budget` = {fitted.shared["engine_prefill_budget"]:.0f} tokens, one value
+  for every engine). Engines differ (TensorRT-LLM's default is 8,192, vLLM's depends on the
+  version) and the budget also stands in for how they interleave prompts with decode.
 - **TTFT under overload.** {len(loaded)} of {len(ttft_ratio)} TTFT rows were measured at
   QPS 32 or with all requests at once (up to 280x the limit without a queue); with the prompt
   queue their held-out error is {100 * np.mean(ttft_sat):.1f}% ({len(ttft_sat)} rows), and

@@ -567,6 +567,14 @@ class Calibration(_Group):
     prefill_flops_efficiency: float = _num(
         1.0, "1", "achieved / peak FLOP/s of prompt (prefill) tokens", lo_open=True, hi=1
     )
+    engine_prefill_budget: float = _num(
+        float("inf"),
+        "tok",
+        "aggregated serving: the engine's prefill tokens per iteration where "
+        "deployment.prefill_chunk = 0 (inf: none, the steady-state share)",
+        lo_open=True,
+        allow_inf=True,
+    )
     layer_overhead: float = _num(
         0.0, "s", "fixed software overhead per layer per forward pass (decode and prefill)"
     )

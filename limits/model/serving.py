@@ -145,7 +145,7 @@ def aggregated(p: Params) -> dict:
     d = p.deployment
     e = expected_tokens_per_step(p)
     share = d.batch * e * d.prompt_len / d.output_len
-    budget = jnp.where(d.prefill_chunk > 0, d.prefill_chunk, jnp.inf)
+    budget = jnp.where(d.prefill_chunk > 0, d.prefill_chunk, p.calibration.engine_prefill_budget)
     prefill_tokens = jnp.minimum(share, budget)
     users = prefill_tokens * d.output_len / (d.prompt_len * e)  # = batch unless budget-bound
     mean = forward_pass(p, users, prefill_tokens)
