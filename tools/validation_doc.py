@@ -298,9 +298,14 @@ limit.
   ones under-predicted). The steady state puts `batch x I / O` prompt tokens in every
   iteration, while a real engine prefills at most its budget (`max_num_tokens`) per
   iteration; that budget is not in the measurements, so it is fitted
-  (`engine_prefill_budget` = {fitted.shared["engine_prefill_budget"]:.0f} tokens, one value
-  for every engine). Engines differ (TensorRT-LLM's default is 8,192, vLLM's depends on the
-  version) and the budget also stands in for how they interleave prompts with decode.
+  (`engine_prefill_budget` = {fitted.shared["engine_prefill_budget"]:.0f} +/-
+  {fitted.shared_stderr["engine_prefill_budget"]:.2g} tokens on every row, one value for every
+  engine; {half["fit"].shared["engine_prefill_budget"]:.0f} +/-
+  {half["fit"].shared_stderr["engine_prefill_budget"]:.2g} on the 50/50 half: few saturated
+  rows determine it, so its error bar is wide; when this was written, with seed 1 it changed
+  no held-out error, with seeds 0 and 2 it lowered held-out TPOT by 1.3-2.2 points). Engines differ
+  (TensorRT-LLM's default is 8,192, vLLM's depends on the version) and the budget also
+  stands in for how they interleave prompts with decode.
 - **TTFT under overload.** {len(loaded)} of {len(ttft_ratio)} TTFT rows were measured at
   QPS 32 or with all requests at once (up to 280x the limit without a queue); with the prompt
   queue their held-out error is {100 * np.mean(ttft_sat):.1f}% ({len(ttft_sat)} rows), and
