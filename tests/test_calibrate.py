@@ -323,10 +323,11 @@ def test_expected_band_is_linear_error_propagation():
     assert (np.asarray(zero["tpot"][1]) == 0).all()
 
 
-# the fields added for prefill, the request's fixed latency and collectives, fitted on rows
-# measured under load (a prompt queue) and on one and two chips (collectives or none)
+# the fields added for KV reads, prefill, the request's fixed latency and collectives, fitted
+# on rows measured under load (a prompt queue) and on one and two chips (collectives or none)
 NEW_NAMES = (
     "mem_efficiency",
+    "kv_mem_efficiency",
     "flops_efficiency",
     "prefill_flops_efficiency",
     "layer_overhead",
@@ -335,6 +336,7 @@ NEW_NAMES = (
 )
 NEW_TRUE = {
     "mem_efficiency": 0.65,
+    "kv_mem_efficiency": 0.6,
     "flops_efficiency": 0.35,
     "prefill_flops_efficiency": 0.55,
     "layer_overhead": 20e-6,
@@ -383,14 +385,14 @@ def loaded():
     return Problem(batches, NEW_NAMES, fn=serving)
 
 
-def test_round_trip_recovers_prefill_request_and_collective_parameters(loaded):
+def test_round_trip_recovers_kv_prefill_request_and_collective_parameters(loaded):
     result = fit(loaded, loss="linear")
     for name, value in NEW_TRUE.items():
         assert result.shared[name] == pytest.approx(value, rel=1e-4), name
 
 
 def test_jacobian_of_the_new_parameters_matches_finite_differences(loaded):
-    u = np.array([[0.6, 0.4, 0.5, 25.0, 5.0, 10.0]])  # fit units: fractions, us, ms, us
+    u = np.array([[0.6, 0.7, 0.4, 0.5, 25.0, 5.0, 10.0]])  # fit units: fractions, us, ms, us
     group = np.zeros(len(loaded), np.int64)
     jac = loaded.jacobian(u, group)
     assert np.isfinite(jac).all()
@@ -502,3 +504,60 @@ def test_row_weights_keep_the_exact_solution_and_scale_the_residuals(synthetic):
     result = fit(synthetic, loss="linear", weight=weight)
     for name, value in TRUE.items():
         assert result.shared[name] == pytest.approx(value, rel=1e-4), name
+
+
+BUDGET_NAMES = ("mem_efficiency", "kv_mem_efficiency", "engine_prefill_budget")
+BUDGET_TRUE = {"mem_efficiency": 0.7, "kv_mem_efficiency": 0.5, "engine_prefill_budget": 3000.0}
+
+
+def _budget_batch(measured=None) -> Batch:
+    """Rows whose steady-state prefill share (batch x prompt / output: 128 to 8,192 tokens)
+    lies on both sides of the engine's budget, so the budget binds on some rows only."""
+    batch, prompt, metric = np.meshgrid([16.0, 64.0, 256.0], [1024.0, 4096.0], [0, 1, 2])
+    ones = np.ones(batch.size)
+    p = load_params(
+        "h100",
+        "llama3_8b",
+        n_params=0.0,
+        tp=ones,
+        batch=batch.ravel(),
+        prompt_len=prompt.ravel(),
+        output_len=128.0 * ones,
+        context=prompt.ravel() + 128.0,
+        weight_bytes=2.0 * ones,
+        kv_bytes=2.0 * ones,
+    )
+    return Batch(
+        params=p,
+        outputs=OUTPUTS,
+        metric=metric.ravel().astype(np.int64),
+        scale=ones,
+        measured=ones if measured is None else measured,
+    )
+
+
+@pytest.fixture(scope="module")
+def budgeted():
+    probe = Problem([_budget_batch()], BUDGET_NAMES, fn=serving)
+    truth = probe.predict({k: np.full(len(probe), v) for k, v in BUDGET_TRUE.items()})
+    return Problem([_budget_batch(truth)], BUDGET_NAMES, fn=serving)
+
+
+def test_round_trip_recovers_the_engine_prefill_budget(budgeted):
+    result = fit(budgeted, loss="linear")
+    for name, value in BUDGET_TRUE.items():
+        assert result.shared[name] == pytest.approx(value, rel=1e-4), name
+
+
+def test_jacobian_of_the_engine_prefill_budget_matches_finite_differences(budgeted):
+    u = np.array([[0.6, 0.7, 2.5]])  # fractions, thousands of tokens (binds on some rows)
+    group = np.zeros(len(budgeted), np.int64)
+    jac = budgeted.jacobian(u, group)
+    assert np.isfinite(jac).all() and (jac[:, 2] != 0).any()
+    for j in range(u.shape[1]):
+        h = 1e-6 * max(1.0, abs(u[0, j]))
+        up, down = u.copy(), u.copy()
+        up[0, j] += h
+        down[0, j] -= h
+        fd = (budgeted.residuals(up, group) - budgeted.residuals(down, group)) / (2 * h)
+        np.testing.assert_allclose(jac[:, j], fd, rtol=1e-5, atol=1e-8)

@@ -45,6 +45,7 @@ __all__ = [
 #: fittable parameter -> (fit-space unit in SI, lower bound, upper bound) in fit units
 FITTABLE: dict[str, tuple[float, float, float]] = {
     "mem_efficiency": (1.0, 1e-3, 1.0),
+    "kv_mem_efficiency": (1.0, 1e-3, 1.0),
     "flops_efficiency": (1.0, 1e-3, 1.0),
     "prefill_flops_efficiency": (1.0, 1e-3, 1.0),
     "allreduce_efficiency": (1.0, 1e-3, 1.0),
@@ -53,9 +54,11 @@ FITTABLE: dict[str, tuple[float, float, float]] = {
     "iteration_overhead": (1e-6, 0.0, np.inf),
     "collective_overhead": (1e-6, 0.0, np.inf),
     "request_overhead": (1e-3, 0.0, np.inf),  # milliseconds
+    "engine_prefill_budget": (1e3, 0.064, np.inf),  # thousands of tokens, >= 64 tokens
 }
 DEFAULT_FIT = (
     "mem_efficiency",
+    "kv_mem_efficiency",
     "flops_efficiency",
     "prefill_flops_efficiency",
     "layer_overhead",
@@ -63,6 +66,7 @@ DEFAULT_FIT = (
     "allreduce_efficiency",
     "collective_overhead",
     "request_overhead",
+    "engine_prefill_budget",
 )
 #: outputs a calibration predicts (times and rates that the efficiencies and overheads
 #: move): sweeps with a fitted profile store ``<name>_expected`` and ``<name>_band`` for these
@@ -80,7 +84,9 @@ CALIBRATED_OUTPUTS = (
     "output_tps_per_user",
     "requests_per_s",
 )
-_START = {"efficiency": 0.5, "overhead": 10.0}  # fit units: strictly inside the bounds
+# fit units: strictly inside the bounds; a budget starts at 2,048 tokens, below most rows'
+# steady-state prefill share, because above every row's share it has no gradient
+_START = {"efficiency": 0.5, "overhead": 10.0, "budget": 2.048}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +106,8 @@ class Batch:
 
 
 def _start(name: str) -> float:
-    return _START["efficiency" if name.endswith("efficiency") else "overhead"]
+    kind = next((k for k in ("efficiency", "budget") if name.endswith(k)), "overhead")
+    return _START[kind]
 
 
 class Problem:

@@ -105,7 +105,7 @@ def min_mem_bw(params: Params, target_utps=None, *, target_stps=None, max_tbt=No
     per_bw = bandwidth(params) / params.hardware.mem_bw  # bytes / (per_bw * mem_bw) = time
     k = jnp.where(d.draft_len > 0, d.draft_len, 0.0)
     draft = draft_step(params)
-    b = out["bytes_per_step"] / per_bw
+    b = out["t_mem"] * params.hardware.mem_bw  # t_mem = b u (KV reads at their own rate)
     dm = k * draft["bytes"] / per_bw
     dc = k * draft["flops"] / flop_rate(params)
     fixed = out["t_sync"] + out["t_overhead"] + k * draft["sync"]

@@ -31,6 +31,14 @@ def bandwidth(p: Params, chips=None):
     return chips * p.hardware.mem_bw * p.calibration.mem_efficiency
 
 
+def memory_time(p: Params, stream_bytes, kv_read_bytes, chips=None):
+    """Time to move ``stream_bytes`` (weights, KV writes) at ``mem_efficiency`` and read
+    ``kv_read_bytes`` of KV cache at ``mem_efficiency x kv_mem_efficiency`` over one stage
+    (``tp`` chips, or ``chips``) [s]: scattered KV pages stream less well than weights."""
+    kv_stream = kv_read_bytes / p.calibration.kv_mem_efficiency
+    return (stream_bytes + kv_stream) / bandwidth(p, chips)
+
+
 def compute_bytes(p: Params):
     """Bytes per GEMM input element [B]: ``compute_bytes``, or ``weight_bytes`` where it is 0."""
     d = p.deployment
@@ -118,7 +126,7 @@ def decode_step(p: Params) -> dict:
 
     # the busiest chip carries expert_imbalance x the mean routed share
     extra = d.expert_imbalance - 1.0
-    t_mem = (bytes_per_step + extra * routed_read) / (d.dp * bandwidth(p))
+    t_mem = memory_time(p, weight_read + extra * routed_read, kv_read) / d.dp
     t_compute = (flops_per_step + extra * routed_flops) / (d.dp * flop_rate(p))
     t_sync = sync_time(p, tokens)
     t_overhead = pass_overhead(p)

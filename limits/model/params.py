@@ -554,11 +554,26 @@ class Calibration(_Group):
         "causal", ("causal", "full"), "attention pairs counted in prefill"
     )
     mem_efficiency: float = _num(1.0, "1", "achieved / peak memory bandwidth", lo_open=True, hi=1)
+    kv_mem_efficiency: float = _num(
+        1.0,
+        "1",
+        "KV-cache reads' achieved bandwidth relative to the weight stream's (mem_efficiency)",
+        lo_open=True,
+        hi=1,
+    )
     flops_efficiency: float = _num(
         1.0, "1", "achieved / peak FLOP/s of decode tokens", lo_open=True, hi=1
     )
     prefill_flops_efficiency: float = _num(
         1.0, "1", "achieved / peak FLOP/s of prompt (prefill) tokens", lo_open=True, hi=1
+    )
+    engine_prefill_budget: float = _num(
+        float("inf"),
+        "tok",
+        "aggregated serving: the engine's prefill tokens per iteration where "
+        "deployment.prefill_chunk = 0 (inf: none, the steady-state share)",
+        lo_open=True,
+        allow_inf=True,
     )
     layer_overhead: float = _num(
         0.0, "s", "fixed software overhead per layer per forward pass (decode and prefill)"

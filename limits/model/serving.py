@@ -14,10 +14,10 @@ import jax.numpy as jnp
 from limits.model import architecture as arch
 from limits.model.capacity import capacity
 from limits.model.decode import (
-    bandwidth,
     draft_time,
     expected_tokens_per_step,
     flop_rate,
+    memory_time,
     pass_overhead,
     prefill_flop_rate,
 )
@@ -46,11 +46,8 @@ def forward_pass(p: Params, decode_users, prefill_tokens, tp=None, ep=None, pp=N
     prompt = d.prompt_len
     kv_written_per_prompt_token = arch.effective_context(m, prompt) / prompt * kv_token
     pairs_per_prompt_token = arch.attended_pairs(m, prompt, c.prefill_attention_mask) / prompt
-    bytes_moved = (
-        arch.weight_bytes_read(m, d, tokens)
-        + decode_users * ctx * kv_token
-        + prefill_tokens * kv_written_per_prompt_token
-    )
+    streamed = arch.weight_bytes_read(m, d, tokens) + prefill_tokens * kv_written_per_prompt_token
+    kv_read = decode_users * ctx * kv_token
     decode_flops = decode_tokens * (
         2.0 * arch.active_params(m) + m.n_layers * ctx * arch.attention_flops_per_pair(m)
     )
@@ -58,7 +55,7 @@ def forward_pass(p: Params, decode_users, prefill_tokens, tp=None, ep=None, pp=N
         2.0 * arch.active_params(m)
         + m.n_layers * pairs_per_prompt_token * arch.prefill_attention_flops_per_pair(m)
     )
-    t_mem = bytes_moved / bandwidth(p, tp)
+    t_mem = memory_time(p, streamed, kv_read, tp)
     # decode and prompt tokens at their own achieved rates (one rate in the ideal limit)
     t_compute = decode_flops / flop_rate(p, tp) + prefill_flops / prefill_flop_rate(p, tp)
     t_sync = sync_time(p, tokens, tp=tp, ep=ep, pp=pp)
@@ -148,7 +145,7 @@ def aggregated(p: Params) -> dict:
     d = p.deployment
     e = expected_tokens_per_step(p)
     share = d.batch * e * d.prompt_len / d.output_len
-    budget = jnp.where(d.prefill_chunk > 0, d.prefill_chunk, jnp.inf)
+    budget = jnp.where(d.prefill_chunk > 0, d.prefill_chunk, p.calibration.engine_prefill_budget)
     prefill_tokens = jnp.minimum(share, budget)
     users = prefill_tokens * d.output_len / (d.prompt_len * e)  # = batch unless budget-bound
     mean = forward_pass(p, users, prefill_tokens)
