@@ -68,6 +68,7 @@ def test_best_matches_brute_force_and_names_what_binds(h200_70b):
     text = "\n".join(answer.lines())
     assert "best configuration: tp = " in text and "tok/s/chip" in text and " ms" in text
     assert "what binds:" in text and "of its limit" in text
+    assert "feasible uses" not in text  # a flag the answer must have is not a share of a limit
     with pytest.raises(ParameterError, match="no feasible configuration meets"):
         best(ds, targets={"tpot": 1e-6})
 

@@ -330,12 +330,12 @@ class Best:
                 else f"what binds: {label}"
             )
         for name, (op, value) in self.limits.items():
+            if not value or op == "==":  # a flag the answer must have (serving_feasible): no share
+                continue
             got = float(metric(p, name).values)
-            if value:
-                out.append(
-                    f"  {name} uses {got / value:.1%} of its limit "
-                    f"({op} {fmt(value, _units(p, name))})"
-                )
+            out.append(
+                f"  {name} uses {got / value:.1%} of its limit ({op} {fmt(value, _units(p, name))})"
+            )
         return out
 
 
