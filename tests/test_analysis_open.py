@@ -8,6 +8,7 @@ import yaml
 from helpers_datasets import model_dataset, toy_pareto, write_store
 
 from limits.analysis import bound_labels, open_results
+from limits.errors import ConsolidateError
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_open_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="sweep.zarr"):
         open_results(tmp_path / "empty")
     write_store(toy_pareto(), tmp_path / "m" / "0" / "sweep.zarr")  # no provenance
-    with pytest.raises(ValueError, match="hardware"):
+    with pytest.raises(ConsolidateError, match="hardware"):
         open_results(tmp_path / "m")
 
 

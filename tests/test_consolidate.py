@@ -71,6 +71,10 @@ def test_duplicate_pairs_name_the_other_difference(tmp_path):
     _job(tmp_path, 1, "xpu_hbm3", "llama3_8b", ["deployment.prompt_len=2048"])
     with pytest.raises(ConsolidateError, match="deployment.prompt_len"):
         consolidate(tmp_path)
+    from limits.analysis import open_results
+
+    with pytest.raises(ConsolidateError, match="both hold hardware=xpu_hbm3, model=llama3_8b"):
+        open_results(tmp_path)  # the same refusal (and error type) when the jobs are combined
 
 
 def test_callback_and_cli_write_the_consolidated_store(tmp_path, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from limits.errors import StoreError
+from limits.errors import ConsolidateError, StoreError
 from limits.model.outputs import BOUND_LABELS, BOUND_OUTPUTS, LABEL_OUTPUTS
 from limits.sweep.integrity import (
     DIMS_ATTR,
@@ -240,7 +240,7 @@ def job_labels(ds: xr.Dataset, name: str = "job") -> tuple[str, str]:
             node = cfg.get(group) if isinstance(cfg, dict) else None
             value = node.get("name") if isinstance(node, dict) else node
         if not isinstance(value, str):
-            raise ValueError(
+            raise ConsolidateError(
                 f"{name}: cannot tell its {group}: no attr {group!r} and no "
                 f"{group}.name in its config"
             )
@@ -267,7 +267,7 @@ def combine_jobs(datasets: list[xr.Dataset], names: list[str] | None = None) -> 
     for key, name in zip(labels, names):
         if key in seen:
             at = ", ".join(f"{n}={v}" for n, v in zip(dims.names, key))
-            raise ValueError(
+            raise ConsolidateError(
                 f"{name} and {seen[key]} both hold {at}; jobs are stacked by hardware, model "
                 f"and the parameters a -m override swept: sweep anything else as a grid axis "
                 f"('++grid.NAME=[...]')"
