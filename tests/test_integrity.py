@@ -2,6 +2,7 @@
 checked by open_results and the analysis helpers, ``python -m limits.status``, and
 ``consolidate --out`` that never deletes what it did not write."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -382,3 +383,22 @@ def test_upgrade_refuses_a_store_with_a_chunk_that_does_not_decode(tmp_path):
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == listing
     with pytest.raises(StoreError, match="not a limits sweep store"):
         upgrade(path / "utps")
+
+
+def test_a_sweep_removes_templates_left_by_a_killed_writer(tmp_path):
+    """A sweep killed while writing its store template leaves a hidden `.NAME.tmp-PID-*`
+    directory; the next sweep into that path removes it (its writer no longer runs) and leaves
+    a live writer's alone."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    store = tmp_path / "sweep.zarr"
+    stale = tmp_path / f".sweep.zarr.tmp-{int(dead.stdout)}-0123abcd"
+    live = tmp_path / f".sweep.zarr.tmp-{os.getpid()}-0123abcd"
+    for d in (stale, live):
+        (d / "c").mkdir(parents=True)
+    cfg = compose(["grid=point", f"store.path={store}", "limits.progress=false"])
+    run(cfg, verbose=False)
+    assert store.exists() and not stale.exists() and live.exists()

@@ -32,7 +32,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -42,7 +41,11 @@ import numpy as np
 
 from limits.errors import StoreError
 from limits.model.outputs import BOUND_LABELS, BOUND_OUTPUTS, OUTPUTS
-from limits.sweep.integrity import DIMS_ATTR  # root attr: the stored grid axes, in order
+from limits.sweep.integrity import (  # DIMS_ATTR: root attr, the stored grid axes in order
+    DIMS_ATTR,
+    remove_stale_temporaries,
+    temporary_sibling,
+)
 
 __all__ = [
     "CONFIG_ATTR",
@@ -335,7 +338,8 @@ def create_store(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -> b
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    remove_stale_temporaries(path)  # half-made templates of writers killed before the rename
+    tmp = temporary_sibling(path)
     try:
         with quiet_zarr_warnings():
             _write_template(tmp, layout, attrs)
