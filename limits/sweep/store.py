@@ -521,6 +521,11 @@ class ChunkWriter:
         self.pool.shutdown(wait=True)
 
 
+def _text(setting: Any) -> str:
+    """A codec setting as text: zarr < 3.2 holds enums (``.value``), later zarr plain strings."""
+    return str(getattr(setting, "value", setting))
+
+
 def _encoder(array: Any) -> Any:
     """A function ``contiguous little-endian array -> chunk file bytes`` for ``array``'s
     codecs when they are ``bytes`` (little-endian), optionally Blosc, then ``crc32c``; else
@@ -533,7 +538,7 @@ def _encoder(array: Any) -> Any:
     if (
         len(codecs) not in (2, 3)
         or not isinstance(codecs[0], BytesCodec)
-        or (array.dtype.itemsize > 1 and str(getattr(codecs[0].endian, "value", "")) != "little")
+        or (array.dtype.itemsize > 1 and _text(codecs[0].endian) != "little")
         or not isinstance(codecs[-1], Crc32cCodec)
         or (len(codecs) == 3 and not isinstance(codecs[1], BloscCodec))
     ):
@@ -541,10 +546,11 @@ def _encoder(array: Any) -> Any:
     blosc = None
     if len(codecs) == 3:
         c = codecs[1]
+        shuffle = _text(c.shuffle)
         blosc = Blosc(
-            cname=c.cname.value,
+            cname=_text(c.cname),
             clevel=c.clevel,
-            shuffle=int(c.shuffle.name == "shuffle") + 2 * int(c.shuffle.name == "bitshuffle"),
+            shuffle=int(shuffle == "shuffle") + 2 * int(shuffle == "bitshuffle"),
             blocksize=c.blocksize,
             typesize=c.typesize,
         )
