@@ -290,10 +290,11 @@ def test_entry_point_tunes_the_collector_of_its_own_process_only():
     collector's thresholds and freezes the heap at exit, after the other exit handlers."""
     code = (
         "import atexit, gc, limits.cli as cli; default = gc.get_threshold(); "
+        "frozen = gc.get_freeze_count(); "  # not 0 on Python 3.12: start-up freezes some
         "import limits, limits.sweep, limits.query; assert gc.get_threshold() == default; "
         "n = atexit._ncallbacks(); cli.entry_point(); cli.entry_point(); "
         "assert gc.get_threshold() == cli.GC_THRESHOLDS and atexit._ncallbacks() == n + 1; "
-        "atexit.register(lambda: print('handlers ran', gc.get_freeze_count() == 0))"
+        "atexit.register(lambda: print('handlers ran', gc.get_freeze_count() == frozen))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
