@@ -15,6 +15,9 @@ a preset question (``python -m limits.query best --hardware h200 --model llama3_
 "300 ms" --tpot "20 ms"``, same warm cache), timed alternately, and their ratios to the bare
 ``import jax`` (target <= 2 for the one-point query); ``--startup-only`` runs only this part;
 
+(w) a warm single-point ``limits.evaluate`` from Python (target < 1 ms) against a jitted
+identity of the same parameters (JAX's dispatch alone), timed alternately;
+
 (a) model points/s without I/O: the jitted block function of ``limits.sweep.engine`` on float32
 computing every variable a default sweep stores (``DEFAULT_OUTPUTS``) over every axis (the full
 layout: an upper bound of what a lean sweep computes), one block of the default
@@ -67,6 +70,7 @@ if str(REPO) not in sys.path:  # import this checkout's `limits`, not an install
 TARGET_MODEL_PPS = 1e8  # (a) points/s, float32
 TARGET_RATIO = 0.5  # (b) / (c), and (b) / (c0) in issue 14
 TARGET_STARTUP_RATIO = 2.0  # (s): one-point CLI query / bare `import jax` process
+TARGET_EVALUATE_S = 1e-3  # (w): one warm single-point `limits.evaluate` [s]
 TARGET_PEAK_RSS_B = 2e9  # peak RSS of the 2e8-point sweep [B]
 # "flat": a sweep that held its grid in memory would need 10x the memory for 10x the points;
 # the engine's is bounded by a few blocks, but glibc's allocator caches freed block buffers,
@@ -150,6 +154,27 @@ def _time_calls(call: Any, repeats: int) -> list[float]:
         jax.block_until_ready(call())
         times.append(time.perf_counter() - t0)
     return times
+
+
+def warm_evaluate(repeats: int = 3, calls: int = 50) -> dict[str, Any]:
+    """(w) Seconds of one warm ``limits.evaluate`` of a single point (xPU-HBM3, Llama3-405B,
+    tp 32, context 4096) and, timed alternately, of the floor under it: a jitted identity
+    of the same parameters (JAX's dispatch alone); medians of ``calls`` calls, median over
+    ``repeats`` rounds."""
+    import jax
+
+    import limits
+
+    p = limits.load_params("xpu_hbm3", "llama3_405b", tp=32, context=4096)
+    identity = jax.jit(lambda params: params)
+    evaluate_s, identity_s = [], []
+    for _ in range(repeats):
+        evaluate_s.append(statistics.median(_time_calls(lambda: limits.evaluate(p), calls)))
+        identity_s.append(statistics.median(_time_calls(lambda: identity(p), calls)))
+    return {
+        "evaluate_s": statistics.median(evaluate_s),
+        "identity_s": statistics.median(identity_s),
+    }
 
 
 def model_rate(
@@ -641,6 +666,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.startup_only:
                 print(f"total {time.perf_counter() - t_start:.0f} s; {_load()}")
                 return 0
+        w = warm_evaluate(args.repeats)
+        print(
+            f"(w) warm single-point limits.evaluate: {w['evaluate_s'] * 1e3:.3f} ms   target "
+            f"< {TARGET_EVALUATE_S * 1e3:g} ms  {_verdict(w['evaluate_s'] < TARGET_EVALUATE_S)};"
+            f"  a jitted identity of the same parameters (dispatch alone) "
+            f"{w['identity_s'] * 1e3:.3f} ms, ratio {w['evaluate_s'] / w['identity_s']:.1f}"
+        )
         a = model_rate(small, repeats=max(20, args.repeats))
         ok_a = a["points_per_s"] >= TARGET_MODEL_PPS
         print(

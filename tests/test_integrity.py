@@ -402,3 +402,44 @@ def test_a_sweep_removes_templates_left_by_a_killed_writer(tmp_path):
     cfg = compose(["grid=point", f"store.path={store}", "limits.progress=false"])
     run(cfg, verbose=False)
     assert store.exists() and not stale.exists() and live.exists()
+
+
+def test_a_chunk_write_killed_midway_leaves_the_old_file_and_a_resume_removes_the_rest(
+    tmp_path, monkeypatch
+):
+    """Chunk files and completeness marks are written through a hidden sibling renamed over
+    them: a writer dying mid-write (simulated: the write fails after half the bytes) leaves
+    the old file whole, so a killed sweep's store still opens; the next sweep into the store
+    removes siblings whose writer is gone and keeps a live writer's."""
+    import subprocess
+    import sys
+
+    from limits.sweep.integrity import PARTIAL_SUFFIX, write_file_atomically
+
+    target = tmp_path / "0"
+    target.write_bytes(b"old chunk")
+    real = Path.write_bytes
+
+    def dies_midway(self, data):
+        real(self, data[: len(data) // 2])
+        raise KeyboardInterrupt  # as a signal would
+
+    monkeypatch.setattr(Path, "write_bytes", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        write_file_atomically(target, b"the new chunk's bytes")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old chunk" and os.listdir(tmp_path) == ["0"]
+
+    store = tmp_path / "sweep.zarr"
+    _job(store)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    chunks = store / "utps" / "c" / "0"
+    stale = chunks / f".0.{int(dead.stdout)}-1{PARTIAL_SUFFIX}"
+    live = chunks / f".0.{os.getpid()}-1{PARTIAL_SUFFIX}"
+    for f in (stale, live):
+        f.write_bytes(b"half")
+    xr.open_zarr(store).load()  # hidden siblings are never read
+    (store / "_progress" / "block_done" / "c" / "1" / "0").unlink()  # one block to redo
+    _job(store)
+    assert not stale.exists() and live.exists()

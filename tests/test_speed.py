@@ -4,10 +4,8 @@ chunk shapes without padded edge blocks; entry points switch JAX's compilation c
 
 import math
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dask.array as da
@@ -159,20 +157,6 @@ def test_jitted_evaluate_inside_jax_transformations():
     bw = float(p.hardware.mem_bw)
     np.testing.assert_allclose(jax.jit(utps)(bw), limits.evaluate(p)["utps"], rtol=1e-12)
     assert float(jax.grad(utps)(bw)) > 0  # more bandwidth, more tokens per user
-
-
-def test_warm_single_point_evaluate_takes_under_a_millisecond():
-    p = limits.load_params("xpu_hbm3", "llama3_405b", tp=32, context=4096)
-    jax.block_until_ready(limits.evaluate(p))
-    medians = []
-    for _ in range(5):  # best of 5 medians: robust to other jobs on a shared machine
-        times = []
-        for _ in range(50):
-            t0 = time.perf_counter()
-            jax.block_until_ready(limits.evaluate(p))
-            times.append(time.perf_counter() - t0)
-        medians.append(statistics.median(times))
-    assert min(medians) < 1e-3, medians
 
 
 # --------------------------------------------------------------------------- chunk shapes

@@ -192,6 +192,45 @@ def replace_atomically(tmp: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+#: suffix of a chunk file being written (``write_file_atomically``); zarr never reads it
+PARTIAL_SUFFIX = ".limits-partial"
+
+
+def write_file_atomically(file: Path, data: bytes) -> None:
+    """Write ``data`` to ``file`` through a hidden sibling renamed over it: a kill at any
+    moment leaves the old file (or none) or the new one, never a truncated one (which would
+    fail its checksum and make the whole store unreadable). A killed writer's sibling is
+    deleted by ``remove_partial_files``."""
+    import threading
+
+    tmp = file.with_name(f".{file.name}.{os.getpid()}-{threading.get_ident()}{PARTIAL_SUFFIX}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, file)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_partial_files(store: Path) -> int:
+    """Delete the hidden half-written chunk files (``write_file_atomically``) that killed
+    writers of this machine left in ``store`` (their PID no longer runs: a shard still
+    writing keeps its own); how many."""
+    removed = 0
+    for directory, _, names in os.walk(store):
+        for name in names:
+            if not name.endswith(PARTIAL_SUFFIX):
+                continue
+            try:
+                os.kill(int(name.rsplit(".", 2)[-2].split("-")[0]), 0)
+            except ProcessLookupError:  # its writer is gone
+                Path(directory, name).unlink(missing_ok=True)
+                removed += 1
+            except (ValueError, IndexError, PermissionError):  # not ours to judge
+                continue
+    return removed
+
+
 def chunk_file(store: Path, name: str, index: tuple[int, ...]) -> Path:
     """The file of chunk ``index`` of array ``name`` (zarr v3 default key encoding)."""
     return Path(store, name, "c", *map(str, index))

@@ -44,6 +44,7 @@ from limits.sweep.integrity import (
     SOURCE_HASH_ATTR,
     check_metadata,
     check_same_code,
+    remove_partial_files,
     source_hash,
 )
 from limits.sweep.reduce import (
@@ -868,6 +869,8 @@ def _run(
         job.path, done_mask(group), [plan.stored_block(b) for b in all_blocks]
     )
     todo = [b for b in all_blocks if not done[plan.stored_block(b)]]
+    if todo:  # chunk files a killed run left half-written (never read: hidden names)
+        remove_partial_files(job.path)
     skipped = [b for b in all_blocks if done[plan.stored_block(b)]]
     summary = _Summary(job.layout.axes)
     # every chunk written, even one equal to the fill value: a missing chunk file is damage

@@ -43,8 +43,10 @@ from limits.errors import StoreError
 from limits.model.outputs import BOUND_LABELS, BOUND_OUTPUTS, OUTPUTS
 from limits.sweep.integrity import (  # DIMS_ATTR: root attr, the stored grid axes in order
     DIMS_ATTR,
+    chunk_file,
     remove_stale_temporaries,
     temporary_sibling,
+    write_file_atomically,
 )
 
 __all__ = [
@@ -420,8 +422,20 @@ def done_mask(group) -> np.ndarray:
 
 
 def mark_done(group, block: tuple[int, ...]) -> None:
-    """Record that ``block`` is written (call only after its data are in the store)."""
-    group[PROGRESS_ARRAY][block] = True
+    """Record that ``block`` is written (call only after its data are in the store): its
+    one-element chunk written atomically (``write_file_atomically``; zarr < 3.2 truncates the
+    file first, and a kill then leaves a chunk that does not decode)."""
+    from zarr.codecs import BytesCodec
+
+    array = group[PROGRESS_ARRAY]
+    root = getattr(group.store, "root", None)  # a local store's directory
+    codecs = list(array.metadata.codecs)
+    if root is None or len(codecs) != 1 or not isinstance(codecs[0], BytesCodec):
+        array[block] = True
+        return
+    file = chunk_file(Path(root), PROGRESS_ARRAY, block)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    write_file_atomically(file, np.ones((), bool).tobytes())
 
 
 def write_region(
@@ -515,7 +529,7 @@ class ChunkWriter:
         if file.parent not in self._made:
             file.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(file.parent)
-        file.write_bytes(encoded)
+        write_file_atomically(file, encoded)  # a kill leaves no truncated chunk
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
