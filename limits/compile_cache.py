@@ -12,6 +12,9 @@ Where: ``$LIMITS_COMPILATION_CACHE`` if it names a directory, else
 is kept. Several processes may share the directory: the size bound below switches on JAX's
 file lock around every read and write (``filelock``), and the least recently used entries are
 evicted beyond ``MAX_BYTES``.
+
+The same switch turns on the trace cache (``limits.sweep.traces``) in the sub-directory
+``TRACE_SUBDIR``: with it, a second run of the same sweep neither traces nor compiles.
 """
 
 from __future__ import annotations
@@ -19,13 +22,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["ENV", "MAX_BYTES", "MIN_COMPILE_S", "cache_dir", "enable_compilation_cache"]
+__all__ = [
+    "ENV",
+    "MAX_BYTES",
+    "MIN_COMPILE_S",
+    "TRACE_SUBDIR",
+    "cache_dir",
+    "enable_compilation_cache",
+    "trace_cache_dir",
+]
 
 ENV = "LIMITS_COMPILATION_CACHE"
 MAX_BYTES = 1 << 30  # bound of the cache directory [B]; a block function takes ~0.1-1 MB
 MIN_COMPILE_S = 0.1  # cache only compiles slower than this [s] (not the many tiny eager ops)
 _OFF = ("0", "off", "false", "no", "none")
 _ON = ("", "1", "on", "true", "yes")
+TRACE_SUBDIR = "limits-traces"  # the trace cache, inside the compilation cache's directory
+_TRACE_DIR: list[Path] = []  # set by enable_compilation_cache: this process' trace cache
+
+
+def trace_cache_dir() -> Path | None:
+    """The trace cache's directory when an entry point switched the caches on, else ``None``."""
+    return _TRACE_DIR[0] if _TRACE_DIR else None
 
 
 def cache_dir() -> Path | None:
@@ -50,6 +68,7 @@ def enable_compilation_cache(enabled: bool = True) -> Path | None:
         return None
     chosen = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
     if chosen:  # the user chose one for JAX itself
+        _TRACE_DIR[:] = [Path(chosen) / TRACE_SUBDIR]
         return Path(chosen)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -58,4 +77,5 @@ def enable_compilation_cache(enabled: bool = True) -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_S)
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    _TRACE_DIR[:] = [path / TRACE_SUBDIR]
     return path

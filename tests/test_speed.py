@@ -320,6 +320,7 @@ def test_cli_fills_the_compilation_cache_safely_from_concurrent_processes(tmp_pa
         assert "persistent compilation cache" not in err, err[-2000:]
     entries = [p for p in cache.iterdir() if p.name.endswith("-cache")]
     assert entries  # the block function was stored
+    assert list((cache / compile_cache.TRACE_SUBDIR).glob("*.jaxexport"))  # and its trace
     again = _point_query(tmp_path, "q2", env)  # a third run reads it
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0 and "persistent compilation cache" not in err, err[-2000:]
@@ -338,6 +339,76 @@ def test_cli_compilation_cache_opt_out_by_config(tmp_path):
     out, err = job.communicate(timeout=600)
     assert job.returncode == 0, err[-2000:]
     assert not (tmp_path / "xdg").exists()
+
+
+# --------------------------------------------------------------------------- trace cache
+
+
+TRACE_GRID = [  # one device: blocks split over several are traced as before
+    "grid=point",
+    "devices=1",
+    "++grid.tp=[8,16]",
+    "++grid.batch=[1,4,16,64]",
+    "store.chunk_points=4",
+    "limits.progress=false",
+]
+
+
+def _traced_sweep(path, extra=()):
+    """A sweep with a fresh block function (none kept from an earlier sweep of the process)."""
+    from limits.sweep import blocks
+
+    blocks._CACHE.clear()
+    return run(compose([*TRACE_GRID, *extra, f"store.path={path}"]), verbose=False)
+
+
+def test_trace_cache_skips_the_trace_and_stores_the_same_numbers(tmp_path, monkeypatch):
+    """With the trace cache on, the first sweep traces through jax.export and saves the
+    module; a later one with the same key runs it without tracing; both store exactly what
+    a sweep without the cache stores. A different setting is another key; an entry that does
+    not load is traced again and replaced."""
+    from limits.sweep import traces
+
+    plain = _traced_sweep(tmp_path / "plain.zarr")
+    assert plain.traces >= 1  # 2 on jax 0.12: its eval_shape and call do not share a trace
+    cache = tmp_path / "traces"
+    monkeypatch.setattr(compile_cache, "_TRACE_DIR", [cache])
+    first = _traced_sweep(tmp_path / "first.zarr")
+    saved = sorted(cache.glob(f"*{traces.SUFFIX}"))
+    assert first.traces == 1 and len(saved) == 1
+    second = _traced_sweep(tmp_path / "second.zarr")
+    assert second.traces == 0  # loaded, not traced
+    with quiet_zarr_warnings():
+        stores = [xr.open_zarr(r.path).load() for r in (plain, first, second)]
+    for other in stores[1:]:
+        xr.testing.assert_identical(stores[0].drop_attrs(), other.drop_attrs())
+    fewer = _traced_sweep(tmp_path / "fewer.zarr", ["store.variables=[utps,feasible]"])
+    assert fewer.traces == 1 and len(list(cache.glob(f"*{traces.SUFFIX}"))) == 2
+    saved[0].write_bytes(saved[0].read_bytes()[:100])  # truncated: does not load
+    again = _traced_sweep(tmp_path / "again.zarr")
+    assert again.traces == 1 and saved[0].stat().st_size > 100  # traced, saved anew
+    with quiet_zarr_warnings():
+        xr.testing.assert_identical(
+            stores[0].drop_attrs(), xr.open_zarr(again.path).load().drop_attrs()
+        )
+
+
+def test_lapack_set_up_is_skipped_only_for_a_module_without_lapack():
+    from jax._src.export import _export as internals
+
+    from limits.sweep import traces
+
+    original = internals._ensure_backends_initialized
+
+    class Module:
+        def __init__(self, text: bytes) -> None:
+            self.mlir_module_serialized = text
+
+    with traces.without_lapack(Module(b"stablehlo.add")):
+        assert internals._ensure_backends_initialized is not original
+    assert internals._ensure_backends_initialized is original
+    with traces.without_lapack(Module(b"stablehlo.custom_call @lapack_sgesdd_ffi")):
+        assert internals._ensure_backends_initialized is original
 
 
 # --------------------------------------------------------------------------- sweep summary

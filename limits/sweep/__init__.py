@@ -2,8 +2,9 @@
 
 ``python -m limits.sweep [overrides]`` runs the main job. Modules: ``config`` (schemas,
 parameters from a config), ``grid`` (named 1-D axes), ``blocks`` (the per-block function: the
-model, elasticities, reduction), ``engine`` (blocks in, host arrays out; knows no physics),
-``reduce``, ``devices``, ``store``, ``consolidate``, ``job`` (the Hydra job itself).
+model, elasticities, reduction), ``traces`` (its trace cache), ``engine`` (blocks in, host
+arrays out; knows no physics), ``reduce``, ``devices``, ``store``, ``consolidate``, ``job``
+(the Hydra job itself).
 
 The names below come from ``job`` on first use (PEP 562): ``python -m limits.sweep`` imports
 this package before its ``__main__``, which sets up the process before JAX is imported.

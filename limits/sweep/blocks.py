@@ -111,6 +111,8 @@ class BlockFunction:
         # kept-axis positions of each output, per traced signature (structure of the params)
         self._axes: dict[Any, dict[str, tuple[int, ...]]] = {}
         self._deps: dict[Any, dict[str, frozenset[int]]] = {}  # the same, before any layout
+        # signature -> the traced computation loaded or saved by the trace cache (traces.py)
+        self._exported: dict[Any, Any] = {}
 
     def _outputs(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
         """The stored outputs before any broadcast: model outputs, elasticities and, with a
@@ -215,14 +217,75 @@ class BlockFunction:
         return _CACHE[key]
 
     def __call__(self, base: Params, axis_values: tuple) -> dict[str, jax.Array]:
+        exported = self._exported.get(_signature(base)) if self._exported else None
+        if exported is not None:
+            return exported(*jax.tree_util.tree_leaves((base, axis_values)))
         return self.jitted(base, axis_values)
 
     def output_shapes(self, base: Params, dtype: Any) -> dict[str, jax.ShapeDtypeStruct]:
         """Shapes and dtypes of the outputs, by tracing only (no compile, no evaluation). The
         trace is the jitted function's own, so the first block call reuses it (one trace per
-        sweep instead of two: ~0.2 s of start-up)."""
+        sweep instead of two: ~0.2 s of start-up). With the trace cache on
+        (``limits.compile_cache.trace_cache_dir``; one device), the trace is loaded from it or
+        made through ``jax.export`` and saved there, and block calls run the exported module."""
+        from limits.compile_cache import trace_cache_dir
+
         probe = tuple(jax.ShapeDtypeStruct((c,), dtype) for c in self.block_shape)
+        directory = trace_cache_dir()
+        if directory is not None and self.sharding.axis is None:
+            shapes = self._export(directory, base, probe)
+            if shapes is not None:
+                return shapes
         return self.jitted.eval_shape(base, probe)
+
+    def _settings(self) -> tuple:
+        return (
+            type(self).__name__,
+            self.names,
+            self.block_shape,
+            self.variables,
+            self.metrics,
+            self.wrt,
+            self.reduction,
+            self.layout,
+            self.headlines,
+            self.band,
+        )
+
+    def _export(self, directory: Any, base: Params, probe: tuple) -> dict | None:
+        """The outputs' shapes from the trace cache (``limits.sweep.traces``), tracing through
+        ``jax.export`` and saving on a miss; ``None`` where export fails (then the caller
+        traces as without the cache)."""
+        from limits.sweep import traces
+
+        specs = jax.eval_shape(lambda tree: tree, (base, probe))  # shapes, dtypes, weak types
+        leaves, tree = jax.tree_util.tree_flatten(specs)
+        key = traces.cache_key(self._settings(), specs)
+        sig = _signature(base)
+        saved = traces.load(directory, key)
+        if saved is not None:
+            exported, meta = saved
+            self._axes[sig] = {k: tuple(v) for k, v in meta["axes"].items()}
+            self._deps[sig] = {k: frozenset(v) for k, v in meta["deps"].items()}
+        else:
+
+            def flat(*args: Any) -> dict[str, jax.Array]:
+                return self._fn(*jax.tree_util.tree_unflatten(tree, args))
+
+            try:
+                exported = jax.export.export(jax.jit(flat))(*leaves)
+            except Exception as err:  # a computation export cannot hold: trace as before
+                traces.LOG.debug("limits.sweep: block function not exported: %s", err)
+                return None
+            meta = {
+                "axes": {k: list(v) for k, v in self._axes[sig].items()},
+                "deps": {k: sorted(v) for k, v in self._deps[sig].items()},
+            }
+            traces.save(directory, key, exported, meta)
+        with traces.without_lapack(exported):  # lowered and compiled (or loaded) now
+            self._exported[sig] = jax.jit(exported.call).lower(*leaves).compile()
+        out = jax.tree_util.tree_unflatten(exported.out_tree, exported.out_avals)
+        return {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in out.items()}
 
     def idle_axes(self, base: Params) -> list[str]:
         """The axes no output of this function depends on at all (sweeping one only repeats
