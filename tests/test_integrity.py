@@ -15,7 +15,7 @@ from limits.status import main as status_main
 from limits.sweep import compose, run
 from limits.sweep.consolidate import consolidate
 from limits.sweep.consolidate import main as consolidate_main
-from limits.sweep.integrity import IncompleteStoreWarning, completeness
+from limits.sweep.integrity import IncompleteStoreWarning, completeness, stored_chunk
 
 GRID = [
     "grid=point",
@@ -145,7 +145,7 @@ def test_corruption_is_named_on_read_and_recomputed_on_resume(tmp_path, damage, 
     path = tmp_path / "s.zarr"
     _job(path)
     before = open_results(path).load()
-    chunk = path / "utps" / "c" / "1" / "0"
+    chunk = stored_chunk(path, "utps", (1, 0))
     if damage == "flipped byte":
         _flip(chunk)
     elif damage == "deleted chunk":
@@ -360,7 +360,7 @@ def test_store_from_before_checksums_is_named_and_upgraded(tmp_path, capsys):
     assert "records no hash of the code" in out  # not invented by the upgrade
     assert status_main(["--upgrade", str(path)]) == 0
     assert "already has checksums" in capsys.readouterr().out
-    chunk = path / "utps" / "c" / "1" / "0"
+    chunk = stored_chunk(path, "utps", (1, 0))
     _flip(chunk)  # after the upgrade: named, like in any new store
     with pytest.raises(StoreError, match=f"damaged .*{chunk}"):
         open_results(path)
@@ -373,7 +373,7 @@ def test_upgrade_refuses_a_store_with_a_chunk_that_does_not_decode(tmp_path):
 
     path = tmp_path / "sweep.zarr"
     shutil.copytree(OLD_STORE, path)
-    chunk = path / "utps" / "c" / "0" / "1"
+    chunk = stored_chunk(path, "utps", (0, 1))
     chunk.write_bytes(chunk.read_bytes()[:5])
     listing = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(
@@ -434,12 +434,12 @@ def test_a_chunk_write_killed_midway_leaves_the_old_file_and_a_resume_removes_th
     _job(store)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
-    chunks = store / "utps" / "c" / "0"
-    stale = chunks / f".0.{int(dead.stdout)}-1{PARTIAL_SUFFIX}"
-    live = chunks / f".0.{os.getpid()}-1{PARTIAL_SUFFIX}"
+    chunks = stored_chunk(store, "utps", (0, 0)).parent
+    stale = chunks / f".c.0.0.{int(dead.stdout)}-1{PARTIAL_SUFFIX}"
+    live = chunks / f".c.0.0.{os.getpid()}-1{PARTIAL_SUFFIX}"
     for f in (stale, live):
         f.write_bytes(b"half")
     xr.open_zarr(store).load()  # hidden siblings are never read
-    (store / "_progress" / "block_done" / "c" / "1" / "0").unlink()  # one block to redo
+    stored_chunk(store, "_progress/block_done", (1, 0)).unlink()  # one block to redo
     _job(store)
     assert not stale.exists() and live.exists()

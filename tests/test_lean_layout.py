@@ -14,7 +14,7 @@ from limits.analysis import open_results
 from limits.sweep import compose, run
 from limits.sweep import store as store_module
 from limits.sweep.blocks import axis_dependence
-from limits.sweep.integrity import damaged_blocks
+from limits.sweep.integrity import damaged_blocks, stored_chunk
 
 GRID = [
     "grid=point",
@@ -66,11 +66,14 @@ def test_lean_and_full_layouts_open_to_identical_values(tmp_path):
     assert _chunk_bytes(lean.path) < 0.7 * _chunk_bytes(full.path)
 
 
+def _is_chunk(relative):
+    """A data chunk's file: ``VAR/c.0.1`` or (zarr's default encoding) ``VAR/c/0/1``."""
+    return len(relative.parts) > 1 and relative.parts[1].split(".")[0] == "c"
+
+
 def _chunk_bytes(store):
-    """Bytes of the variables' chunk files (``VAR/c/...``)."""
-    files = (
-        f for f in store.rglob("*") if f.is_file() and f.relative_to(store).parts[1:2] == ("c",)
-    )
+    """Bytes of the variables' chunk files."""
+    files = (f for f in store.rglob("*") if f.is_file() and _is_chunk(f.relative_to(store)))
     return sum(f.stat().st_size for f in files)
 
 
@@ -87,7 +90,7 @@ def test_lean_store_shards_resume_and_damage(tmp_path):
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
     # the chunk of memory_available (over tp only) is written by block (0, 0, 0, 0) alone
     assert damaged_blocks(store) == {}
-    chunk = store / "memory_available" / "c" / "0"
+    chunk = stored_chunk(store, "memory_available", (0,))
     chunk.unlink()
     assert list(damaged_blocks(store)) == [(0, 0, 0, 0)]
     again = run(compose([*cfg, f"store.path={store}"]), verbose=False)
@@ -134,7 +137,7 @@ def test_chunk_writer_writes_the_bytes_zarr_writes(tmp_path, monkeypatch, codec)
         return {
             f.relative_to(path): f.read_bytes()
             for f in sorted(path.rglob("*"))
-            if f.is_file() and f.relative_to(path).parts[1:2] == ("c",)
+            if f.is_file() and _is_chunk(f.relative_to(path))
         }
 
     a, b = chunks(ours.path), chunks(theirs.path)

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import zarr
 
 from limits.sweep import compose, run
 from limits.sweep.consolidate import shared_store_status
+from limits.sweep.integrity import marked_blocks
 from limits.sweep.job import _task
 from limits.sweep.store import PROGRESS_ARRAY, StoreError, create_store
 
@@ -147,11 +149,7 @@ def test_losing_the_creation_race_keeps_the_winner(tmp_path, full):
 
 
 def _progress_files(store: Path) -> int:
-    root = store / "_progress" / "block_done" / "c"
-    # chunk files only: a file being written has a hidden name (zarr >= 3.2's `*.partial`, ours)
-    return (
-        sum(1 for p in root.rglob("*") if p.name.isdigit() and p.is_file()) if root.exists() else 0
-    )
+    return len(marked_blocks(store))  # not a file being written (a hidden or `.partial` name)
 
 
 def test_sigkill_at_a_random_point_leaves_a_store_that_resumes_exactly(tmp_path):
@@ -217,17 +215,22 @@ def _failing_writes(monkeypatch, code, blocks):
     from limits.sweep.store import ChunkWriter
 
     real_submit, real_write = ChunkWriter.submit, ChunkWriter._write_one
-    written: list[int] = []  # chunk files written, per block handed over
+    handed: list[int] = []  # blocks handed over
+    failing: dict[int, int] = {}  # id of a region of a failing block -> its chunk files written
+    lock = threading.Lock()
 
     def submit(self, regions, data):
-        written.append(0)
+        handed.append(1)
+        if len(handed) > blocks:  # the pool may still write earlier blocks: tell them apart
+            failing.update((id(r), 0) for r in regions.values())
         return real_submit(self, regions, data)
 
     def write_one(self, name, region, values):
-        if len(written) > blocks:
-            written[-1] += 1
-            if written[-1] > 2:
-                raise OSError(code, os.strerror(code), str(self.path / name / "c"))
+        with lock:
+            if id(region) in failing:
+                failing[id(region)] = sum(failing.values()) + 1
+                if failing[id(region)] > 2:
+                    raise OSError(code, os.strerror(code), str(self.path / name))
         return real_write(self, name, region, values)
 
     monkeypatch.setattr(ChunkWriter, "submit", submit)

@@ -275,10 +275,11 @@ def _damaged_chunk(how: str) -> Callable[[Path], None]:
     def fault(root: Path) -> None:
         from limits.analysis import open_results
         from limits.errors import StoreError
+        from limits.sweep.integrity import stored_chunk
 
         path = root / "s.zarr"
         _sweep(path)
-        chunk = path / "utps" / "c" / "1" / "0"
+        chunk = stored_chunk(path, "utps", (1, 0))
         data = bytearray(chunk.read_bytes())
         if how == "flipped byte":
             data[len(data) // 2] ^= 0xFF
@@ -373,20 +374,17 @@ def _blocks_marked(path: Path, shard: tuple[int, int] | None = None) -> int:
 
     import numpy as np
 
+    from limits.sweep.integrity import marked_blocks
+
     record = path / "_progress" / "block_done"
-    if not (record / "c").is_dir():
-        return 0
     try:
         shape = json.loads((record / "zarr.json").read_text())["shape"]
     except (OSError, ValueError):
         return 0
     marked = 0
-    for file in (record / "c").rglob("*"):
-        if file.is_file() and file.name.isdigit():  # not zarr's NAME.UUID.partial while it writes
-            flat = int(
-                np.ravel_multi_index([int(p) for p in file.relative_to(record / "c").parts], shape)
-            )
-            marked += shard is None or flat % shard[1] == shard[0]
+    for block in marked_blocks(path):
+        flat = int(np.ravel_multi_index(block, shape))
+        marked += shard is None or flat % shard[1] == shard[0]
     return marked
 
 

@@ -231,9 +231,31 @@ def remove_partial_files(store: Path) -> int:
     return removed
 
 
-def chunk_file(store: Path, name: str, index: tuple[int, ...]) -> Path:
-    """The file of chunk ``index`` of array ``name`` (zarr v3 default key encoding)."""
-    return Path(store, name, "c", *map(str, index))
+def chunk_file(store: Path, name: str, index: tuple[int, ...], array: Any) -> Path:
+    """The file of chunk ``index`` of ``array`` (named ``name`` in the local store at
+    ``store``), by the array's own chunk key encoding: ``c.0.1`` (``.`` separator: sweeps
+    since 2026-12) or ``c/0/1`` (zarr's default ``/``: stores written before, coordinates)."""
+    return Path(store, name, *array.metadata.chunk_key_encoding.encode_chunk_key(index).split("/"))
+
+
+def stored_chunk(store: str | Path, name: str, index: tuple[int, ...]) -> Path:
+    """``chunk_file`` of array ``name`` of the store at ``store``, its metadata read here."""
+    import zarr
+
+    return chunk_file(Path(store), name, index, zarr.open_array(Path(store, name), mode="r"))
+
+
+def marked_blocks(store: str | Path) -> list[tuple[int, ...]]:
+    """The blocks whose completeness mark is on disk (``PROGRESS_ARRAY``'s chunk files, read
+    as names, without zarr: to watch a running sweep); either chunk key encoding."""
+    record = Path(store, PROGRESS_ARRAY)
+    flat = [f.name.split(".")[1:] for f in record.glob("c.*")]
+    nested = [f.relative_to(record / "c").parts for f in record.glob("c/**/*") if f.is_file()]
+    return [
+        tuple(int(i) for i in parts)
+        for parts in flat + nested
+        if parts and all(p.isdigit() for p in parts)  # not a file being written
+    ]
 
 
 #: root attr naming the stored grid axes in order (``limits.sweep.store.DIMS_ATTR``)
@@ -280,7 +302,7 @@ def damaged_blocks(path: str | Path, blocks=None) -> dict[tuple[int, ...], list[
                 continue  # written by the block at 0 along the axes it lacks (lean layout)
             own = tuple(block[i] for i in positions)
             index = own + (0,) * (len(array.shape) - len(own))
-            file = chunk_file(path, name, index)
+            file = chunk_file(path, name, index, array)
             if not file.is_file():
                 if not every_chunk:  # an older store: chunks equal to the fill are not written
                     continue

@@ -849,6 +849,51 @@ def _report(job: _Job, result: SweepResult, summary: _Summary, computed_points: 
     )
 
 
+class _StoreOpening:
+    """The store of a job, created or opened (``_open_store``). A store that does not exist
+    yet is created in a background thread while the first blocks compute (its template costs
+    0.1-0.2 s of zarr calls, which kept both cores idle at the start of every sweep); the
+    first block's writes wait for it, and an error creating it is raised there."""
+
+    def __init__(self, job: _Job, overrides: Sequence[str] | None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.job = job
+        self.fresh = not job.path.exists()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="limits-store")
+        self._group = self._pool.submit(_open_store, job, overrides)
+        self._arrays: dict[str, Any] | None = None
+        self._writer: ChunkWriter | None = None
+
+    def group(self) -> Any:
+        """The store's zarr group (waits for its creation; raises what creating it raised)."""
+        return self._group.result()
+
+    def arrays(self) -> dict[str, Any]:
+        """Its data arrays, each writing every chunk, even one equal to the fill value (a
+        missing chunk file is damage)."""
+        if self._arrays is None:
+            group = self.group()
+            self._arrays = {
+                s.name: group[s.name].with_config({"write_empty_chunks": True})
+                for s in self.job.layout.variables
+            }
+        return self._arrays
+
+    def writer(self) -> ChunkWriter:
+        """The chunk writer of its arrays (made on first use)."""
+        if self._writer is None:
+            self._writer = ChunkWriter(self.job.path, self.arrays())
+        return self._writer
+
+    def close(self) -> None:
+        """Wait for the writes and the creation to end (errors are raised where they are
+        used, not here)."""
+        if self._writer is not None:
+            self._writer.close()
+        self._pool.shutdown(wait=True)
+
+
 def _run(
     cfg: DictConfig,
     dtype: np.dtype,
@@ -862,24 +907,24 @@ def _run(
     job = _plan(cfg, dtype)
     if verbose:
         _announce(job)
-    group = _open_store(job, overrides)
     plan = job.plan
     all_blocks = [b for k, b in enumerate(plan.blocks()) if k % job.shard_count == job.shard_index]
-    done = _recompute_damaged(
-        job.path, done_mask(group), [plan.stored_block(b) for b in all_blocks]
-    )
+    opening = _StoreOpening(job, overrides)
+    if opening.fresh:  # nothing to resume: every block of this job is to compute
+        done = np.zeros(job.layout.n_blocks, dtype=bool)
+    else:
+        group = opening.group()
+        done = _recompute_damaged(
+            job.path, done_mask(group), [plan.stored_block(b) for b in all_blocks]
+        )
     todo = [b for b in all_blocks if not done[plan.stored_block(b)]]
-    if todo:  # chunk files a killed run left half-written (never read: hidden names)
+    if todo and not opening.fresh:  # chunk files a killed run left half-written (hidden)
         remove_partial_files(job.path)
     skipped = [b for b in all_blocks if done[plan.stored_block(b)]]
     summary = _Summary(job.layout.axes)
-    # every chunk written, even one equal to the fill value: a missing chunk file is damage
-    arrays = {
-        s.name: group[s.name].with_config({"write_empty_chunks": True})
-        for s in job.layout.variables
-    }
+    names = [s.name for s in job.layout.variables]
     summary_vars = [
-        v for v in arrays if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
+        v for v in names if v in ("utps", "stps", "feasible") or v.startswith(BEST_PREFIX)
     ]
     axes = {s.name: job.axes.get(s.name, ()) for s in job.layout.variables}
     headline_keys = {k for k in job.axes if k.startswith(HEADLINE_PREFIX)}
@@ -895,6 +940,7 @@ def _run(
 
     for b in skipped:  # resumed: headline numbers of blocks written before
         region = plan.stored_region(b)
+        arrays = opening.arrays()
         summary.add(region, whole(region, {v: arrays[v][own(region, v)] for v in summary_vars}))
     if verbose and skipped:  # with or without the bar: limits.progress=false hides only the bar
         _say(
@@ -908,8 +954,8 @@ def _run(
         if job.reduction is not None:
             data = finish_host(data, job.grid.axes)
         # a variable over fewer axes is written by the one block that owns its chunk
-        mine = {k: v for k, v in data.items() if k in arrays and plan.owns(block, axes[k])}
-        in_flight.append((block, writer.submit({k: own(region, k) for k in mine}, mine)))
+        mine = {k: v for k, v in data.items() if k in names and plan.owns(block, axes[k])}
+        in_flight.append((block, opening.writer().submit({k: own(region, k) for k in mine}, mine)))
         summary.add(  # while its chunks are encoded
             region,
             {**whole(region, data), **{k: v for k, v in data.items() if k in headline_keys}},
@@ -920,21 +966,21 @@ def _run(
 
     def finish(block: tuple[int, ...], written: Callable[[], None]) -> None:
         written()
-        mark_done(group, plan.stored_block(block))
+        mark_done(opening.group(), plan.stored_block(block))
         if bar is not None:
             bar.update(plan.points(block))
         if block_callback is not None:
             block_callback(block)
 
-    writer = ChunkWriter(job.path, arrays)
     in_flight: list[tuple[tuple[int, ...], Callable[[], None]]] = []
     try:
         with _store_io(job.path):
             run_blocks(job.fn, job.base, plan, todo, dtype, sink, axes=job.axes)
             while in_flight:  # after an error the block in flight is not marked: recomputed
                 finish(*in_flight.pop(0))
+            opening.group()  # created even where this job had no block to compute
     finally:
-        writer.close()
+        opening.close()
         if bar is not None:
             bar.close()
     result = SweepResult(

@@ -12,7 +12,9 @@ Layout of ``sweep.zarr`` (zarr v3, one xarray Dataset):
 - dataset attrs: provenance (resolved config, overrides, versions, git commit, time) and the
   canonical data config used to refuse resuming with different settings;
 - ``_progress/block_done``: a bool zarr array with one element (one chunk) per block, set only
-  after the block's data are written. It lives in a sub-group, which xarray ignores.
+  after the block's data are written. It lives in a sub-group, which xarray ignores;
+- chunk files ``NAME/c.0.12.0`` (``CHUNK_KEY_ENCODING``; stores written before use zarr's
+  ``NAME/c/0/12/0``, which every reader and writer here follows from the array's metadata).
 
 The template is written into a temporary directory and renamed into place, so a store either
 exists completely or not at all, even when several shard jobs race to create it.
@@ -72,6 +74,10 @@ __all__ = [
 ]
 
 PROGRESS_ARRAY = "_progress/block_done"
+#: chunk files named ``c.0.12.0`` in the array's directory (zarr v3's default encoding with
+#: its ``.`` separator), not ``c/0/12/0``: a directory per chunk cost more CPU than encoding
+#: it (on ext4, 2e7 points: 771 mkdir calls, 0.63 s of a 1.7 s write, cProfile)
+CHUNK_KEY_ENCODING: dict[str, Any] = {"name": "default", "separator": "."}
 CONFIG_ATTR = "limits_data_config"
 
 
@@ -329,6 +335,7 @@ def _write_template(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -
             compressors=codec_for(layout.codec, layout.clevel),
             attributes={**var.attrs, **fill_attrs(dtype)},
             dimension_names=names + var.extra_dims,
+            chunk_key_encoding=CHUNK_KEY_ENCODING,
         )
     zarr.consolidate_metadata(root.store)
 
@@ -355,6 +362,7 @@ def create_store(path: Path, layout: StoreLayout, attrs: Mapping[str, Any]) -> b
                 dtype=bool,
                 fill_value=False,
                 compressors=None,
+                chunk_key_encoding=CHUNK_KEY_ENCODING,
             )
     except BaseException:  # e.g. no space: leave no half-made template behind
         shutil.rmtree(tmp, ignore_errors=True)
@@ -433,7 +441,7 @@ def mark_done(group, block: tuple[int, ...]) -> None:
     if root is None or len(codecs) != 1 or not isinstance(codecs[0], BytesCodec):
         array[block] = True
         return
-    file = chunk_file(Path(root), PROGRESS_ARRAY, block)
+    file = chunk_file(Path(root), PROGRESS_ARRAY, block, array)
     file.parent.mkdir(parents=True, exist_ok=True)
     write_file_atomically(file, np.ones((), bool).tobytes())
 
@@ -525,7 +533,7 @@ class ChunkWriter:
             pad = [(0, c - n) for c, n in zip(chunks, values.shape)]
             values = np.pad(values, pad, constant_values=array.fill_value)
         encoded = self.encoders[name](np.ascontiguousarray(values, values.dtype.newbyteorder("<")))
-        file = Path(self.path, name, "c", *map(str, index))  # zarr v3 default chunk key
+        file = chunk_file(self.path, name, index, array)
         if file.parent not in self._made:
             file.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(file.parent)

@@ -84,7 +84,7 @@ def _unreadable(path: Path, arrays: dict[str, Any]) -> list[str]:
             try:
                 array.blocks[index]
             except Exception as err:  # truncated or undecodable chunk: any codec's error
-                bad.append(f"{chunk_file(path, name, index)}: {str(err).splitlines()[0]}")
+                bad.append(f"{chunk_file(path, name, index, array)}: {str(err).splitlines()[0]}")
     return bad
 
 
