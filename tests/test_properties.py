@@ -284,3 +284,18 @@ def test_float32_agrees_with_float64(model):
     margin = np.abs(out64["memory_available"] - out64["memory_required"])
     clear = margin > 1e-5 * out64["memory_available"]
     assert (out32["feasible"][clear] == out64["feasible"][clear]).all()
+
+
+def test_output_catalogues_name_outputs_of_the_model():
+    """The named groups of outputs (one place, ``limits.model.outputs``) that the query and
+    the calibration use are outputs the model returns, each once."""
+    import limits
+    from limits.autodiff.calibrate import CALIBRATED_OUTPUTS
+    from limits.model.outputs import DECODE_FIGURES, OUTPUTS, SERVING_FIGURES
+    from limits.query import SERVING_NAMES
+
+    out = limits.evaluate(limits.load_params("xpu_hbm3", "llama3_8b"))
+    for group in (DECODE_FIGURES, SERVING_FIGURES):
+        assert len(set(group)) == len(group) and set(group) <= set(OUTPUTS) & set(out)
+    assert SERVING_NAMES == set(SERVING_FIGURES)
+    assert CALIBRATED_OUTPUTS == (*DECODE_FIGURES, *SERVING_FIGURES)

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from limits.errors import ParameterError
+from limits.model.outputs import DECODE_FIGURES, SERVING_FIGURES
 from limits.model.params import Params
 
 __all__ = [
@@ -70,20 +71,7 @@ DEFAULT_FIT = (
 )
 #: outputs a calibration predicts (times and rates that the efficiencies and overheads
 #: move): sweeps with a fitted profile store ``<name>_expected`` and ``<name>_band`` for these
-CALIBRATED_OUTPUTS = (
-    "step_time",
-    "tbt",
-    "utps",
-    "stps",
-    "ttft",
-    "request_latency",
-    "tpot",
-    "ttft_at_load",
-    "output_tps",
-    "output_tps_per_chip",
-    "output_tps_per_user",
-    "requests_per_s",
-)
+CALIBRATED_OUTPUTS = (*DECODE_FIGURES, *SERVING_FIGURES)
 # fit units: strictly inside the bounds; a budget starts at 2,048 tokens, below most rows'
 # steady-state prefill share, because above every row's share it has no gradient
 _START = {"efficiency": 0.5, "overhead": 10.0, "budget": 2.048}

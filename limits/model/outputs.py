@@ -6,7 +6,15 @@ docs table in docs/model.md is generated from the same place.
 
 from __future__ import annotations
 
-__all__ = ["OUTPUTS", "BOUND_LABELS", "BOUND_OUTPUTS", "LABEL_OUTPUTS", "DEFAULT_OUTPUTS"]
+__all__ = [
+    "OUTPUTS",
+    "BOUND_LABELS",
+    "BOUND_OUTPUTS",
+    "LABEL_OUTPUTS",
+    "DEFAULT_OUTPUTS",
+    "DECODE_FIGURES",
+    "SERVING_FIGURES",
+]
 
 #: index -> label of the ``bound`` variable (which wall binds).
 BOUND_LABELS = ("memory", "compute", "sync", "capacity")
@@ -16,6 +24,19 @@ BOUND_OUTPUTS = ("bound", "serving_bound")
 
 #: label outputs (no elasticity, no float dtype): the walls and the capacity checks
 LABEL_OUTPUTS = (*BOUND_OUTPUTS, "feasible", "serving_feasible")
+
+#: the decode step's times and rates (per step, per user, per system)
+DECODE_FIGURES = ("step_time", "tbt", "utps", "stps", "ttft", "request_latency")
+#: the serving model's times and rates; an answer in their terms is checked with
+#: ``serving_feasible`` (``limits.query``), and a calibration predicts them (with the above)
+SERVING_FIGURES = (
+    "tpot",
+    "ttft_at_load",
+    "output_tps",
+    "output_tps_per_chip",
+    "output_tps_per_user",
+    "requests_per_s",
+)
 
 #: name -> (units, long_name)
 OUTPUTS: dict[str, tuple[str, str]] = {

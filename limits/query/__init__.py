@@ -20,7 +20,7 @@ import xarray as xr
 
 from limits.analysis._common import DERIVED, metric
 from limits.errors import ParameterError
-from limits.model.outputs import BOUND_LABELS, OUTPUTS
+from limits.model.outputs import BOUND_LABELS, OUTPUTS, SERVING_FIGURES
 from limits.units import parse_quantity
 
 __all__ = [
@@ -76,16 +76,7 @@ ROLES: dict[str, Role] = {
 }
 
 #: outputs of the serving model; an answer in their terms is checked with `serving_feasible`
-SERVING_NAMES = frozenset(
-    {
-        "tpot",
-        "ttft_at_load",
-        "output_tps",
-        "output_tps_per_chip",
-        "output_tps_per_user",
-        "requests_per_s",
-    }
-)
+SERVING_NAMES = frozenset(SERVING_FIGURES)
 
 #: the search grid of a question asked of presets (SI values; extended with --set grid.x=[..])
 DEFAULT_GRID: dict[str, list[float]] = {
