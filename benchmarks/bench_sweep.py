@@ -67,6 +67,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # import this checkout's `limits`, not an installed copy
     sys.path.insert(0, str(REPO))
 
+from limits.model.outputs import SERVING_FIGURES  # noqa: E402  (after the path above)
+
 #: targets of the issue on a 2-core machine
 TARGET_MODEL_PPS = 1e8  # (a) points/s, float32
 TARGET_RATIO = 0.5  # (b) / (c), and (b) / (c0) in issue 14
@@ -219,16 +221,7 @@ def model_rate(
 
 
 #: what a serving sweep stores (e): the steady-state serving outputs (docs/serving.md)
-SERVING_VARIABLES = (
-    "tpot",
-    "ttft_at_load",
-    "output_tps",
-    "output_tps_per_chip",
-    "output_tps_per_user",
-    "requests_per_s",
-    "serving_bound",
-    "serving_feasible",
-)
+SERVING_VARIABLES = (*SERVING_FIGURES, "serving_bound", "serving_feasible")
 
 
 def serving_overrides(

@@ -57,6 +57,7 @@ from limits.sweep.reduce import (
     parse_reduction,
 )
 from limits.sweep.store import (
+    PROGRESS_ARRAY,
     ChunkWriter,
     StoreError,
     StoreLayout,
@@ -863,6 +864,7 @@ class _StoreOpening:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="limits-store")
         self._group = self._pool.submit(_open_store, job, overrides)
         self._arrays: dict[str, Any] | None = None
+        self._progress: Any = None
         self._writer: ChunkWriter | None = None
 
     def group(self) -> Any:
@@ -879,6 +881,12 @@ class _StoreOpening:
                 for s in self.job.layout.variables
             }
         return self._arrays
+
+    def progress(self) -> Any:
+        """Its completeness record (``PROGRESS_ARRAY``), opened once."""
+        if self._progress is None:
+            self._progress = self.group()[PROGRESS_ARRAY]
+        return self._progress
 
     def writer(self) -> ChunkWriter:
         """The chunk writer of its arrays (made on first use)."""
@@ -966,7 +974,7 @@ def _run(
 
     def finish(block: tuple[int, ...], written: Callable[[], None]) -> None:
         written()
-        mark_done(opening.group(), plan.stored_block(block))
+        mark_done(opening.progress(), plan.stored_block(block))
         if bar is not None:
             bar.update(plan.points(block))
         if block_callback is not None:

@@ -429,19 +429,19 @@ def done_mask(group) -> np.ndarray:
     return np.asarray(group[PROGRESS_ARRAY][...], dtype=bool)
 
 
-def mark_done(group, block: tuple[int, ...]) -> None:
-    """Record that ``block`` is written (call only after its data are in the store): its
-    one-element chunk written atomically (``write_file_atomically``; zarr < 3.2 truncates the
-    file first, and a kill then leaves a chunk that does not decode)."""
+def mark_done(progress, block: tuple[int, ...]) -> None:
+    """Record that ``block`` is written (call only after its data are in the store) in
+    ``progress``, the store's ``PROGRESS_ARRAY`` (opened once per run): its one-element chunk
+    written atomically (``write_file_atomically``; zarr < 3.2 truncates the file first, and a
+    kill then leaves a chunk that does not decode)."""
     from zarr.codecs import BytesCodec
 
-    array = group[PROGRESS_ARRAY]
-    root = getattr(group.store, "root", None)  # a local store's directory
-    codecs = list(array.metadata.codecs)
+    root = getattr(progress.store, "root", None)  # a local store's directory
+    codecs = list(progress.metadata.codecs)
     if root is None or len(codecs) != 1 or not isinstance(codecs[0], BytesCodec):
-        array[block] = True
+        progress[block] = True
         return
-    file = chunk_file(Path(root), PROGRESS_ARRAY, block, array)
+    file = chunk_file(Path(root), progress.path, block, progress)
     file.parent.mkdir(parents=True, exist_ok=True)
     write_file_atomically(file, np.ones((), bool).tobytes())
 
